@@ -1,0 +1,768 @@
+//! One method per B2B Edition invoice endpoint; every request goes through the store's budget,
+//! transient failures are retried where that cannot duplicate a change, and ambiguous outcomes of
+//! mutations are handed back to the caller (see [`B2bError::is_ambiguous`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::Instrument;
+use url::Url;
+
+use super::budget::RequestBudget;
+use super::error::{excerpt, B2bError, Endpoint};
+use super::model::{
+    Company, CreatedFromOrder, ExtraFieldConfig, Invoice, InvoiceId, InvoicePdf, InvoiceUpdate,
+    NewInvoice, Page, Pagination,
+};
+use super::query::{InvoiceQuery, MAX_PAGE_SIZE};
+use super::retry::backoff;
+use crate::config::{B2bAuth, RetrySettings, StoreSettings};
+
+const EXCERPT_CHARS: usize = 300;
+/// A `Retry-After` longer than this is treated as this: a misbehaving header must not stall a
+/// store for a day.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("stores.{store}.b2b: cannot build the HTTP client: {reason}")]
+    Http { store: String, reason: String },
+    #[error("stores.{store}.b2b: the token or store hash cannot be sent as an HTTP header (it contains characters headers do not allow)")]
+    Header { store: String },
+}
+
+/// The B2B Edition client for one store.
+#[derive(Debug, Clone)]
+pub struct B2bClient {
+    store: Arc<str>,
+    http: reqwest::Client,
+    base: Url,
+    auth: HeaderMap,
+    budget: Arc<RequestBudget>,
+    retry: RetrySettings,
+}
+
+struct Call {
+    method: Method,
+    endpoint: Endpoint,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Call {
+    fn new(method: Method, endpoint: Endpoint, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            endpoint,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn query(mut self, query: Vec<(&'static str, String)>) -> Self {
+        self.query = query;
+        self
+    }
+
+    fn json<T: Serialize>(mut self, body: &T) -> Result<Self, B2bError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| B2bError::Decode {
+            endpoint: self.endpoint,
+            message: format!("cannot encode the request body: {e}"),
+            excerpt: String::new(),
+        })?;
+        self.body = Some(bytes);
+        Ok(self)
+    }
+
+    fn mutating(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+/// The `{code, data, meta}` envelope of every answer.
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: T,
+    #[serde(default)]
+    meta: Meta,
+}
+
+#[derive(Default, Deserialize)]
+struct Meta {
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Deserialize)]
+struct IdData {
+    #[serde(deserialize_with = "super::wire::id")]
+    id: InvoiceId,
+}
+
+impl B2bClient {
+    /// A client for `store` that spends `budget`; share one budget among all clients of a store.
+    pub fn new(
+        store: &StoreSettings,
+        budget: Arc<RequestBudget>,
+    ) -> Result<Self, ClientBuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(store.b2b.request_timeout)
+            .connect_timeout(store.b2b.connect_timeout)
+            .user_agent(concat!("b2b-invoice-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientBuildError::Http {
+                store: store.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let auth = auth_headers(&store.b2b.auth).ok_or_else(|| ClientBuildError::Header {
+            store: store.name.clone(),
+        })?;
+        let mut base = store.b2b.base_url.clone();
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(Self {
+            store: Arc::from(store.name.as_str()),
+            http,
+            base,
+            auth,
+            budget,
+            retry: store.retry,
+        })
+    }
+
+    /// A client with a budget of its own, from the store's settings.
+    pub fn with_own_budget(store: &StoreSettings) -> Result<Self, ClientBuildError> {
+        Self::new(store, Arc::new(RequestBudget::new(&store.budget)))
+    }
+
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    pub fn budget(&self) -> &Arc<RequestBudget> {
+        &self.budget
+    }
+
+    /// `POST /invoices`. A failure with [`B2bError::is_ambiguous`] may have created the invoice.
+    pub async fn create_invoice(&self, invoice: &NewInvoice) -> Result<InvoiceId, B2bError> {
+        let call = Call::new(Method::POST, "POST /ip/invoices", "ip/invoices").json(invoice)?;
+        Ok(self.execute::<IdData>(call).await?.data.id)
+    }
+
+    /// `GET /invoices/{id}`.
+    pub async fn get_invoice(&self, id: InvoiceId) -> Result<Invoice, B2bError> {
+        let call = Call::new(
+            Method::GET,
+            "GET /ip/invoices/{id}",
+            format!("ip/invoices/{id}"),
+        );
+        Ok(self.execute(call).await?.data)
+    }
+
+    /// `PUT /invoices/{id}`: only the fields set in `update` change; `details` replaces all details.
+    pub async fn update_invoice(
+        &self,
+        id: InvoiceId,
+        update: &InvoiceUpdate,
+    ) -> Result<InvoiceId, B2bError> {
+        let call = Call::new(
+            Method::PUT,
+            "PUT /ip/invoices/{id}",
+            format!("ip/invoices/{id}"),
+        )
+        .json(update)?;
+        Ok(self.execute::<IdData>(call).await?.data.id)
+    }
+
+    /// `DELETE /invoices/{id}`.
+    pub async fn delete_invoice(&self, id: InvoiceId) -> Result<(), B2bError> {
+        let call = Call::new(
+            Method::DELETE,
+            "DELETE /ip/invoices/{id}",
+            format!("ip/invoices/{id}"),
+        );
+        self.execute::<Value>(call).await.map(|_| ())
+    }
+
+    /// One page of `GET /invoices`, starting at `offset`.
+    pub async fn list_invoices_page(
+        &self,
+        query: &InvoiceQuery,
+        offset: u64,
+    ) -> Result<Page<Invoice>, B2bError> {
+        let call =
+            Call::new(Method::GET, "GET /ip/invoices", "ip/invoices").query(query.to_pairs(offset));
+        let envelope = self.execute::<Vec<Invoice>>(call).await?;
+        Ok(page(envelope, offset, query.page_size()))
+    }
+
+    /// Every page of `GET /invoices` for `query`, fetched lazily one page at a time.
+    ///
+    /// Offset paging over a changing list can skip or repeat an invoice that moves between pages
+    /// meanwhile; callers that need a consistent view sort by a stable key or re-read.
+    pub fn list_invoice_pages<'a>(
+        &'a self,
+        query: &'a InvoiceQuery,
+    ) -> impl Stream<Item = Result<Page<Invoice>, B2bError>> + 'a {
+        paged(move |offset| self.list_invoices_page(query, offset))
+    }
+
+    /// Every invoice matching `query`, as a stream over all pages.
+    pub fn list_invoices<'a>(
+        &'a self,
+        query: &'a InvoiceQuery,
+    ) -> impl Stream<Item = Result<Invoice, B2bError>> + 'a {
+        flatten_pages(self.list_invoice_pages(query))
+    }
+
+    /// `POST /orders/{orderId}/invoices`: B2B Edition builds the invoice from its own order.
+    pub async fn create_invoice_from_order(
+        &self,
+        order_id: u64,
+    ) -> Result<CreatedFromOrder, B2bError> {
+        let call = Call::new(
+            Method::POST,
+            "POST /ip/orders/{id}/invoices",
+            format!("ip/orders/{order_id}/invoices"),
+        );
+        Ok(self.execute(call).await?.data)
+    }
+
+    /// `GET /invoices/{id}/download-pdf`: where the invoice's PDF can be fetched.
+    pub async fn invoice_pdf(&self, id: InvoiceId) -> Result<InvoicePdf, B2bError> {
+        let call = Call::new(
+            Method::GET,
+            "GET /ip/invoices/{id}/download-pdf",
+            format!("ip/invoices/{id}/download-pdf"),
+        );
+        Ok(self.execute(call).await?.data)
+    }
+
+    /// One page of `GET /invoices/extra-fields`.
+    pub async fn invoice_extra_field_configs_page(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Page<ExtraFieldConfig>, B2bError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let call = Call::new(
+            Method::GET,
+            "GET /ip/invoices/extra-fields",
+            "ip/invoices/extra-fields",
+        )
+        .query(vec![
+            ("offset", offset.to_string()),
+            ("limit", limit.to_string()),
+        ]);
+        Ok(page(self.execute(call).await?, offset, limit))
+    }
+
+    /// Every invoice extra-field definition of the store.
+    pub fn invoice_extra_field_configs(
+        &self,
+    ) -> impl Stream<Item = Result<ExtraFieldConfig, B2bError>> + '_ {
+        flatten_pages(paged(move |offset| {
+            self.invoice_extra_field_configs_page(offset, MAX_PAGE_SIZE)
+        }))
+    }
+
+    /// One page of `GET /companies?extraFields=name:value&extraFieldFilterType=exact-match`.
+    pub async fn companies_by_extra_field_page(
+        &self,
+        field_name: &str,
+        field_value: &str,
+        offset: u64,
+    ) -> Result<Page<Company>, B2bError> {
+        let call = Call::new(Method::GET, "GET /companies", "companies").query(vec![
+            ("extraFields", format!("{field_name}:{field_value}")),
+            ("extraFieldFilterType", "exact-match".to_owned()),
+            ("isIncludeExtraFields", "1".to_owned()),
+            ("offset", offset.to_string()),
+            ("limit", MAX_PAGE_SIZE.to_string()),
+        ]);
+        Ok(page(self.execute(call).await?, offset, MAX_PAGE_SIZE))
+    }
+
+    /// The companies whose extra field `field_name` is exactly `field_value` (an ERP customer id
+    /// kept in a unique extra field maps to at most one company).
+    pub async fn find_companies_by_extra_field(
+        &self,
+        field_name: &str,
+        field_value: &str,
+    ) -> Result<Vec<Company>, B2bError> {
+        use futures::TryStreamExt;
+        let pages = paged(move |offset| {
+            self.companies_by_extra_field_page(field_name, field_value, offset)
+        });
+        let companies: Vec<Company> = flatten_pages(pages).try_collect().await?;
+        // `exact-match` is the API's word; keep only true matches should a server ignore it.
+        Ok(companies
+            .into_iter()
+            .filter(|c| {
+                c.extra_fields.iter().any(|f| {
+                    f.field_name == field_name && f.field_value.as_deref() == Some(field_value)
+                })
+            })
+            .collect())
+    }
+
+    /// Sends `call` under the budget, retrying what can be retried safely.
+    async fn execute<T: DeserializeOwned>(&self, call: Call) -> Result<Envelope<T>, B2bError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let span = tracing::debug_span!(
+                "b2b_request",
+                store = %self.store,
+                endpoint = call.endpoint,
+                attempt,
+            );
+            let permit = self.budget.acquire().instrument(span.clone()).await;
+            let result = self.send_once(&call).instrument(span.clone()).await;
+            drop(permit);
+            let err = match result {
+                Ok(envelope) => return Ok(envelope),
+                Err(err) => err,
+            };
+            if let B2bError::RateLimited { retry_after, .. } = &err {
+                self.budget.pause_for(*retry_after);
+            }
+            // A mutation is retried only when it certainly was not applied (429, refused
+            // connection); everything ambiguous goes back to the caller's ledger.
+            let retryable = err.is_transient() && !err.is_ambiguous();
+            if !retryable || attempt >= self.retry.max_attempts {
+                span.in_scope(|| {
+                    tracing::warn!(error = %err, ambiguous = err.is_ambiguous(), "B2B request failed")
+                });
+                return Err(err);
+            }
+            // After a 429 the budget's pause is the wait; otherwise back off with jitter.
+            let wait = match err {
+                B2bError::RateLimited { .. } => Duration::ZERO,
+                _ => backoff(&self.retry, attempt),
+            };
+            span.in_scope(|| {
+                tracing::info!(error = %err, wait_ms = wait.as_millis() as u64, "retrying B2B request")
+            });
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(&self, call: &Call) -> Result<Envelope<T>, B2bError> {
+        let endpoint = call.endpoint;
+        let url = self
+            .base
+            .join(&call.path)
+            .map_err(|e| B2bError::Transport {
+                endpoint,
+                ambiguous: false,
+                message: format!("cannot build the URL: {e}"),
+            })?;
+        let mut request = self
+            .http
+            .request(call.method.clone(), url)
+            .headers(self.auth.clone())
+            .header(ACCEPT, "application/json");
+        if !call.query.is_empty() {
+            request = request.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let started = tokio::time::Instant::now();
+        let response = request
+            .send()
+            .await
+            .map_err(|e| request_error(endpoint, &e, call.mutating()))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| request_error(endpoint, &e, call.mutating()))?;
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            bytes = body.len(),
+            "B2B response"
+        );
+        let default_pause = self.budget.settings().default_retry_after;
+        classify(
+            endpoint,
+            status,
+            &headers,
+            &body,
+            call.mutating(),
+            default_pause,
+        )
+    }
+}
+
+fn auth_headers(auth: &B2bAuth) -> Option<HeaderMap> {
+    fn secret(value: &str) -> Option<HeaderValue> {
+        let mut v = HeaderValue::from_str(value).ok()?;
+        // Keeps the value out of Debug output and marks it for HPACK never-index.
+        v.set_sensitive(true);
+        Some(v)
+    }
+    let mut headers = HeaderMap::new();
+    match auth {
+        B2bAuth::XAuthToken { store_hash, token } => {
+            headers.insert(
+                HeaderName::from_static("x-auth-token"),
+                secret(token.expose_secret())?,
+            );
+            headers.insert(
+                HeaderName::from_static("x-store-hash"),
+                HeaderValue::from_str(store_hash).ok()?,
+            );
+        }
+        B2bAuth::LegacyAuthToken { token } => {
+            headers.insert(
+                HeaderName::from_static("authtoken"),
+                secret(token.expose_secret())?,
+            );
+        }
+    }
+    Some(headers)
+}
+
+/// Turns a failed send into the right error: a connection that was never made cannot have
+/// applied anything; one lost after sending may have.
+fn request_error(endpoint: Endpoint, err: &reqwest::Error, mutating: bool) -> B2bError {
+    let sent = !err.is_connect();
+    let ambiguous = mutating && sent;
+    if err.is_timeout() {
+        return B2bError::Timeout {
+            endpoint,
+            ambiguous,
+        };
+    }
+    B2bError::Transport {
+        endpoint,
+        ambiguous,
+        message: error_chain(err),
+    }
+}
+
+/// The error and its causes on one line (reqwest's Display alone hides the cause).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn classify<T: DeserializeOwned>(
+    endpoint: Endpoint,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    mutating: bool,
+    default_pause: Duration,
+) -> Result<Envelope<T>, B2bError> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    // Some B2B answers carry an error code in the body under HTTP 200; the body's code wins then.
+    let body_code = json
+        .as_ref()
+        .and_then(|j| j.get("code"))
+        .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .filter(|c| c.is_client_error() || c.is_server_error());
+    let effective = match body_code {
+        Some(code) if status.is_success() => code,
+        _ => status,
+    };
+    if effective.is_success() {
+        let decode_error = |message: String| B2bError::Decode {
+            endpoint,
+            message,
+            excerpt: excerpt(body, EXCERPT_CHARS),
+        };
+        let json = json.ok_or_else(|| decode_error("the body is not JSON".to_owned()))?;
+        return serde_json::from_value(json).map_err(|e| decode_error(e.to_string()));
+    }
+    let message = || {
+        json.as_ref()
+            .and_then(error_message)
+            .unwrap_or_else(|| excerpt(body, EXCERPT_CHARS))
+    };
+    let code = effective.as_u16();
+    Err(match code {
+        400 | 422 => B2bError::Validation {
+            endpoint,
+            message: message(),
+        },
+        401 | 403 => B2bError::Unauthorized {
+            endpoint,
+            status: code,
+        },
+        404 => B2bError::NotFound {
+            endpoint,
+            message: message(),
+        },
+        429 => B2bError::RateLimited {
+            endpoint,
+            retry_after: retry_after(headers).unwrap_or(default_pause),
+        },
+        500..=599 => B2bError::Server {
+            endpoint,
+            status: code,
+            ambiguous: mutating,
+            excerpt: message(),
+        },
+        _ => B2bError::Rejected {
+            endpoint,
+            status: code,
+            message: message(),
+        },
+    })
+}
+
+/// The API's own words: `meta.errors`, `data.errMsg`, field errors in `data`, or `meta.message`.
+fn error_message(json: &Value) -> Option<String> {
+    let text = |v: &Value| -> Option<String> {
+        let s = match v {
+            Value::String(s) => s.trim().trim_end_matches(';').trim().to_owned(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| Some(i.to_string()))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        (!s.is_empty()).then_some(s)
+    };
+    let meta = json.get("meta");
+    let data = json.get("data");
+    if let Some(m) = meta.and_then(|m| m.get("errors")).and_then(text) {
+        return Some(m);
+    }
+    if let Some(m) = data.and_then(|d| d.get("errMsg")).and_then(text) {
+        return Some(m);
+    }
+    if let Some(fields) = data.and_then(Value::as_object).filter(|o| !o.is_empty()) {
+        let parts: Vec<String> = fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != "id")
+            .filter_map(|(k, v)| text(v).map(|t| format!("{k}: {t}")))
+            .collect();
+        if !parts.is_empty() {
+            return Some(parts.join("; "));
+        }
+    }
+    meta.and_then(|m| m.get("message")).and_then(text)
+}
+
+/// `Retry-After` in seconds or as an HTTP date; BigCommerce's `X-Rate-Limit-Time-Reset-Ms` too.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let wait = if let Some(value) = header(RETRY_AFTER.as_str()) {
+        match value.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+            _ => {
+                let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+                let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
+                Duration::from_secs(secs.unsigned_abs())
+            }
+        }
+    } else {
+        let ms = header("x-rate-limit-time-reset-ms")?.parse::<u64>().ok()?;
+        Duration::from_millis(ms)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+fn page<T>(envelope: Envelope<Vec<T>>, offset: u64, limit: u32) -> Page<T> {
+    let total_count = envelope
+        .meta
+        .pagination
+        .and_then(|p| p.total_count)
+        .and_then(|t| u64::try_from(t).ok());
+    Page {
+        items: envelope.data,
+        offset,
+        limit,
+        total_count,
+    }
+}
+
+/// Walks offset pages until the total is reached (or, without a total, a short or empty page).
+fn paged<'a, T, F, Fut>(fetch: F) -> impl Stream<Item = Result<Page<T>, B2bError>> + 'a
+where
+    T: 'a,
+    F: Fn(u64) -> Fut + 'a,
+    Fut: std::future::Future<Output = Result<Page<T>, B2bError>> + 'a,
+{
+    async_stream::try_stream! {
+        let mut offset = 0u64;
+        loop {
+            let page = fetch(offset).await?;
+            let got = page.items.len() as u64;
+            offset += got;
+            let done = got == 0
+                || match page.total_count {
+                    Some(total) => offset >= total,
+                    None => got < u64::from(page.limit),
+                };
+            yield page;
+            if done {
+                break;
+            }
+        }
+    }
+}
+
+fn flatten_pages<'a, T: 'a>(
+    pages: impl Stream<Item = Result<Page<T>, B2bError>> + 'a,
+) -> impl Stream<Item = Result<T, B2bError>> + 'a {
+    async_stream::try_stream! {
+        futures::pin_mut!(pages);
+        while let Some(page) = futures::StreamExt::next(&mut pages).await {
+            for item in page?.items {
+                yield item;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn classify_json(
+        status: u16,
+        body: Value,
+        mutating: bool,
+    ) -> Result<Envelope<Value>, B2bError> {
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        classify(
+            "POST /ip/invoices",
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            &bytes,
+            mutating,
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn duplicate_number_is_a_validation_error_with_the_api_message() {
+        let err = classify_json(
+            400,
+            json!({"code": 400, "data": {"errMsg": "The invoice number already exists."}, "meta": {"message": "Bad Requests Error"}}),
+            true,
+        )
+        .err();
+        assert!(
+            matches!(err, Some(B2bError::Validation { ref message, .. }) if message == "The invoice number already exists.")
+        );
+    }
+
+    #[test]
+    fn meta_errors_win_over_the_generic_message() {
+        let err = classify_json(
+            400,
+            json!({"code": 400, "meta": {"message": "Bad Requests Error", "errors": "Please enter a valid number; "}, "data": {"id": 33}}),
+            true,
+        )
+        .err();
+        assert!(
+            matches!(err, Some(B2bError::Validation { ref message, .. }) if message == "Please enter a valid number")
+        );
+    }
+
+    #[test]
+    fn field_errors_in_data_are_listed() {
+        let err = classify_json(
+            422,
+            json!({"code": 422, "meta": {"message": "Parameter Error"}, "data": {"lineItems": ["This field is required."]}}),
+            true,
+        )
+        .err();
+        assert!(
+            matches!(err, Some(B2bError::Validation { ref message, .. }) if message == "lineItems: This field is required.")
+        );
+    }
+
+    #[test]
+    fn an_error_code_in_a_200_body_is_an_error() {
+        let err = classify_json(200, json!({"code": 404, "data": {"errMsg": "Invoice does not exist"}, "meta": {"message": "Not Found Error"}}), false).err();
+        assert!(matches!(err, Some(B2bError::NotFound { .. })));
+    }
+
+    #[test]
+    fn server_errors_are_ambiguous_only_for_mutations() {
+        assert!(classify_json(500, json!({}), true)
+            .err()
+            .is_some_and(|e| e.is_ambiguous()));
+        assert!(classify_json(500, json!({}), false)
+            .err()
+            .is_some_and(|e| !e.is_ambiguous()));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_reset_ms() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-rate-limit-time-reset-ms",
+            HeaderValue::from_static("1500"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("86400"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn non_json_success_is_a_decode_error_with_an_excerpt() {
+        let err = classify::<Value>(
+            "GET /ip/invoices",
+            StatusCode::OK,
+            &HeaderMap::new(),
+            b"<html>maintenance</html>",
+            false,
+            Duration::from_secs(60),
+        )
+        .err();
+        assert!(
+            matches!(err, Some(B2bError::Decode { ref excerpt, .. }) if excerpt.contains("maintenance"))
+        );
+    }
+}

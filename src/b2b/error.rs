@@ -1,0 +1,171 @@
+//! What went wrong talking to B2B Edition, in terms the caller can act on.
+//!
+//! The one distinction that matters most is *ambiguity*: a mutating call that timed out, lost its
+//! connection after sending, or got a 5xx may have been applied. The client never retries those;
+//! it returns them so that the caller, who owns the idempotency ledger, can look before it acts.
+
+use std::time::Duration;
+
+/// A label for the endpoint a request went to, e.g. `POST /ip/invoices` (path templates, no ids).
+pub type Endpoint = &'static str;
+
+#[derive(Debug, thiserror::Error)]
+pub enum B2bError {
+    /// 400/422: B2B Edition refused the content. Retrying the same request will fail again.
+    #[error("{endpoint}: B2B Edition rejected the request: {message}")]
+    Validation { endpoint: Endpoint, message: String },
+
+    #[error("{endpoint}: not found in B2B Edition: {message}")]
+    NotFound { endpoint: Endpoint, message: String },
+
+    /// 401/403: the token, the store hash or the auth style is wrong, or the token lacks the scope.
+    #[error(
+        "{endpoint}: B2B Edition refused the credentials (HTTP {status}); check the store's token, \
+         store_hash and auth style, and that the API account has the B2B Edition scope"
+    )]
+    Unauthorized { endpoint: Endpoint, status: u16 },
+
+    /// 429: the store's 150 requests/minute are used up (by this daemon or another app).
+    #[error("{endpoint}: rate limited by B2B Edition; retry after {}s", retry_after.as_secs())]
+    RateLimited {
+        endpoint: Endpoint,
+        retry_after: Duration,
+    },
+
+    /// Another 4xx (405, 409, 413, 415, ...): the request itself is wrong for this API.
+    #[error("{endpoint}: B2B Edition refused the request with HTTP {status}: {message}")]
+    Rejected {
+        endpoint: Endpoint,
+        status: u16,
+        message: String,
+    },
+
+    #[error("{endpoint}: B2B Edition failed with HTTP {status}{}: {excerpt}", ambiguity(*ambiguous))]
+    Server {
+        endpoint: Endpoint,
+        status: u16,
+        ambiguous: bool,
+        excerpt: String,
+    },
+
+    #[error("{endpoint}: no answer from B2B Edition in time{}", ambiguity(*ambiguous))]
+    Timeout { endpoint: Endpoint, ambiguous: bool },
+
+    #[error("{endpoint}: could not talk to B2B Edition{}: {message}", ambiguity(*ambiguous))]
+    Transport {
+        endpoint: Endpoint,
+        ambiguous: bool,
+        message: String,
+    },
+
+    /// A 2xx whose body is not what the API documents.
+    #[error("{endpoint}: unexpected answer from B2B Edition ({message}); body starts: {excerpt}")]
+    Decode {
+        endpoint: Endpoint,
+        message: String,
+        excerpt: String,
+    },
+}
+
+fn ambiguity(ambiguous: bool) -> &'static str {
+    if ambiguous {
+        " (the change may have been applied: look it up before retrying)"
+    } else {
+        ""
+    }
+}
+
+impl B2bError {
+    /// True when a mutating request may have been applied although it failed.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Self::Server { ambiguous, .. }
+            | Self::Timeout { ambiguous, .. }
+            | Self::Transport { ambiguous, .. } => *ambiguous,
+            _ => false,
+        }
+    }
+
+    /// True when the failure is transient: the same request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::Server { .. }
+                | Self::Timeout { .. }
+                | Self::Transport { .. }
+        )
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Self::Validation { endpoint, .. }
+            | Self::NotFound { endpoint, .. }
+            | Self::Unauthorized { endpoint, .. }
+            | Self::RateLimited { endpoint, .. }
+            | Self::Rejected { endpoint, .. }
+            | Self::Server { endpoint, .. }
+            | Self::Timeout { endpoint, .. }
+            | Self::Transport { endpoint, .. }
+            | Self::Decode { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// A short, stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "validation",
+            Self::NotFound { .. } => "not_found",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Rejected { .. } => "rejected",
+            Self::Server { .. } => "server",
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Decode { .. } => "decode",
+        }
+    }
+}
+
+/// The first `max` characters of a body, on one line, for error messages.
+pub fn excerpt(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ambiguous_errors_say_so() {
+        let e = B2bError::Server {
+            endpoint: "POST /ip/invoices",
+            status: 500,
+            ambiguous: true,
+            excerpt: String::new(),
+        };
+        assert!(e.is_ambiguous());
+        assert!(e.to_string().contains("may have been applied"));
+        let e = B2bError::Timeout {
+            endpoint: "GET /ip/invoices",
+            ambiguous: false,
+        };
+        assert!(!e.is_ambiguous());
+        assert!(!e.to_string().contains("may have been applied"));
+    }
+
+    #[test]
+    fn excerpts_are_short_and_single_line() {
+        assert_eq!(excerpt(b"a\nb", 10), "a b");
+        assert_eq!(excerpt(b"abcdef", 3), "abc…");
+    }
+}

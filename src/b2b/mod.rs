@@ -1,0 +1,20 @@
+//! The BigCommerce B2B Edition Invoice API client (api-docs 000-002 and the OpenAPI spec).
+//!
+//! - [`client`]: one method per endpoint, every call through the store's [`budget`].
+//! - [`model`]: request and response types; `details` is kept whole so nothing is lost.
+//! - [`error`]: what went wrong, and whether a failed mutation may have been applied.
+//! - [`retry`]: backoff with full jitter for transient failures.
+
+pub mod budget;
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod query;
+pub mod retry;
+mod wire;
+
+pub use budget::{BudgetStats, RequestBudget};
+pub use client::{B2bClient, ClientBuildError};
+pub use error::B2bError;
+pub use model::*;
+pub use query::{InvoiceQuery, InvoiceSearchField, InvoiceSortField, SortOrder};

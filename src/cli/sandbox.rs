@@ -1,0 +1,85 @@
+//! `sandbox b2b`: the bundled fake of B2B Edition, for the demo, tests and benchmarks.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use b2b_invoice_sync::sandbox::b2b::{self, B2bSandboxConfig, SandboxStore};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxCommand {
+    /// An in-memory B2B Edition Invoice API (auth, limits, paging, faults) on localhost.
+    B2b(B2bArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct B2bArgs {
+    /// Address to listen on; keep it on loopback, the sandbox has no real security.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    #[arg(long, default_value_t = 8750)]
+    port: u16,
+    /// Requests per store per minute before 429 (B2B Edition's limit is 150).
+    #[arg(long, default_value_t = 150)]
+    rate_limit: u32,
+    /// Added to every API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Uniform random extra latency, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Companies to seed (ids 1..=N, extra field "ERP Customer ID" = CUST-00001, ...).
+    #[arg(long, default_value_t = 10)]
+    seed_companies: usize,
+    /// Invoices to seed.
+    #[arg(long, default_value_t = 0)]
+    seed_invoices: usize,
+    /// B2B orders to seed, for create-from-order.
+    #[arg(long, default_value_t = 5)]
+    seed_orders: usize,
+    /// Seed for the random faults and jitter, for repeatable runs.
+    #[arg(long)]
+    rng_seed: Option<u64>,
+    #[arg(long, default_value = "sandbox")]
+    store_hash: String,
+    /// The X-Auth-Token the sandbox accepts (a fake credential).
+    #[arg(long, default_value = "sandbox-token")]
+    token: String,
+    /// The legacy authToken the sandbox accepts (a fake credential).
+    #[arg(long, default_value = "sandbox-legacy-token")]
+    legacy_token: String,
+}
+
+pub async fn run(cmd: SandboxCommand) -> anyhow::Result<()> {
+    match cmd {
+        SandboxCommand::B2b(args) => run_b2b(args).await,
+    }
+}
+
+async fn run_b2b(args: B2bArgs) -> anyhow::Result<()> {
+    let config = B2bSandboxConfig {
+        stores: vec![SandboxStore {
+            store_hash: args.store_hash,
+            token: args.token,
+            legacy_token: args.legacy_token,
+        }],
+        rate_limit: args.rate_limit,
+        latency: Duration::from_millis(args.latency_ms),
+        latency_jitter: Duration::from_millis(args.latency_jitter_ms),
+        seed_companies: args.seed_companies,
+        seed_invoices: args.seed_invoices,
+        seed_orders: args.seed_orders,
+        rng_seed: args.rng_seed,
+        ..B2bSandboxConfig::default()
+    };
+    let addr = SocketAddr::new(args.bind, args.port);
+    let sandbox = b2b::start(config, addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(base_url = %sandbox.base_url(), "B2B Edition sandbox listening");
+    // Scripts wait for this line on stdout to know the sandbox is up.
+    println!("B2B Edition sandbox listening on {}", sandbox.base_url());
+    sandbox.wait().await;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Typed settings: a TOML file, then environment overrides (`B2BSYNC__SECTION__KEY`).
+//!
+//! Loading never stops at the first mistake: every problem is collected with the full key path
+//! (`stores.acme.b2b.base_url: not a URL`) so that `check-config` can list them all at once.
+//! A value that exists in [`Settings`] is valid: the parser is the only way to build one.
+
+use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+mod load;
+mod node;
+mod problems;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use load::{load, load_with_env};
+pub use problems::{ConfigErrors, ConfigProblem};
+
+/// Everything the daemon is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub telemetry: TelemetrySettings,
+    /// Absent until a command needs the database (the engine's issue makes it required for `run`).
+    pub database: Option<DatabaseSettings>,
+    /// Keyed by the store's name as written in the config (`[stores.acme]` -> `acme`).
+    pub stores: BTreeMap<String, StoreSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// `RUST_LOG`-style filter, e.g. `info,b2b_invoice_sync=debug`. `RUST_LOG` in the environment wins.
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal (systemd, Kubernetes), pretty when it is.
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/db`; secret because it may carry the password.
+    pub url: SecretString,
+    pub max_connections: NonZeroU32,
+}
+
+/// One BigCommerce store with B2B Edition.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub name: String,
+    pub b2b: B2bSettings,
+    pub budget: BudgetSettings,
+    pub retry: RetrySettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct B2bSettings {
+    /// Up to and including `/api/v3/io`; invoice paths are under `ip/`, companies directly below.
+    /// Default `https://api-b2b.bigcommerce.com/api/v3/io`.
+    pub base_url: Url,
+    pub auth: B2bAuth,
+    /// Whole-request timeout; a timed-out mutation is ambiguous (it may have been applied).
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// The two authentication styles B2B Edition serves. Exactly one is sent, never both.
+#[derive(Debug, Clone)]
+pub enum B2bAuth {
+    /// Current style: `X-Auth-Token` + `X-Store-Hash` (config `auth = "x-auth-token"`, the default).
+    XAuthToken {
+        store_hash: String,
+        token: SecretString,
+    },
+    /// Deprecated B2B `authToken` header (config `auth = "legacy-auth-token"`); the token names the store.
+    LegacyAuthToken { token: SecretString },
+}
+
+/// The store-wide request budget: every call to one store goes through it.
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetSettings {
+    /// This daemon's share of the store's 150 requests/minute (default 120, at most 150).
+    pub requests_per_minute: NonZeroU32,
+    /// Requests that may go at once after a quiet spell (default 4). Any 60 s window then holds at
+    /// most `burst + requests_per_minute` requests.
+    pub burst: NonZeroU32,
+    /// Requests in flight at once (default 4).
+    pub max_concurrent: NonZeroUsize,
+    /// Pause after a 429 that carries no `Retry-After` (default 60 s).
+    pub default_retry_after: Duration,
+}
+
+/// Backoff for transient failures: exponential with full jitter, `min(max_delay, base_delay * 2^n)`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// Attempts in all, the first included (default 5, at least 1).
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+            max_concurrent: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+            default_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! A small accumulating reader over the merged `config::Value` tree.
+//!
+//! Serde derive stops at the first error; operators fixing a config want the whole list. So each
+//! table is read key by key: a bad or missing value becomes a [`ConfigProblem`] with its full
+//! dotted path and the caller carries on with the next key.
+
+use std::cell::RefCell;
+use std::fmt::Display;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Map, Value, ValueKind};
+use secrecy::SecretString;
+
+use super::problems::ConfigProblem;
+
+/// Where the environment source says a value came from (`config::Environment` hard-codes it).
+const ENV_ORIGIN: &str = "the environment";
+/// Must match the prefix and separator given to `config::Environment` in `load.rs`.
+pub(super) const ENV_PREFIX: &str = "B2BSYNC";
+pub(super) const ENV_SEPARATOR: &str = "__";
+
+/// Problems found so far, shared by every [`Table`] of one load.
+#[derive(Debug, Default)]
+pub(super) struct Problems(RefCell<Vec<ConfigProblem>>);
+
+impl Problems {
+    pub(super) fn push(&self, key: String, message: String) {
+        self.0.borrow_mut().push(ConfigProblem { key, message });
+    }
+
+    pub(super) fn into_vec(self) -> Vec<ConfigProblem> {
+        self.0.into_inner()
+    }
+}
+
+/// The value was present but wrong; the problem has already been recorded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reported;
+
+/// Reads one table. Keys it was never asked about are reported as unknown when it is dropped:
+/// doing it in `Drop` means no section can forget to, and a typo never silently takes a default.
+pub(super) struct Table<'a> {
+    path: String,
+    value: Option<&'a Value>,
+    entries: Option<&'a Map<String, Value>>,
+    asked: Vec<String>,
+    /// The section itself was reported (wrong type): don't pile "missing" problems on top.
+    broken: bool,
+    problems: &'a Problems,
+}
+
+impl<'a> Table<'a> {
+    pub(super) fn root(value: &'a Value, problems: &'a Problems) -> Self {
+        Self::new(String::new(), Some(value), problems)
+    }
+
+    fn new(path: String, value: Option<&'a Value>, problems: &'a Problems) -> Self {
+        let mut table = Self {
+            path,
+            value,
+            entries: None,
+            asked: Vec::new(),
+            broken: false,
+            problems,
+        };
+        match value.map(|v| &v.kind) {
+            None => {}
+            Some(ValueKind::Table(entries)) => table.entries = Some(entries),
+            Some(other) => {
+                table.broken = true;
+                table.problem_here(format!("expected a table, found {}", describe(other)));
+            }
+        }
+        table
+    }
+
+    fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.entries.is_some_and(|e| e.contains_key(key))
+    }
+
+    fn take(&mut self, key: &str) -> Option<&'a Value> {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_owned());
+        }
+        self.entries?.get(key)
+    }
+
+    /// Records a problem about `key`, naming where its value came from if it has one.
+    pub(super) fn problem(&self, key: &str, message: impl Display) {
+        let path = self.key_path(key);
+        let value = self.entries.and_then(|e| e.get(key));
+        self.push(path, value, message);
+    }
+
+    pub(super) fn problem_here(&self, message: impl Display) {
+        self.push(self.path.clone(), self.value, message);
+    }
+
+    fn push(&self, path: String, value: Option<&Value>, message: impl Display) {
+        let message = match value.and_then(|v| source_note(&path, v)) {
+            Some(note) => format!("{message} ({note})"),
+            None => message.to_string(),
+        };
+        self.problems.push(path, message);
+    }
+
+    /// The one accessor every field goes through: `Ok(None)` when absent, `Err` once reported.
+    pub(super) fn field<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Result<Option<T>, Reported> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        parse(value).map(Some).map_err(|message| {
+            self.problem(key, message);
+            Reported
+        })
+    }
+
+    /// An optional field; `None` only when the value was reported. The default is written as
+    /// in TOML and parsed like a configured value, so a default can't escape validation.
+    pub(super) fn or<T>(
+        &mut self,
+        key: &str,
+        default: impl Into<ValueKind>,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.has(key) {
+            return self.field(key, parse).ok().flatten();
+        }
+        self.take(key);
+        parse(&Value::new(None, default))
+            .map_err(|e| {
+                let message = format!("internal error: the built-in default is invalid: {e}");
+                self.problems.push(self.key_path(key), message);
+            })
+            .ok()
+    }
+
+    /// A field without a default; `hint` tells the operator how to supply it.
+    pub(super) fn required<T>(
+        &mut self,
+        key: &str,
+        hint: &str,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.field(key, parse).ok()?;
+        if value.is_none() {
+            self.missing(key, hint);
+        }
+        value
+    }
+
+    /// Exactly one of two keys that give the same thing two ways (`token` or `token_file`).
+    pub(super) fn exactly_one<T>(
+        &mut self,
+        (a, parse_a): (&str, impl FnOnce(&Value) -> Result<T, String>),
+        (b, parse_b): (&str, impl FnOnce(&Value) -> Result<T, String>),
+    ) -> Option<T> {
+        match (self.has(a), self.has(b)) {
+            (true, true) => {
+                self.take(b);
+                self.take(a);
+                self.problem(a, format!("both {a} and {b} are set; keep only one"));
+                None
+            }
+            (true, false) => self.field(a, parse_a).ok().flatten(),
+            (false, true) => self.field(b, parse_b).ok().flatten(),
+            (false, false) => {
+                self.take(b);
+                self.take(a);
+                self.missing(a, &format!("set {a} or {b}"));
+                None
+            }
+        }
+    }
+
+    /// Records that the table itself lacks something (`stores: no store is configured`).
+    pub(super) fn missing_here(&self, message: &str) {
+        if !self.broken {
+            self.problems.push(self.path.clone(), message.to_owned());
+        }
+    }
+
+    pub(super) fn missing(&self, key: &str, hint: &str) {
+        if !self.broken {
+            self.problems
+                .push(self.key_path(key), format!("missing ({hint})"));
+        }
+    }
+
+    /// A sub-table; an absent one reads as empty so that its fields take their defaults.
+    pub(super) fn section(&mut self, key: &str) -> Table<'a> {
+        let value = self.take(key);
+        let mut table = Table::new(self.key_path(key), value, self.problems);
+        table.broken |= self.broken;
+        table
+    }
+
+    /// A sub-table that may be left out entirely.
+    pub(super) fn optional_section(&mut self, key: &str) -> Option<Table<'a>> {
+        self.has(key).then(|| self.section(key))
+    }
+
+    /// Every entry of a table keyed by user-chosen names (`[stores.<name>]`).
+    pub(super) fn named_sections(&mut self) -> Vec<(String, Table<'a>)> {
+        let mut entries: Vec<_> = self.entries.into_iter().flatten().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries
+            .into_iter()
+            .map(|(name, _)| (name.clone(), self.section(name)))
+            .collect()
+    }
+}
+
+impl Drop for Table<'_> {
+    fn drop(&mut self) {
+        let Some(entries) = self.entries else { return };
+        let mut unknown: Vec<_> = entries.keys().filter(|k| !self.asked.contains(k)).collect();
+        unknown.sort();
+        for key in unknown {
+            let message = match closest(key, &self.asked) {
+                Some(known) => format!("unknown key (did you mean {known}?)"),
+                None => "unknown key".to_owned(),
+            };
+            self.problem(key, message);
+        }
+    }
+}
+
+/// The known key a typo most likely meant, if any is close enough to be a useful hint.
+fn closest<'k>(unknown: &str, known: &'k [String]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(unknown, k), k.as_str()))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// `from environment variable B2BSYNC__X__Y` or `from <file>`, for the value at `path`.
+///
+/// The config crate keeps origins on leaves only (merged tables are rebuilt without one),
+/// so a table is attributed to its first leaf.
+fn source_note(path: &str, value: &Value) -> Option<String> {
+    if let Some(origin) = value.origin() {
+        return Some(if origin == ENV_ORIGIN {
+            format!("from environment variable {}", env_var_name(path))
+        } else {
+            format!("from {origin}")
+        });
+    }
+    let ValueKind::Table(entries) = &value.kind else {
+        return None;
+    };
+    let mut keys: Vec<_> = entries.keys().collect();
+    keys.sort();
+    keys.into_iter()
+        .find_map(|k| source_note(&format!("{path}.{k}"), &entries[k]))
+}
+
+/// The conventional spelling of the variable that sets `path`; the environment source
+/// lowercases names, so the operator may have written it in another case.
+pub(super) fn env_var_name(path: &str) -> String {
+    let mut name = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    name.push_str(&path.to_uppercase().replace('.', ENV_SEPARATOR));
+    name
+}
+
+fn describe(kind: &ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Nil => "nothing",
+        ValueKind::Boolean(_) => "a boolean",
+        ValueKind::I64(_) | ValueKind::I128(_) | ValueKind::U64(_) | ValueKind::U128(_) => {
+            "a number"
+        }
+        ValueKind::Float(_) => "a decimal number",
+        ValueKind::String(_) => "a string",
+        ValueKind::Table(_) => "a table",
+        ValueKind::Array(_) => "a list",
+    }
+}
+
+// Value parsers. None of them quotes a string value: it might be a secret in the wrong key.
+
+pub(super) fn string(value: &Value) -> Result<String, String> {
+    match &value.kind {
+        ValueKind::String(s) => Ok(s.clone()),
+        other => Err(format!("expected a string, found {}", describe(other))),
+    }
+}
+
+/// A non-empty string without whitespace or control characters (hashes, tokens, URLs).
+pub(super) fn word(value: &Value) -> Result<String, String> {
+    string(value).and_then(check_word)
+}
+
+fn check_word(s: String) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("must not contain whitespace or control characters".to_owned())
+    } else {
+        Ok(s)
+    }
+}
+
+/// A secret given inline.
+pub(super) fn secret(value: &Value) -> Result<SecretString, String> {
+    word(value).map(SecretString::from)
+}
+
+/// A secret read from the file named by the value (a Kubernetes secret mount, for instance).
+/// Surrounding whitespace is trimmed because such files usually end with a newline.
+/// Messages leave the path out too: a token pasted into `token_file` would otherwise be shown.
+pub(super) fn secret_file(value: &Value) -> Result<SecretString, String> {
+    let path = string(value)?;
+    let content = std::fs::read_to_string(Path::new(&path))
+        .map_err(|e| format!("cannot read the file it names ({e})"))?;
+    check_word(content.trim().to_owned())
+        .map(SecretString::from)
+        .map_err(|why| format!("the file's content {why} (after trimming)"))
+}
+
+/// Whole numbers, also written as strings because environment values always are.
+pub(super) fn whole(range: RangeInclusive<u32>) -> impl Fn(&Value) -> Result<u32, String> {
+    move |value| {
+        let n: i128 = match &value.kind {
+            ValueKind::I64(n) => (*n).into(),
+            ValueKind::U64(n) => (*n).into(),
+            ValueKind::I128(n) => *n,
+            ValueKind::U128(n) => i128::try_from(*n).unwrap_or(i128::MAX),
+            ValueKind::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| "expected a whole number".to_owned())?,
+            other => {
+                return Err(format!(
+                    "expected a whole number, found {}",
+                    describe(other)
+                ))
+            }
+        };
+        u32::try_from(n)
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "must be between {} and {} (got {n})",
+                    range.start(),
+                    range.end()
+                )
+            })
+    }
+}
+
+/// Ranges passed here start at 1 or more, so the zero case only guards against a schema typo.
+pub(super) fn positive(
+    range: RangeInclusive<u32>,
+) -> impl Fn(&Value) -> Result<NonZeroU32, String> {
+    let whole = whole(range);
+    move |value| NonZeroU32::new(whole(value)?).ok_or_else(|| "must be at least 1".to_owned())
+}
+
+pub(super) fn positive_usize(
+    range: RangeInclusive<u32>,
+) -> impl Fn(&Value) -> Result<NonZeroUsize, String> {
+    let positive = positive(range);
+    move |value| NonZeroUsize::try_from(positive(value)?).map_err(|e| e.to_string())
+}
+
+pub(super) fn secs(range: RangeInclusive<u32>) -> impl Fn(&Value) -> Result<Duration, String> {
+    let whole = whole(range);
+    move |value| whole(value).map(|n| Duration::from_secs(n.into()))
+}
+
+pub(super) fn millis(range: RangeInclusive<u32>) -> impl Fn(&Value) -> Result<Duration, String> {
+    let whole = whole(range);
+    move |value| whole(value).map(|n| Duration::from_millis(n.into()))
+}
+
+/// One of a fixed set of names (case-insensitive: environment values are often upper case).
+pub(super) fn choice<T: Copy>(
+    options: &'static [(&'static str, T)],
+) -> impl Fn(&Value) -> Result<T, String> {
+    move |value| {
+        let s = string(value)?;
+        options
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s.trim()))
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<_> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+                format!("expected one of {}", names.join(", "))
+            })
+    }
+}

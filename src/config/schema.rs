@@ -1,0 +1,261 @@
+//! The configuration schema: every key, its default and its range, read into [`Settings`].
+//!
+//! Defaults are written as the operator would write them in TOML and go through the same
+//! parser as configured values, so this file reads like `config/example.toml`.
+
+use std::collections::BTreeMap;
+
+use config::Value;
+use secrecy::{ExposeSecret, SecretString};
+use tracing_subscriber::EnvFilter;
+use url::Url;
+
+use super::node::{
+    choice, env_var_name, millis, positive, positive_usize, secret, secret_file, secs, string,
+    whole, word, Table,
+};
+use super::{
+    B2bAuth, B2bSettings, BudgetSettings, DatabaseSettings, LogFormat, RetrySettings, Settings,
+    StoreSettings, TelemetrySettings,
+};
+
+const DEFAULT_BASE_URL: &str = "https://api-b2b.bigcommerce.com/api/v3/io";
+
+const LOG_FORMATS: &[(&str, LogFormat)] = &[
+    ("auto", LogFormat::Auto),
+    ("json", LogFormat::Json),
+    ("pretty", LogFormat::Pretty),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum AuthStyle {
+    XAuthToken,
+    LegacyAuthToken,
+}
+
+const AUTH_STYLES: &[(&str, AuthStyle)] = &[
+    ("x-auth-token", AuthStyle::XAuthToken),
+    ("legacy-auth-token", AuthStyle::LegacyAuthToken),
+];
+
+/// Reads the whole tree; `None` means at least one problem was recorded.
+pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
+    let telemetry = telemetry(root.section("telemetry"));
+    // Absent is fine (`Some(None)`); present but wrong is not (`None`).
+    let database = match root.optional_section("database") {
+        None => Some(None),
+        Some(section) => database(section).map(Some),
+    };
+    let stores = stores(root.section("stores"));
+    Some(Settings {
+        telemetry: telemetry?,
+        database: database?,
+        stores: stores?,
+    })
+}
+
+fn telemetry(mut t: Table<'_>) -> Option<TelemetrySettings> {
+    let log_filter = t.or("log_filter", "info", log_filter);
+    let log_format = t.or("log_format", "auto", choice(LOG_FORMATS));
+    Some(TelemetrySettings {
+        log_filter: log_filter?,
+        log_format: log_format?,
+    })
+}
+
+fn database(mut t: Table<'_>) -> Option<DatabaseSettings> {
+    let url = t.exactly_one(
+        ("url", |v: &Value| postgres_url(secret(v)?)),
+        ("url_file", |v: &Value| postgres_url(secret_file(v)?)),
+    );
+    let max_connections = t.or("max_connections", 8, positive(1..=1000));
+    Some(DatabaseSettings {
+        url: url?,
+        max_connections: max_connections?,
+    })
+}
+
+fn stores(mut t: Table<'_>) -> Option<BTreeMap<String, StoreSettings>> {
+    let sections = t.named_sections();
+    if sections.is_empty() {
+        t.missing_here("no store is configured (add a [stores.<name>] section)");
+        return None;
+    }
+    let mut stores = BTreeMap::new();
+    let mut complete = true;
+    for (name, section) in sections {
+        match store(&name, section) {
+            Some(store) => {
+                stores.insert(name, store);
+            }
+            None => complete = false,
+        }
+    }
+    complete.then_some(stores)
+}
+
+fn store(name: &str, mut t: Table<'_>) -> Option<StoreSettings> {
+    let name_ok = valid_store_name(name);
+    if !name_ok {
+        t.problem_here(format!(
+            "invalid store name: use lowercase letters, digits and single inner underscores \
+             (like acme_eu), because environment overrides such as {} are lowercased and split at __",
+            env_var_name("stores.acme_eu.b2b.token"),
+        ));
+    }
+    let b2b = b2b(t.section("b2b"));
+    let budget = budget(t.section("budget"));
+    let retry = retry(t.section("retry"));
+    if !name_ok {
+        return None;
+    }
+    Some(StoreSettings {
+        name: name.to_owned(),
+        b2b: b2b?,
+        budget: budget?,
+        retry: retry?,
+    })
+}
+
+fn valid_store_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.starts_with('_')
+        && !name.ends_with('_')
+        && !name.contains("__")
+}
+
+fn b2b(mut t: Table<'_>) -> Option<B2bSettings> {
+    let base_url = t.or("base_url", DEFAULT_BASE_URL, http_url);
+    let request_timeout = t.or("request_timeout_secs", 30, secs(1..=600));
+    let connect_timeout = t.or("connect_timeout_secs", 5, secs(1..=120));
+    let token = t.exactly_one(("token", secret), ("token_file", secret_file));
+    let auth = auth(&mut t, token);
+    Some(B2bSettings {
+        base_url: base_url?,
+        auth: auth?,
+        request_timeout: request_timeout?,
+        connect_timeout: connect_timeout?,
+    })
+}
+
+fn auth(t: &mut Table<'_>, token: Option<SecretString>) -> Option<B2bAuth> {
+    match t.or("auth", "x-auth-token", choice(AUTH_STYLES)) {
+        Some(AuthStyle::XAuthToken) => {
+            let store_hash = t.required(
+                "store_hash",
+                "required with auth = \"x-auth-token\", the default; it is the code after \
+                 /stores/ in the store's API path",
+                word,
+            );
+            Some(B2bAuth::XAuthToken {
+                store_hash: store_hash?,
+                token: token?,
+            })
+        }
+        Some(AuthStyle::LegacyAuthToken) => {
+            if matches!(t.field("store_hash", |_| Ok(())), Ok(Some(()))) {
+                t.problem(
+                    "store_hash",
+                    "not sent with legacy-auth-token; remove it or use auth = \"x-auth-token\"",
+                );
+                return None;
+            }
+            Some(B2bAuth::LegacyAuthToken { token: token? })
+        }
+        None => {
+            // The style is unknown, so whether store_hash belongs cannot be judged; still check it.
+            let _ = t.field("store_hash", word);
+            None
+        }
+    }
+}
+
+fn budget(mut t: Table<'_>) -> Option<BudgetSettings> {
+    let requests_per_minute = t.or("requests_per_minute", 120, |v: &Value| {
+        positive(1..=150)(v).map_err(|e| {
+            format!("{e}; the store allows 150 requests/minute in all, shared by every app")
+        })
+    });
+    let burst = t.or("burst", 4, positive(1..=30));
+    let max_concurrent = t.or("max_concurrent", 4, positive_usize(1..=64));
+    let default_retry_after = t.or("default_retry_after_secs", 60, secs(1..=3600));
+    Some(BudgetSettings {
+        requests_per_minute: requests_per_minute?,
+        burst: burst?,
+        max_concurrent: max_concurrent?,
+        default_retry_after: default_retry_after?,
+    })
+}
+
+fn retry(mut t: Table<'_>) -> Option<RetrySettings> {
+    let max_attempts = t.or("max_attempts", 5, whole(1..=20));
+    let base_delay = t.or("base_delay_ms", 250, millis(1..=60_000));
+    let max_delay = t.or("max_delay_ms", 30_000, millis(1..=600_000));
+    let (base_delay, max_delay) = (base_delay?, max_delay?);
+    if max_delay < base_delay {
+        // Blame the key the operator actually wrote when only one of them is set.
+        if t.has("max_delay_ms") {
+            let base = base_delay.as_millis();
+            t.problem(
+                "max_delay_ms",
+                format!("must be at least base_delay_ms ({base})"),
+            );
+        } else {
+            let max = max_delay.as_millis();
+            t.problem(
+                "base_delay_ms",
+                format!("must be at most max_delay_ms ({max} by default)"),
+            );
+        }
+        return None;
+    }
+    Some(RetrySettings {
+        max_attempts: max_attempts?,
+        base_delay,
+        max_delay,
+    })
+}
+
+fn log_filter(value: &Value) -> Result<String, String> {
+    let filter = string(value)?;
+    EnvFilter::try_new(&filter).map_err(|e| {
+        format!(
+            "not a valid log filter ({e}); write directives like \"info,b2b_invoice_sync=debug\""
+        )
+    })?;
+    Ok(filter)
+}
+
+/// The B2B API root, with a trailing slash so that `join("ip/invoices")` appends instead of
+/// replacing the last segment (`.../api/v3/io` + `ip/invoices` would give `.../api/v3/ip/invoices`).
+fn http_url(value: &Value) -> Result<Url, String> {
+    let mut url = Url::parse(&string(value)?).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".to_owned());
+    }
+    // Settings are logged with Debug; a URL is not treated as a secret.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "must not contain credentials; put the token in token or token_file".to_owned(),
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query string or fragment".to_owned());
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn postgres_url(url: SecretString) -> Result<SecretString, String> {
+    let parsed = Url::parse(url.expose_secret()).map_err(|e| format!("not a URL ({e})"))?;
+    match parsed.scheme() {
+        "postgres" | "postgresql" => Ok(url),
+        _ => Err("must be a postgres:// or postgresql:// URL".to_owned()),
+    }
+}

@@ -1,0 +1,9 @@
+//! b2b-invoice-sync: keeps BigCommerce B2B Edition invoices in step with the ERP where they are born.
+//!
+//! Data flows one way: source (ERP adapter) -> mapping -> plan -> execute (B2B client) -> state.
+//! See `docs/ARCHITECTURE.md` for the layout and the sync protocol.
+
+pub mod b2b;
+pub mod config;
+pub mod sandbox;
+pub mod telemetry;

@@ -1,0 +1,116 @@
+//! Changes made by a person in the B2B Edition control panel rather than through the API:
+//! the sync must notice and keep them.
+
+use serde_json::Value;
+
+use super::control::SandboxError;
+use super::invoices::forget_order_link;
+use super::state::StoreData;
+
+/// Merges `patch` into `target`: objects key by key (recursively), anything else replaced.
+pub(crate) fn deep_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                match target.get_mut(key) {
+                    Some(existing) => deep_merge(existing, value),
+                    None => {
+                        target.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// Deep-merges a JSON object into an invoice's `details` and bumps `updatedAt`.
+pub(crate) fn edit_details(
+    store: &mut StoreData,
+    id: u64,
+    patch: &Value,
+    now: i64,
+) -> Result<(), SandboxError> {
+    if !patch.is_object() {
+        return Err(SandboxError::Invalid(
+            "the details patch must be a JSON object".into(),
+        ));
+    }
+    let hash = store.hash.clone();
+    let invoice = store
+        .invoices
+        .get_mut(&id)
+        .ok_or(SandboxError::UnknownInvoice { store: hash, id })?;
+    if !invoice.details.is_object() {
+        invoice.details = Value::Object(Default::default());
+    }
+    deep_merge(&mut invoice.details, patch);
+    invoice.updated_at = now;
+    Ok(())
+}
+
+pub(crate) fn delete_invoice(store: &mut StoreData, id: u64) -> Result<(), SandboxError> {
+    if store.invoices.remove(&id).is_none() {
+        return Err(SandboxError::UnknownInvoice {
+            store: store.hash.clone(),
+            id,
+        });
+    }
+    forget_order_link(store, id);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::sandbox::b2b::seed::{build_store, SeedCounts};
+
+    #[test]
+    fn deep_merge_adds_keys_and_recurses_into_objects_only() {
+        let mut target = json!({"header": {"a": 1, "keep": true}, "list": [1, 2], "x": "old"});
+        deep_merge(
+            &mut target,
+            &json!({"header": {"a": 2, "b": {"c": 3}}, "list": [9], "note": "hi"}),
+        );
+        assert_eq!(
+            target,
+            json!({"header": {"a": 2, "keep": true, "b": {"c": 3}}, "list": [9], "x": "old", "note": "hi"})
+        );
+    }
+
+    #[test]
+    fn edit_details_bumps_updated_at_and_checks_input() {
+        let counts = SeedCounts {
+            companies: 1,
+            invoices: 1,
+            orders: 0,
+        };
+        let mut store = build_store("s", counts, 1_000);
+        edit_details(
+            &mut store,
+            1,
+            &json!({"personNote": "call customer"}),
+            2_000,
+        )
+        .unwrap();
+        let invoice = &store.invoices[&1];
+        assert_eq!(invoice.details["personNote"], "call customer");
+        assert!(
+            invoice.details["header"]["costLines"].is_array(),
+            "existing details kept"
+        );
+        assert_eq!(invoice.updated_at, 2_000);
+        assert!(matches!(
+            edit_details(&mut store, 1, &json!([1]), 0),
+            Err(SandboxError::Invalid(_))
+        ));
+        assert!(matches!(
+            edit_details(&mut store, 7, &json!({}), 0),
+            Err(SandboxError::UnknownInvoice { id: 7, .. })
+        ));
+        delete_invoice(&mut store, 1).unwrap();
+        assert!(delete_invoice(&mut store, 1).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Faithful fakes of the APIs this daemon talks to, for tests, the demo and benchmarks.
+//!
+//! Each fake is a real HTTP server on a local port, so the crate's real HTTP client is exercised
+//! end to end, including timeouts and connections that die mid-request (see [`serve`]).
+
+pub mod b2b;
+pub mod serve;

@@ -1,0 +1,167 @@
+//! The binary's `check-config` and `probe` commands, run as an operator would.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_b2b-invoice-sync");
+
+async fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("B2BSYNC") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(envs.iter().copied());
+    cmd.output().await.expect("the binary runs")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn check_config_lists_all_three_mistakes_by_key_path_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(
+        dir.path(),
+        "bad.toml",
+        &format!(
+            r#"
+[stores.acme.b2b]
+base_url = "not a url"
+store_hash = "abc123"
+token = "{TOKEN}"
+
+[stores.acme.budget]
+requests_per_minut = 100
+
+[stores.beta.b2b]
+store_hash = "def456"
+"#
+        ),
+    );
+    let out = run(&["check-config", "--config", &config], &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    for key in [
+        "stores.acme.b2b.base_url:",
+        "stores.acme.budget.requests_per_minut:",
+        "stores.beta.b2b.token:",
+    ] {
+        assert!(stderr.contains(key), "{key} missing from:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains(TOKEN) && !stdout.contains(TOKEN),
+        "token leaked"
+    );
+}
+
+#[tokio::test]
+async fn check_config_names_a_bad_env_override() {
+    let out = run(
+        &["check-config", "--config", "config/b2b-invoice-sync.toml"],
+        &[(
+            "B2BSYNC__STORES__SANDBOX__BUDGET__REQUESTS_PER_MINUTE",
+            "500",
+        )],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("stores.sandbox.budget.requests_per_minute"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("B2BSYNC__STORES__SANDBOX__BUDGET__REQUESTS_PER_MINUTE"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_shipped_configs_are_valid() {
+    for config in ["config/b2b-invoice-sync.toml", "config/example.toml"] {
+        let out = run(&["check-config", "--config", config], &[]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    }
+}
+
+#[tokio::test]
+async fn a_missing_config_file_exits_2_and_says_which() {
+    let out = run(&["check-config", "--config", "/nonexistent/b2b.toml"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/b2b.toml"));
+}
+
+#[tokio::test]
+async fn probe_talks_to_the_store_and_logs_json_without_the_token() {
+    let sandbox = spawn_unlimited_sandbox(7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write(
+        dir.path(),
+        "good.toml",
+        &format!(
+            "[stores.acme.b2b]\nbase_url = \"{}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n",
+            sandbox.base_url()
+        ),
+    );
+    let out = run(
+        &["probe", "--config", &good, "--log-format", "json"],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("store acme: OK") && stdout.contains("7 invoice(s)"),
+        "{stdout}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(
+        !stderr.contains(TOKEN) && !stdout.contains(TOKEN),
+        "token leaked"
+    );
+
+    // A wrong token: exit 1, the message says what to check, and still no token.
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &format!(
+            "[stores.acme.b2b]\nbase_url = \"{}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}-wrong\"\n",
+            sandbox.base_url()
+        ),
+    );
+    let out = run(&["probe", "--config", &bad, "--log-format", "json"], &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("refused the credentials"), "{stdout}");
+    assert!(
+        !stderr.contains(TOKEN) && !stdout.contains(TOKEN),
+        "token leaked"
+    );
+}

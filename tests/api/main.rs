@@ -1,0 +1,10 @@
+//! Integration tests: the B2B Edition client against the in-repo sandbox over real HTTP, and the
+//! binary's commands. One test binary (faster to link); each test starts its own sandbox.
+
+mod budget;
+mod check_config;
+mod client_endpoints;
+mod faults;
+mod helpers;
+mod list_filters;
+mod secrets;
