@@ -5,5 +5,7 @@
 
 pub mod b2b;
 pub mod config;
+pub mod domain;
 pub mod sandbox;
+pub mod source;
 pub mod telemetry;

@@ -15,11 +15,13 @@ mod load;
 mod node;
 mod problems;
 mod schema;
+mod sources;
 #[cfg(test)]
 mod tests;
 
 pub use load::{load, load_with_env};
 pub use problems::{ConfigErrors, ConfigProblem};
+pub use sources::*;
 
 /// Everything the daemon is configured with.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct Settings {
     pub database: Option<DatabaseSettings>,
     /// Keyed by the store's name as written in the config (`[stores.acme]` -> `acme`).
     pub stores: BTreeMap<String, StoreSettings>,
+    /// Keyed by the source's name (`[sources.erp]` -> `erp`); each names the store it feeds.
+    pub sources: BTreeMap<String, SourceSettings>,
 }
 
 #[derive(Debug, Clone)]

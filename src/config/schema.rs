@@ -51,6 +51,7 @@ pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
         telemetry: telemetry?,
         database: database?,
         stores: stores?,
+        sources: BTreeMap::new(),
     })
 }
 

@@ -1,0 +1,322 @@
+//! Settings of ERP sources (`[sources.<name>]`): which adapter, which store it feeds, how ERP
+//! fields map to B2B Edition, how customers map to companies, and what a deletion does.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::RetrySettings;
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// The key under `[sources]`.
+    pub name: String,
+    /// The key of the `[stores.<name>]` this source's invoices go to (must exist).
+    pub store: String,
+    /// How far before the cursor each cycle re-reads (default 300 s).
+    pub overlap: Duration,
+    pub adapter: AdapterSettings,
+    pub mapping: MappingSettings,
+    pub customers: CustomerMapping,
+    /// What a deleted or voided ERP invoice does in B2B (default `delete`, guarded by payments).
+    pub on_deleted: DeletedPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub enum AdapterSettings {
+    Unified(UnifiedSettings),
+    Rebillia(RebilliaSettings),
+    Files(FilesSettings),
+}
+
+impl AdapterSettings {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unified(_) => "unified",
+            Self::Rebillia(_) => "rebillia",
+            Self::Files(_) => "files",
+        }
+    }
+}
+
+/// HTTP behaviour shared by the API adapters.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetrySettings,
+    /// Records per page requested from the ERP (unified default 100; Rebillia at most 250).
+    pub page_size: NonZeroU32,
+}
+
+/// A unified accounting API (api-docs 004): `[sources.<name>.unified]`.
+#[derive(Debug, Clone)]
+pub struct UnifiedSettings {
+    pub base_url: Url,
+    /// Sent as `Authorization: Bearer <api_key>` (`api_key` or `api_key_file`).
+    pub api_key: SecretString,
+    /// The required `credentialId` query parameter: which connected ERP to read.
+    pub credential_id: String,
+    pub http: HttpSettings,
+    /// Names of paths, parameters and fields: vendors of such APIs differ in them.
+    pub names: UnifiedNames,
+}
+
+/// Every wire name the unified adapter uses, in one place, each overridable in config
+/// (`[sources.<name>.unified.names]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnifiedNames {
+    /// Path of the invoice list and, with `/{id}`, of one invoice (default `accounting/invoices`).
+    pub invoices_path: String,
+    /// Query parameters: `credentialId`, `limit`, `next`, `updatedAfter`.
+    pub credential_param: String,
+    pub limit_param: String,
+    pub cursor_param: String,
+    pub updated_after_param: String,
+    /// Response fields: the list's array (`invoices`), its next-page cursor (`next`), and the
+    /// single-invoice wrapper (`invoice`).
+    pub list_field: String,
+    pub next_field: String,
+    pub single_field: String,
+}
+
+impl Default for UnifiedNames {
+    fn default() -> Self {
+        Self {
+            invoices_path: "accounting/invoices".to_owned(),
+            credential_param: "credentialId".to_owned(),
+            limit_param: "limit".to_owned(),
+            cursor_param: "next".to_owned(),
+            updated_after_param: "updatedAfter".to_owned(),
+            list_field: "invoices".to_owned(),
+            next_field: "next".to_owned(),
+            single_field: "invoice".to_owned(),
+        }
+    }
+}
+
+/// Rebillia (api-docs 003): `[sources.<name>.rebillia]`.
+#[derive(Debug, Clone)]
+pub struct RebilliaSettings {
+    /// Default `https://api.rebillia.com/v1`.
+    pub base_url: Url,
+    /// Sent as `X-AUTH-TOKEN` (`token` or `token_file`).
+    pub token: SecretString,
+    pub http: HttpSettings,
+}
+
+/// A folder of CSV / NDJSON exports: `[sources.<name>.files]`.
+#[derive(Debug, Clone)]
+pub struct FilesSettings {
+    /// Where exports arrive; `processed/` and `rejected/` are created inside it.
+    pub dir: PathBuf,
+    pub ready: ReadyRule,
+    /// Records per page handed to the engine (default 500).
+    pub page_size: NonZeroU32,
+}
+
+/// When an export file counts as complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyRule {
+    /// `x.csv` is taken once `x.csv.ready` exists (default).
+    Marker,
+    /// Any `*.csv` / `*.ndjson` is complete: writers write under another name and rename.
+    AtomicRename,
+}
+
+/// A canonical `SourceInvoice` field that can feed a B2B text field (`[sources.x.mapping.fields]`
+/// and `.extra_fields` values): `po_number`, `order_number`, `terms`, `memo`, `pdf_url`, `type`,
+/// `invoice_number`, `external_id`, `external_customer_id`, `source`, or `extra.<key>` for one of
+/// the ERP's extra fields.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SourceField {
+    PoNumber,
+    OrderNumber,
+    Terms,
+    Memo,
+    PdfUrl,
+    Type,
+    InvoiceNumber,
+    ExternalId,
+    ExternalCustomerId,
+    SourceName,
+    Extra(String),
+}
+
+impl SourceField {
+    /// Parses the config spelling; `None` for an unknown name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text.trim() {
+            "po_number" => Self::PoNumber,
+            "order_number" => Self::OrderNumber,
+            "terms" => Self::Terms,
+            "memo" => Self::Memo,
+            "pdf_url" => Self::PdfUrl,
+            "type" => Self::Type,
+            "invoice_number" => Self::InvoiceNumber,
+            "external_id" => Self::ExternalId,
+            "external_customer_id" => Self::ExternalCustomerId,
+            "source" => Self::SourceName,
+            other => {
+                let key = other.strip_prefix("extra.")?;
+                if key.is_empty() {
+                    return None;
+                }
+                Self::Extra(key.to_owned())
+            }
+        })
+    }
+}
+
+/// B2B fields the daemon can own: it writes them on create and, when owned, on update too.
+/// Only fields `PUT /invoices/{id}` accepts can be owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OwnedField {
+    InvoiceNumber,
+    Customer,
+    Type,
+    DueDate,
+    OriginalBalance,
+    OpenBalance,
+    Status,
+    PurchaseOrderNumber,
+    ExternalPdfUrl,
+    ExtraFields,
+    CostLines,
+    BillingAddress,
+    ShippingAddresses,
+    LineItems,
+}
+
+impl OwnedField {
+    pub const ALL: [OwnedField; 14] = [
+        Self::InvoiceNumber,
+        Self::Customer,
+        Self::Type,
+        Self::DueDate,
+        Self::OriginalBalance,
+        Self::OpenBalance,
+        Self::Status,
+        Self::PurchaseOrderNumber,
+        Self::ExternalPdfUrl,
+        Self::ExtraFields,
+        Self::CostLines,
+        Self::BillingAddress,
+        Self::ShippingAddresses,
+        Self::LineItems,
+    ];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvoiceNumber => "invoice_number",
+            Self::Customer => "customer",
+            Self::Type => "type",
+            Self::DueDate => "due_date",
+            Self::OriginalBalance => "original_balance",
+            Self::OpenBalance => "open_balance",
+            Self::Status => "status",
+            Self::PurchaseOrderNumber => "purchase_order_number",
+            Self::ExternalPdfUrl => "external_pdf_url",
+            Self::ExtraFields => "extra_fields",
+            Self::CostLines => "cost_lines",
+            Self::BillingAddress => "billing_address",
+            Self::ShippingAddresses => "shipping_addresses",
+            Self::LineItems => "line_items",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == text.trim())
+    }
+}
+
+/// Labels of the cost lines in `details.header.costLines`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostLineLabels {
+    pub subtotal: String,
+    pub freight: String,
+    pub tax: String,
+    pub discount: String,
+}
+
+impl Default for CostLineLabels {
+    fn default() -> Self {
+        Self {
+            subtotal: "Subtotal".to_owned(),
+            freight: "Freight".to_owned(),
+            tax: "Sales Tax".to_owned(),
+            discount: "Discount".to_owned(),
+        }
+    }
+}
+
+/// `[sources.<name>.mapping]`: how a `SourceInvoice` becomes the B2B invoice.
+#[derive(Debug, Clone)]
+pub struct MappingSettings {
+    /// Calendar dates (issue, due) become Unix seconds at midnight in this zone (default UTC).
+    pub timezone: chrono_tz::Tz,
+    /// B2B `type` when the ERP gives none (default "Invoice").
+    pub default_type: String,
+    /// BigCommerce channel of new invoices (create only; default none: B2B's default).
+    pub channel_id: Option<u64>,
+    pub cost_line_labels: CostLineLabels,
+    /// B2B text fields and the ERP field that feeds each; `None` leaves the B2B field unset.
+    /// Defaults: purchase_order_number <- po_number, order_number <- order_number,
+    /// terms_conditions <- terms, external_pdf_url <- pdf_url, type <- type.
+    pub purchase_order_number: Option<SourceField>,
+    pub order_number: Option<SourceField>,
+    pub terms_conditions: Option<SourceField>,
+    pub external_pdf_url: Option<SourceField>,
+    pub invoice_type: Option<SourceField>,
+    /// B2B invoice extra field name -> the ERP field that feeds it (default none).
+    pub extra_fields: BTreeMap<String, SourceField>,
+    /// Fields the daemon owns on update (default: all of [`OwnedField::ALL`]).
+    pub owned: Vec<OwnedField>,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        Self {
+            timezone: chrono_tz::UTC,
+            default_type: "Invoice".to_owned(),
+            channel_id: None,
+            cost_line_labels: CostLineLabels::default(),
+            purchase_order_number: Some(SourceField::PoNumber),
+            order_number: Some(SourceField::OrderNumber),
+            terms_conditions: Some(SourceField::Terms),
+            external_pdf_url: Some(SourceField::PdfUrl),
+            invoice_type: Some(SourceField::Type),
+            extra_fields: BTreeMap::new(),
+            owned: OwnedField::ALL.to_vec(),
+        }
+    }
+}
+
+/// `[sources.<name>.customers]`: ERP customer id -> B2B company id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerMapping {
+    /// `strategy = "static"`, `map = { "C-001" = "12", ... }` in the config.
+    Static(BTreeMap<String, String>),
+    /// `strategy = "table"`: the `customer_map` table, filled by `customers import FILE.csv`.
+    Table,
+    /// `strategy = "company_extra_field"`: look the company up in B2B by a unique company extra
+    /// field holding the ERP customer id (`field_name`), cached in `customer_map` for `ttl`.
+    CompanyExtraField { field_name: String, ttl: Duration },
+}
+
+/// What a deleted or voided ERP invoice does in B2B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletedPolicy {
+    /// Delete it in B2B, unless a payment was made there (then flag it for a person).
+    #[default]
+    Delete,
+    /// Keep it and set its open balance to zero.
+    ZeroBalance,
+    /// Leave B2B alone.
+    Ignore,
+}

@@ -1,0 +1,142 @@
+//! ERP adapters behind one trait: pages of [`SourceInvoice`]s changed since a cursor.
+//!
+//! The engine drives a source like this:
+//! 1. `pages(&cursor)` streams pages, lazily: memory holds one page at a time, whatever the
+//!    number of invoices in the ERP.
+//! 2. For each page, the engine commits every record (or records its failure), then calls
+//!    `page_committed(&page.receipt)` and stores `page.receipt.cursor` as the new cursor.
+//!
+//! Adapters re-read an overlap window before the cursor (clock skew between the ERP's servers,
+//! records committed late with an earlier timestamp); re-read invoices cost nothing downstream
+//! because their fingerprint is unchanged.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{RecordError, SourceInvoice};
+
+/// How far a source has been read: the updated-since watermark of the last committed page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Every invoice updated at or before this instant has been committed (or recorded as
+    /// failed). `None`: nothing read yet, start from the beginning.
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+impl Cursor {
+    pub fn at(watermark: DateTime<Utc>) -> Self {
+        Self {
+            watermark: Some(watermark),
+        }
+    }
+
+    /// Where to start reading: the watermark minus the overlap window.
+    pub fn read_from(&self, overlap: Duration) -> Option<DateTime<Utc>> {
+        let overlap = chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::zero());
+        self.watermark.map(|w| w - overlap)
+    }
+
+    /// The later of two cursors (a cursor never moves back).
+    pub fn max(self, other: Cursor) -> Cursor {
+        Cursor {
+            watermark: self.watermark.max(other.watermark),
+        }
+    }
+}
+
+/// One page of records from a source.
+#[derive(Debug)]
+pub struct SourcePage {
+    /// Valid invoices, and records that could not be taken with the reason.
+    pub records: Vec<Result<SourceInvoice, RecordError>>,
+    /// Give this back through [`Source::page_committed`] once every record is settled.
+    pub receipt: PageReceipt,
+}
+
+/// What the engine hands back after committing a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageReceipt {
+    /// The cursor to store once this page is committed.
+    pub cursor: Cursor,
+    /// `files` adapter: the export file this page finished, to move to `processed/`.
+    pub finished_file: Option<PathBuf>,
+}
+
+/// A page-level failure: the source could not be read (records' own problems are
+/// [`RecordError`]s inside a page instead).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Credentials refused: fix the config; retrying will not help.
+    #[error("source {source_name}: credentials refused: {message}")]
+    Unauthorized {
+        source_name: String,
+        message: String,
+    },
+    /// The ERP did not answer well (5xx, timeouts, connection errors) after the retries.
+    #[error("source {source_name}: unavailable after retries: {message}")]
+    Unavailable {
+        source_name: String,
+        message: String,
+    },
+    /// The ERP answered something this adapter cannot read (a changed API, a broken page).
+    #[error("source {source_name}: unexpected answer: {message}")]
+    Protocol {
+        source_name: String,
+        message: String,
+    },
+    /// A file or folder of the `files` adapter.
+    #[error("source {source_name}: {}: {message}", path.display())]
+    Io {
+        source_name: String,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+impl SourceError {
+    /// True when a later cycle may succeed without a config change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Io { .. })
+    }
+}
+
+/// An ERP adapter.
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    /// The source's name in the config (`[sources.<name>]`).
+    fn name(&self) -> &str;
+
+    /// Pages of invoices changed since `cursor` (minus the overlap window), oldest first where
+    /// the ERP allows. The stream ends when the source has nothing more.
+    fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>>;
+
+    /// Called once every record of a page is committed or recorded as failed.
+    async fn page_committed(&self, receipt: &PageReceipt) -> Result<(), SourceError> {
+        let _ = receipt;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_starts_an_overlap_before_the_watermark() {
+        let w = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let c = Cursor::at(w);
+        assert_eq!(
+            c.read_from(Duration::from_secs(300))
+                .map(|t| t.to_rfc3339()),
+            Some("2026-11-21T09:55:00+00:00".to_owned())
+        );
+        assert_eq!(Cursor::default().read_from(Duration::from_secs(300)), None);
+        assert_eq!(Cursor::default().max(c.clone()), c);
+    }
+}
