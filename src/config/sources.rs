@@ -28,7 +28,7 @@ pub struct SourceSettings {
 
 #[derive(Debug, Clone)]
 pub enum AdapterSettings {
-    Unified(UnifiedSettings),
+    Unified(Box<UnifiedSettings>),
     Rebillia(RebilliaSettings),
     Files(FilesSettings),
 }

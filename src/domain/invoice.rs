@@ -157,12 +157,8 @@ type Checked<T> = Result<T, RecordError>;
 
 impl Check<'_> {
     fn fail(&self, field: &str, reason: impl Into<String>) -> RecordError {
-        RecordError::new(
-            self.source,
-            self.locator.clone(),
-            Some(field.to_owned()),
-            reason,
-        )
+        let reason: String = reason.into();
+        RecordError::new(self.source, self.locator.clone(), Some(field), reason)
     }
 
     fn required(&self, field: &str, value: Option<String>) -> Checked<String> {
@@ -317,7 +313,7 @@ impl SourceInvoice {
 
     /// The invoice's locator for messages about it.
     pub fn locator(&self) -> RecordLocator {
-        RecordLocator::Id(self.external_id.clone())
+        RecordLocator::id(self.external_id.as_str())
     }
 }
 
@@ -386,7 +382,7 @@ pub(crate) mod tests {
     }
 
     fn parse(raw: RawInvoice) -> Result<SourceInvoice, RecordError> {
-        SourceInvoice::parse("erp", RecordLocator::Id("INV-1".into()), raw)
+        SourceInvoice::parse("erp", RecordLocator::id("INV-1"), raw)
     }
 
     #[test]
@@ -401,7 +397,8 @@ pub(crate) mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(fn(&mut RawInvoice), &str)> = vec![
+        type Breakage = fn(&mut RawInvoice);
+        let cases: Vec<(Breakage, &str)> = vec![
             (|r| r.currency = Some("USX".into()), "currency"),
             (|r| r.external_id = Some("  ".into()), "external_id"),
             (|r| r.total = Some("1,000.00".into()), "total"),

@@ -1,16 +1,30 @@
 //! Where a record came from, and why it was refused.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Identifies one ERP record for an operator: its id when known, or its file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Strings are boxed or shared (a file's name is shared by all its rows' errors) to keep
+/// `Result<_, RecordError>` small on the hot parse path.
 pub enum RecordLocator {
     /// The record's id in the ERP (remoteId, Rebillia invoice id, external_id column).
-    Id(String),
+    Id(Box<str>),
     /// A row of an export file, 1-based line number (for CSV the header is line 1).
-    Line { file: String, line: u64 },
+    Line { file: Arc<str>, line: u64 },
     /// A row of an export file whose id is also known.
-    IdAtLine { id: String, file: String, line: u64 },
+    IdAtLine {
+        id: Box<str>,
+        file: Arc<str>,
+        line: u64,
+    },
+}
+
+impl RecordLocator {
+    pub fn id(id: impl Into<Box<str>>) -> Self {
+        Self::Id(id.into())
+    }
 }
 
 impl fmt::Display for RecordLocator {
@@ -27,33 +41,33 @@ impl fmt::Display for RecordLocator {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("source {source_name}, {record}: {}{reason}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct RecordError {
-    pub source_name: String,
+    pub source_name: Arc<str>,
     pub record: RecordLocator,
     /// The canonical field name (`currency`, `line_items[2].quantity`); `None` for the whole record.
-    pub field: Option<String>,
-    pub reason: String,
+    pub field: Option<Box<str>>,
+    pub reason: Box<str>,
 }
 
 impl RecordError {
     pub fn new(
-        source_name: impl Into<String>,
+        source_name: impl Into<Arc<str>>,
         record: RecordLocator,
-        field: Option<String>,
-        reason: impl Into<String>,
+        field: Option<&str>,
+        reason: impl Into<Box<str>>,
     ) -> Self {
         Self {
             source_name: source_name.into(),
             record,
-            field,
+            field: field.map(Box::from),
             reason: reason.into(),
         }
     }
 
     /// A whole-record problem (unreadable JSON, a row with the wrong number of columns).
     pub fn whole(
-        source_name: impl Into<String>,
+        source_name: impl Into<Arc<str>>,
         record: RecordLocator,
-        reason: impl Into<String>,
+        reason: impl Into<Box<str>>,
     ) -> Self {
         Self::new(source_name, record, None, reason)
     }
@@ -72,7 +86,7 @@ mod tests {
                 file: "a.csv".into(),
                 line: 12,
             },
-            Some("currency".into()),
+            Some("currency"),
             "`USX` is not an ISO 4217 currency code",
         );
         assert_eq!(
