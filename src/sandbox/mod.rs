@@ -5,3 +5,8 @@
 
 pub mod b2b;
 pub mod serve;
+
+// Shared by every fake: the same fault injection, request log and fixed-window rate limit.
+pub mod faults;
+pub mod ratelimit;
+pub mod stats;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::control::{SandboxControl, SandboxError};
-use super::faults::{ErrorRates, FaultRule};
+use crate::sandbox::faults::{ErrorRates, FaultRule};
 
 pub(crate) fn routes() -> Router<SandboxControl> {
     Router::new()

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::faults::{ErrorRates, FaultRule};
 use super::person;
 use super::render;
 use super::state::{lock, Shared, StoreData};
-use super::stats::{RequestRecord, SandboxStats};
+use crate::sandbox::faults::{ErrorRates, FaultRule};
+use crate::sandbox::stats::{RequestRecord, SandboxStats};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SandboxError {

@@ -21,7 +21,6 @@ mod auth;
 mod companies;
 mod control;
 mod extra_fields;
-mod faults;
 mod fields;
 mod invoice_input;
 mod invoices;
@@ -30,13 +29,11 @@ mod money;
 mod person;
 mod pipeline;
 mod query;
-mod ratelimit;
 mod render;
 mod reply;
 mod routes;
 mod seed;
 mod state;
-mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -47,17 +44,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+pub use crate::sandbox::faults::{ErrorRates, Fault, FaultRule};
+pub use crate::sandbox::stats::{RequestRecord, RouteCount, SandboxStats};
 pub use control::{SandboxControl, SandboxError};
-pub use faults::{ErrorRates, Fault, FaultRule};
 pub use seed::ERP_CUSTOMER_ID_FIELD;
-pub use stats::{RequestRecord, RouteCount, SandboxStats};
 
-use self::faults::FaultState;
-use self::ratelimit::RateLimiter;
 use self::seed::SeedCounts;
 use self::state::{Clock, Shared};
-use self::stats::Stats;
+use crate::sandbox::faults::FaultState;
+use crate::sandbox::ratelimit::RateLimiter;
 use crate::sandbox::serve::Server;
+use crate::sandbox::stats::Stats;
 
 /// How a sandbox starts.
 #[derive(Clone, Debug)]

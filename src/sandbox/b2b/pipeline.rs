@@ -15,13 +15,13 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::control::SandboxControl;
-use super::faults::{Fault, Plan};
 use super::query::RawQuery;
 use super::reply::{self, ApiReply};
 use super::state::{lock, Shared};
-use super::stats::{Cause, RequestRecord};
 use super::{auth, companies, extra_fields, invoices, list};
+use crate::sandbox::faults::{Fault, Plan};
 use crate::sandbox::serve::ConnectionKill;
+use crate::sandbox::stats::{Cause, RequestRecord};
 
 /// Larger bodies are refused before anything else (the docs cap PDFs at 5 MB; JSON is far less).
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;

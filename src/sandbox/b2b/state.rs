@@ -12,10 +12,10 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::faults::FaultState;
-use super::ratelimit::RateLimiter;
-use super::stats::Stats;
 use super::SandboxStore;
+use crate::sandbox::faults::FaultState;
+use crate::sandbox::ratelimit::RateLimiter;
+use crate::sandbox::stats::Stats;
 
 /// Locks a sandbox mutex. A panic while holding one (only possible in a test assertion)
 /// leaves plain data behind that is still usable, so poisoning is ignored.
