@@ -5,7 +5,9 @@
 
 pub mod b2b;
 pub mod config;
+pub mod customers;
 pub mod domain;
 pub mod sandbox;
 pub mod source;
+pub mod store;
 pub mod telemetry;

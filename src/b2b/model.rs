@@ -395,6 +395,21 @@ impl InvoiceDetails {
         map.insert((*last).to_owned(), value);
     }
 
+    /// Removes the value at `path`, if there is one; parents are kept.
+    pub fn remove_path(&mut self, path: &[&str]) {
+        let Some((last, parents)) = path.split_last() else {
+            return;
+        };
+        let mut map = &mut self.0;
+        for key in parents {
+            match map.get_mut(*key) {
+                Some(Value::Object(m)) => map = m,
+                _ => return,
+            }
+        }
+        map.shift_remove(*last);
+    }
+
     /// The typed value at `path`; `Ok(None)` when absent.
     pub fn typed<T: serde::de::DeserializeOwned>(
         &self,

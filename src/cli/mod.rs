@@ -1,6 +1,7 @@
 //! Command-line glue: parse arguments, load config, set up logging, run one command.
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
+mod customers;
 mod probe;
 mod sandbox;
 
@@ -62,6 +63,11 @@ enum Command {
     CheckConfig,
     /// Check that each configured store answers with its credentials (read-only calls).
     Probe(probe::ProbeArgs),
+    /// Apply the database migrations (also done automatically by commands that need them).
+    Migrate,
+    /// Manage the ERP customer -> B2B company map.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
     /// Run a faithful local fake of an API, for tests, the demo and benchmarks.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -91,6 +97,28 @@ async fn run(cli: Cli) -> ExitCode {
                 return code;
             }
             report(probe::run(&settings, args).await)
+        }
+        Command::Migrate => {
+            let Some(settings) = load_or_report(&cli.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if let Err(code) = init_logging(cli_format, &settings) {
+                return code;
+            }
+            report(
+                database(&settings)
+                    .await
+                    .map(|_| println!("migrations applied")),
+            )
+        }
+        Command::Customers(cmd) => {
+            let Some(settings) = load_or_report(&cli.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if let Err(code) = init_logging(cli_format, &settings) {
+                return code;
+            }
+            report(customers::run(&settings, cmd).await)
         }
         Command::Sandbox(cmd) => {
             // The sandbox needs no config file: it is what a config points at.
@@ -145,6 +173,18 @@ fn init_logging(cli_format: Option<LogFormat>, settings: &Settings) -> Result<()
         eprintln!("error: {e}");
         ExitCode::from(EXIT_CONFIG)
     })
+}
+
+/// The pool, with migrations applied.
+pub async fn database(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let Some(db) = &settings.database else {
+        anyhow::bail!(
+            "database.url: missing: this command needs the database ([database] url or url_file)"
+        );
+    };
+    let pool = b2b_invoice_sync::store::connect(db).await?;
+    b2b_invoice_sync::store::migrate(&pool).await?;
+    Ok(pool)
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

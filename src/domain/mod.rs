@@ -1,12 +1,18 @@
 //! Pure types and rules, no I/O: the canonical invoice, money, mapping to B2B and fingerprints.
 
+pub mod deletion;
+pub mod fingerprint;
 pub mod invoice;
+pub mod mapping;
 pub mod money;
 pub mod record;
 
+pub use deletion::{deletion_action, B2bBalance, DeletionAction};
+pub use fingerprint::{fingerprint, Fingerprint};
 pub use invoice::{
     amount_text, Lifecycle, PostalAddress, RawAddress, RawInvoice, RawLineItem, SourceInvoice,
     SourceLineItem,
 };
+pub use mapping::{map_invoice, DesiredInvoice};
 pub use money::{Currency, Money};
 pub use record::{RecordError, RecordLocator};

@@ -4,6 +4,8 @@
 mod budget;
 mod check_config;
 mod client_endpoints;
+mod customers;
+mod db;
 mod faults;
 mod helpers;
 mod list_filters;

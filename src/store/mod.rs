@@ -1,0 +1,64 @@
+//! PostgreSQL through sqlx: the pool, the migrations, and the tables' queries (one module each).
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::DatabaseSettings;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Database failures. Messages never carry the connection URL (it may hold a password).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url: cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("database: migrations failed: {0}; the database is left as the last successful migration made it")]
+    Migrate(String),
+    #[error("database: {what} failed: {message}")]
+    Query { what: &'static str, message: String },
+}
+
+impl StoreError {
+    pub fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |e| Self::Query {
+            what,
+            message: describe(&e),
+        }
+    }
+}
+
+/// sqlx's own text, minus anything that could repeat the URL.
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Configuration(_) => "the connection settings are invalid".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A pool for `settings`, checked with one connection.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = settings
+        .url
+        .expose_secret()
+        .parse()
+        .map_err(|e: sqlx::Error| StoreError::Connect(describe(&e)))?;
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections.get())
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::Connect(describe(&e)))
+}
+
+/// Applies pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))
+}
