@@ -4,7 +4,9 @@
 //! table is read key by key: a bad or missing value becomes a [`ConfigProblem`] with its full
 //! dotted path and the caller carries on with the next key.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::ops::RangeInclusive;
@@ -143,11 +145,98 @@ impl<'a> Table<'a> {
         }
         self.take(key);
         parse(&Value::new(None, default))
-            .map_err(|e| {
-                let message = format!("internal error: the built-in default is invalid: {e}");
-                self.problems.push(self.key_path(key), message);
-            })
+            .map_err(|e| self.default_invalid(self.key_path(key), e))
             .ok()
+    }
+
+    fn default_invalid(&self, path: String, message: impl Display) {
+        let message = format!("internal error: the built-in default is invalid: {message}");
+        self.problems.push(path, message);
+    }
+
+    /// A list checked item by item: each bad item is reported on its own (`owned[2]`), so one
+    /// typo doesn't hide the next. Absent, the default (written as in TOML) is read the same way.
+    /// Environment values are always strings, so a comma-separated string is a list too.
+    pub(super) fn list_or<T>(
+        &mut self,
+        key: &str,
+        default: impl Into<ValueKind>,
+        item: impl Fn(&Value) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
+        let value = match self.take(key) {
+            Some(value) => Cow::Borrowed(value),
+            None => Cow::Owned(Value::new(None, default)),
+        };
+        let configured = matches!(value, Cow::Borrowed(_));
+        let path = self.key_path(key);
+        let reject = |path: String, value: &Value, message: String| {
+            if configured {
+                self.push(path, Some(value), message);
+            } else {
+                self.default_invalid(path, message);
+            }
+        };
+        let items = match list_items(&value) {
+            Ok(items) => items,
+            Err(message) => {
+                reject(path, &value, message);
+                return None;
+            }
+        };
+        let mut parsed = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for (index, value) in items.iter().enumerate() {
+            match item(value) {
+                Ok(item) => parsed.push(item),
+                Err(message) => {
+                    complete = false;
+                    reject(format!("{path}[{index}]"), value, message);
+                }
+            }
+        }
+        complete.then_some(parsed)
+    }
+
+    /// A table whose keys are the operator's data (B2B extra field names, ERP customer ids)
+    /// rather than schema keys, so none of them is unknown. Each value goes through `parse`
+    /// and a bad one is reported under its own key. `Ok(None)` when absent.
+    pub(super) fn map_of<T>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&Value) -> Result<T, String>,
+    ) -> Result<Option<BTreeMap<String, T>>, Reported> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        let ValueKind::Table(entries) = &value.kind else {
+            let found = describe(&value.kind);
+            self.problem(key, format!("expected a table, found {found}"));
+            return Err(Reported);
+        };
+        let path = self.key_path(key);
+        let mut map = BTreeMap::new();
+        let mut complete = true;
+        for (name, value) in entries {
+            let parsed = if name.trim().is_empty() {
+                Err("the name must not be empty".to_owned())
+            } else {
+                parse(value)
+            };
+            match parsed {
+                Ok(parsed) => {
+                    map.insert(name.clone(), parsed);
+                }
+                Err(message) => {
+                    complete = false;
+                    self.push(format!("{path}.{}", quote_key(name)), Some(value), message);
+                }
+            }
+        }
+        if complete {
+            Ok(Some(map))
+        } else {
+            Err(Reported)
+        }
     }
 
     /// A field without a default; `hint` tells the operator how to supply it.
@@ -215,6 +304,19 @@ impl<'a> Table<'a> {
         self.has(key).then(|| self.section(key))
     }
 
+    /// The names of the table's entries, sorted, without reading them (the configured stores,
+    /// which sources refer to).
+    pub(super) fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .entries
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Every entry of a table keyed by user-chosen names (`[stores.<name>]`).
     pub(super) fn named_sections(&mut self) -> Vec<(String, Table<'a>)> {
         let mut entries: Vec<_> = self.entries.into_iter().flatten().collect();
@@ -275,7 +377,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn source_note(path: &str, value: &Value) -> Option<String> {
     if let Some(origin) = value.origin() {
         return Some(if origin == ENV_ORIGIN {
-            format!("from environment variable {}", env_var_name(path))
+            // A list item (`owned[2]`) came from the variable that set the whole list.
+            let variable = path.split('[').next().unwrap_or(path);
+            format!("from environment variable {}", env_var_name(variable))
         } else {
             format!("from {origin}")
         });
@@ -295,6 +399,35 @@ pub(super) fn env_var_name(path: &str) -> String {
     let mut name = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
     name.push_str(&path.to_uppercase().replace('.', ENV_SEPARATOR));
     name
+}
+
+/// An entry name as TOML would need it written: bare when it can be, quoted otherwise
+/// (`extra_fields."ERP Sync Source"`).
+fn quote_key(name: &str) -> Cow<'_, str> {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("{name:?}"))
+    }
+}
+
+/// The items of a TOML array, or of a comma-separated string (blank: no items).
+fn list_items(value: &Value) -> Result<Vec<Value>, String> {
+    match &value.kind {
+        ValueKind::Array(items) => Ok(items.clone()),
+        ValueKind::String(s) if s.trim().is_empty() => Ok(Vec::new()),
+        ValueKind::String(s) => {
+            let origin = value.origin().map(str::to_owned);
+            Ok(s.split(',')
+                .map(|item| Value::new(origin.as_ref(), item.trim()))
+                .collect())
+        }
+        other => Err(format!("expected a list, found {}", describe(other))),
+    }
 }
 
 fn describe(kind: &ValueKind) -> &'static str {
@@ -317,6 +450,18 @@ pub(super) fn string(value: &Value) -> Result<String, String> {
     match &value.kind {
         ValueKind::String(s) => Ok(s.clone()),
         other => Err(format!("expected a string, found {}", describe(other))),
+    }
+}
+
+/// Text that says something: not blank, no control characters (labels, names, paths).
+pub(super) fn text(value: &Value) -> Result<String, String> {
+    let s = string(value)?;
+    if s.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else if s.chars().any(char::is_control) {
+        Err("must not contain control characters".to_owned())
+    } else {
+        Ok(s)
     }
 }
 
@@ -353,24 +498,36 @@ pub(super) fn secret_file(value: &Value) -> Result<SecretString, String> {
 }
 
 /// Whole numbers, also written as strings because environment values always are.
+fn integer(value: &Value) -> Result<i128, String> {
+    match &value.kind {
+        ValueKind::I64(n) => Ok((*n).into()),
+        ValueKind::U64(n) => Ok((*n).into()),
+        ValueKind::I128(n) => Ok(*n),
+        ValueKind::U128(n) => Ok(i128::try_from(*n).unwrap_or(i128::MAX)),
+        ValueKind::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| "expected a whole number".to_owned()),
+        other => Err(format!(
+            "expected a whole number, found {}",
+            describe(other)
+        )),
+    }
+}
+
+/// An id given by another system (a B2B company, a BigCommerce channel): 1 or more, no upper
+/// bound of our own.
+pub(super) fn id(value: &Value) -> Result<u64, String> {
+    let n = integer(value)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("must be a whole number of at least 1 (got {n})"))
+}
+
 pub(super) fn whole(range: RangeInclusive<u32>) -> impl Fn(&Value) -> Result<u32, String> {
     move |value| {
-        let n: i128 = match &value.kind {
-            ValueKind::I64(n) => (*n).into(),
-            ValueKind::U64(n) => (*n).into(),
-            ValueKind::I128(n) => *n,
-            ValueKind::U128(n) => i128::try_from(*n).unwrap_or(i128::MAX),
-            ValueKind::String(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| "expected a whole number".to_owned())?,
-            other => {
-                return Err(format!(
-                    "expected a whole number, found {}",
-                    describe(other)
-                ))
-            }
-        };
+        let n = integer(value)?;
         u32::try_from(n)
             .ok()
             .filter(|n| range.contains(n))

@@ -2,8 +2,12 @@
 //!
 //! Defaults are written as the operator would write them in TOML and go through the same
 //! parser as configured values, so this file reads like `config/example.toml`.
+//! `[sources.<name>]` has its own file, [`source`].
+
+mod source;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use config::Value;
 use secrecy::{ExposeSecret, SecretString};
@@ -46,12 +50,19 @@ pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
         None => Some(None),
         Some(section) => database(section).map(Some),
     };
-    let stores = stores(root.section("stores"));
+    let stores = root.section("stores");
+    // Every configured name, even of a store with problems: a source naming it is then fine.
+    let store_names = stores.keys();
+    let stores = self::stores(stores);
+    // Absent is fine: the commands that only talk to B2B work without any source.
+    let sources = named(root.section("sources"), |name, t| {
+        source::source(name, t, &store_names)
+    });
     Some(Settings {
         telemetry: telemetry?,
         database: database?,
         stores: stores?,
-        sources: BTreeMap::new(),
+        sources: sources?,
     })
 }
 
@@ -76,34 +87,34 @@ fn database(mut t: Table<'_>) -> Option<DatabaseSettings> {
     })
 }
 
-fn stores(mut t: Table<'_>) -> Option<BTreeMap<String, StoreSettings>> {
-    let sections = t.named_sections();
-    if sections.is_empty() {
+fn stores(t: Table<'_>) -> Option<BTreeMap<String, StoreSettings>> {
+    if t.keys().is_empty() {
         t.missing_here("no store is configured (add a [stores.<name>] section)");
         return None;
     }
-    let mut stores = BTreeMap::new();
+    named(t, store)
+}
+
+/// Reads every `[<section>.<name>]`; `None` if any of them had a problem.
+fn named<T>(
+    mut t: Table<'_>,
+    mut read: impl FnMut(&str, Table<'_>) -> Option<T>,
+) -> Option<BTreeMap<String, T>> {
+    let mut all = BTreeMap::new();
     let mut complete = true;
-    for (name, section) in sections {
-        match store(&name, section) {
-            Some(store) => {
-                stores.insert(name, store);
+    for (name, section) in t.named_sections() {
+        match read(&name, section) {
+            Some(item) => {
+                all.insert(name, item);
             }
             None => complete = false,
         }
     }
-    complete.then_some(stores)
+    complete.then_some(all)
 }
 
 fn store(name: &str, mut t: Table<'_>) -> Option<StoreSettings> {
-    let name_ok = valid_store_name(name);
-    if !name_ok {
-        t.problem_here(format!(
-            "invalid store name: use lowercase letters, digits and single inner underscores \
-             (like acme_eu), because environment overrides such as {} are lowercased and split at __",
-            env_var_name("stores.acme_eu.b2b.token"),
-        ));
-    }
+    let name_ok = check_name(&t, name, "store", "stores.acme_eu.b2b.token");
     let b2b = b2b(t.section("b2b"));
     let budget = budget(t.section("budget"));
     let retry = retry(t.section("retry"));
@@ -118,7 +129,23 @@ fn store(name: &str, mut t: Table<'_>) -> Option<StoreSettings> {
     })
 }
 
-fn valid_store_name(name: &str) -> bool {
+/// Store and source names become parts of environment variable names, which the environment
+/// source lowercases and splits at `__`: only names that survive that can be overridden.
+/// `example` is a key path that shows the rule, like `stores.acme_eu.b2b.token`.
+fn check_name(t: &Table<'_>, name: &str, what: &str, example: &str) -> bool {
+    let ok = valid_name(name);
+    if !ok {
+        let like = example.split('.').nth(1).unwrap_or(example);
+        t.problem_here(format!(
+            "invalid {what} name: use lowercase letters, digits and single inner underscores \
+             (like {like}), because environment overrides such as {} are lowercased and split at __",
+            env_var_name(example),
+        ));
+    }
+    ok
+}
+
+fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -130,8 +157,7 @@ fn valid_store_name(name: &str) -> bool {
 
 fn b2b(mut t: Table<'_>) -> Option<B2bSettings> {
     let base_url = t.or("base_url", DEFAULT_BASE_URL, http_url);
-    let request_timeout = t.or("request_timeout_secs", 30, secs(1..=600));
-    let connect_timeout = t.or("connect_timeout_secs", 5, secs(1..=120));
+    let (request_timeout, connect_timeout) = timeouts(&mut t);
     let token = t.exactly_one(("token", secret), ("token_file", secret_file));
     let auth = auth(&mut t, token);
     Some(B2bSettings {
@@ -140,6 +166,13 @@ fn b2b(mut t: Table<'_>) -> Option<B2bSettings> {
         request_timeout: request_timeout?,
         connect_timeout: connect_timeout?,
     })
+}
+
+/// The two HTTP timeouts every API client takes, with the same defaults and ranges.
+fn timeouts(t: &mut Table<'_>) -> (Option<Duration>, Option<Duration>) {
+    let request_timeout = t.or("request_timeout_secs", 30, secs(1..=600));
+    let connect_timeout = t.or("connect_timeout_secs", 5, secs(1..=120));
+    (request_timeout, connect_timeout)
 }
 
 fn auth(t: &mut Table<'_>, token: Option<SecretString>) -> Option<B2bAuth> {
@@ -230,8 +263,9 @@ fn log_filter(value: &Value) -> Result<String, String> {
     Ok(filter)
 }
 
-/// The B2B API root, with a trailing slash so that `join("ip/invoices")` appends instead of
-/// replacing the last segment (`.../api/v3/io` + `ip/invoices` would give `.../api/v3/ip/invoices`).
+/// An API root (B2B's, an ERP's), with a trailing slash so that `join("ip/invoices")` appends
+/// instead of replacing the last segment (`.../api/v3/io` + `ip/invoices` would give
+/// `.../api/v3/ip/invoices`).
 fn http_url(value: &Value) -> Result<Url, String> {
     let mut url = Url::parse(&string(value)?).map_err(|e| format!("not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -240,7 +274,9 @@ fn http_url(value: &Value) -> Result<Url, String> {
     // Settings are logged with Debug; a URL is not treated as a secret.
     if !url.username().is_empty() || url.password().is_some() {
         return Err(
-            "must not contain credentials; put the token in token or token_file".to_owned(),
+            "must not contain credentials; put them in this section's token or api_key \
+             (or its _file form)"
+                .to_owned(),
         );
     }
     if url.query().is_some() || url.fragment().is_some() {

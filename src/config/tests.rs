@@ -7,6 +7,8 @@ use tempfile::NamedTempFile;
 
 use super::*;
 
+mod sources;
+
 const SECRET: &str = "tok_SECRET_123";
 
 /// The smallest store that loads: everything else has a default.

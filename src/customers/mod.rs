@@ -107,7 +107,7 @@ impl CustomerResolver {
                     )
                 })
                 .collect()),
-            (CustomerMapping::Table, Some(pool)) => self.from_table(pool, ids).await,
+            (CustomerMapping::Table, Some(pool)) => self.read_table(pool, ids).await,
             (CustomerMapping::CompanyExtraField { field_name, ttl }, Some(pool)) => {
                 self.by_lookup(pool, ids, field_name, *ttl).await
             }
@@ -127,7 +127,7 @@ impl CustomerResolver {
         ))
     }
 
-    async fn from_table(
+    async fn read_table(
         &self,
         pool: &PgPool,
         ids: &BTreeSet<String>,

@@ -292,3 +292,100 @@ async fn strategies_that_need_the_database_refuse_to_start_without_it() {
         .expect("refused");
     assert!(err.to_string().contains("needs the database"), "{err}");
 }
+
+#[tokio::test]
+async fn the_customers_import_command_fills_the_map_for_a_source() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[database]
+url = "{url}"
+
+[stores.acme.b2b]
+store_hash = "abc"
+token = "{TOKEN}"
+
+[sources.exports]
+kind = "files"
+store = "acme"
+[sources.exports.files]
+dir = "{dir}"
+[sources.exports.customers]
+strategy = "table"
+"#,
+            url = db.url,
+            dir = dir.path().display()
+        ),
+    )
+    .expect("write config");
+    let csv = dir.path().join("map.csv");
+    std::fs::write(
+        &csv,
+        "external_customer_id,company_id\nCUST-1,12\nCUST-2,13\n",
+    )
+    .expect("write");
+    let bin = env!("CARGO_BIN_EXE_b2b-invoice-sync");
+    let run = |args: Vec<String>| {
+        std::process::Command::new(bin)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("runs")
+    };
+    let cfg = config.display().to_string();
+    let out = run(vec!["migrate".into(), "--config".into(), cfg.clone()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(vec![
+        "customers".into(),
+        "import".into(),
+        csv.display().to_string(),
+        "--source".into(),
+        "exports".into(),
+        "--config".into(),
+        cfg.clone(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("imported 2 customer mapping(s) for source exports"));
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT external_customer_id, company_id FROM customer_map WHERE source = 'exports' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            ("CUST-1".into(), Some("12".into())),
+            ("CUST-2".into(), Some("13".into()))
+        ]
+    );
+
+    // An unknown source is a clear runtime error (exit 1) that names it.
+    let out = run(vec![
+        "customers".into(),
+        "import".into(),
+        csv.display().to_string(),
+        "--source".into(),
+        "nope".into(),
+        "--config".into(),
+        cfg,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--source nope: no such source"));
+}

@@ -1,0 +1,509 @@
+//! `[sources.<name>]`: which adapter reads an ERP, the store it feeds, how its invoices map to
+//! B2B Edition and how its customers map to companies. Same rules as the rest of the schema:
+//! defaults are written as TOML (or taken from the types' `Default`) and parsed like configured
+//! values, and every problem is reported with its key path.
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use config::{Value, ValueKind};
+
+use super::{http_url, retry, timeouts};
+use crate::config::node::{
+    choice, id, positive, secret, secret_file, secs, string, text, word, Reported, Table,
+};
+use crate::config::{
+    AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FilesSettings, HttpSettings,
+    MappingSettings, OwnedField, ReadyRule, RebilliaSettings, SourceField, SourceSettings,
+    UnifiedNames, UnifiedSettings,
+};
+
+const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Unified,
+    Rebillia,
+    Files,
+}
+
+/// The kind's name is also the name of its section (`kind = "files"` reads `[sources.x.files]`).
+const KINDS: &[(&str, Kind)] = &[
+    ("unified", Kind::Unified),
+    ("rebillia", Kind::Rebillia),
+    ("files", Kind::Files),
+];
+
+const DELETED_POLICIES: &[(&str, DeletedPolicy)] = &[
+    ("delete", DeletedPolicy::Delete),
+    ("zero_balance", DeletedPolicy::ZeroBalance),
+    ("ignore", DeletedPolicy::Ignore),
+];
+
+const READY_RULES: &[(&str, ReadyRule)] = &[
+    ("marker", ReadyRule::Marker),
+    ("atomic_rename", ReadyRule::AtomicRename),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Strategy {
+    Static,
+    Table,
+    CompanyExtraField,
+}
+
+const STRATEGIES: &[(&str, Strategy)] = &[
+    ("static", Strategy::Static),
+    ("table", Strategy::Table),
+    ("company_extra_field", Strategy::CompanyExtraField),
+];
+
+pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<SourceSettings> {
+    let name_ok = super::check_name(&t, name, "source", "sources.erp_main.overlap_secs");
+    let kind = t.required(
+        "kind",
+        "which adapter reads this source: \"unified\", \"rebillia\" or \"files\"",
+        choice(KINDS),
+    );
+    let store = t.required("store", &store_hint(stores), store_name(stores));
+    let overlap = t.or("overlap_secs", 300, secs(0..=86_400));
+    let on_deleted = t.or("on_deleted", "delete", choice(DELETED_POLICIES));
+    let adapter = adapter(&mut t, kind);
+    let mapping = mapping(t.section("mapping"));
+    let customers = customers(t.section("customers"));
+    if !name_ok {
+        return None;
+    }
+    Some(SourceSettings {
+        name: name.to_owned(),
+        store: store?,
+        overlap: overlap?,
+        adapter: adapter?,
+        mapping: mapping?,
+        customers: customers?,
+        on_deleted: on_deleted?,
+    })
+}
+
+fn configured(stores: &[String]) -> String {
+    if stores.is_empty() {
+        "no store is configured yet".to_owned()
+    } else {
+        format!("configured: {}", stores.join(", "))
+    }
+}
+
+fn store_hint(stores: &[String]) -> String {
+    format!(
+        "the name of the [stores.<name>] this source feeds; {}",
+        configured(stores)
+    )
+}
+
+fn store_name(stores: &[String]) -> impl Fn(&Value) -> Result<String, String> + '_ {
+    move |value| {
+        let name = word(value)?;
+        if stores.contains(&name) {
+            Ok(name)
+        } else {
+            Err(format!(
+                "names no [stores.<name>] section; {}",
+                configured(stores)
+            ))
+        }
+    }
+}
+
+/// The section of the chosen kind is required; a section of another kind is a mistake (it would
+/// be ignored). With the kind itself wrong, every adapter section present is still checked.
+fn adapter(t: &mut Table<'_>, kind: Option<Kind>) -> Option<AdapterSettings> {
+    let chosen = kind.and_then(|kind| KINDS.iter().find(|(_, k)| *k == kind));
+    let mut settings = None;
+    for &(section, this) in KINDS {
+        match chosen {
+            Some(&(_, kind)) if kind == this => match t.optional_section(section) {
+                Some(table) => settings = read_adapter(this, table),
+                None => t.missing(
+                    section,
+                    &format!("required with kind = \"{section}\": the adapter's settings"),
+                ),
+            },
+            Some(&(chosen, _)) if t.has(section) => {
+                // Marked as read so that its keys are not also reported as unknown.
+                let _ = t.field(section, |_| Ok(()));
+                t.problem(
+                    section,
+                    format!(
+                        "a [{section}] section, but kind = \"{chosen}\"; remove the section \
+                         or set kind = \"{section}\""
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => {
+                if let Some(table) = t.optional_section(section) {
+                    let _ = read_adapter(this, table);
+                }
+            }
+        }
+    }
+    settings
+}
+
+fn read_adapter(kind: Kind, t: Table<'_>) -> Option<AdapterSettings> {
+    match kind {
+        Kind::Unified => unified(t).map(|u| AdapterSettings::Unified(Box::new(u))),
+        Kind::Rebillia => rebillia(t).map(AdapterSettings::Rebillia),
+        Kind::Files => files(t).map(AdapterSettings::Files),
+    }
+}
+
+fn unified(mut t: Table<'_>) -> Option<UnifiedSettings> {
+    let base_url = t.required(
+        "base_url",
+        "the unified API's root URL, like \"https://api.example-unified.com\"",
+        http_url,
+    );
+    let api_key = t.exactly_one(("api_key", secret), ("api_key_file", secret_file));
+    let credential_id = t.required(
+        "credential_id",
+        "the credentialId of the connected ERP to read",
+        text,
+    );
+    let http = http(&mut t, 100, 1..=1000);
+    let names = fill(t.section("names"), UnifiedNames::default(), UNIFIED_NAMES);
+    Some(UnifiedSettings {
+        base_url: base_url?,
+        api_key: api_key?,
+        credential_id: credential_id?,
+        http: http?,
+        names: names?,
+    })
+}
+
+fn rebillia(mut t: Table<'_>) -> Option<RebilliaSettings> {
+    let base_url = t.or("base_url", DEFAULT_REBILLIA_URL, http_url);
+    let token = t.exactly_one(("token", secret), ("token_file", secret_file));
+    let http = http(&mut t, 100, 1..=250);
+    Some(RebilliaSettings {
+        base_url: base_url?,
+        token: token?,
+        http: http?,
+    })
+}
+
+fn files(mut t: Table<'_>) -> Option<FilesSettings> {
+    // Existence is the adapter's to check: the folder may be mounted after a config check.
+    let dir = t.required(
+        "dir",
+        "the folder the ERP writes its exports to",
+        |v: &Value| text(v).map(PathBuf::from),
+    );
+    let ready = t.or("ready", "marker", choice(READY_RULES));
+    let page_size = t.or("page_size", 500, positive(1..=10_000));
+    Some(FilesSettings {
+        dir: dir?,
+        ready: ready?,
+        page_size: page_size?,
+    })
+}
+
+fn http(t: &mut Table<'_>, page_size: u32, pages: RangeInclusive<u32>) -> Option<HttpSettings> {
+    let (request_timeout, connect_timeout) = timeouts(t);
+    let page_size = t.or("page_size", page_size, positive(pages));
+    let retry = retry(t.section("retry"));
+    Some(HttpSettings {
+        request_timeout: request_timeout?,
+        connect_timeout: connect_timeout?,
+        retry: retry?,
+        page_size: page_size?,
+    })
+}
+
+fn mapping(mut t: Table<'_>) -> Option<MappingSettings> {
+    let timezone = t.or("timezone", "UTC", timezone);
+    let default_type = t.or("default_type", "Invoice", text);
+    let channel_id = t.field("channel_id", id).ok();
+    let all: Vec<&str> = OwnedField::ALL.iter().map(|f| f.name()).collect();
+    let owned = t.list_or("owned", all, owned_field);
+    let extra_fields = t.map_of("extra_fields", source_field).ok();
+    // The text fields and cost line labels start from the types' defaults, so the defaults
+    // documented on them are the ones applied.
+    let fields = fill(
+        t.section("fields"),
+        MappingSettings::default(),
+        MAPPED_FIELDS,
+    );
+    let labels = fill(
+        t.section("cost_lines"),
+        CostLineLabels::default(),
+        COST_LINES,
+    );
+    let fields = fields?;
+    let mut owned = owned?;
+    // Repeating a name changes nothing; keep the first so the order stays the operator's.
+    let mut seen = BTreeSet::new();
+    owned.retain(|f| seen.insert(*f));
+    Some(MappingSettings {
+        timezone: timezone?,
+        default_type: default_type?,
+        channel_id: channel_id?,
+        cost_line_labels: labels?,
+        extra_fields: extra_fields?.unwrap_or_default(),
+        owned,
+        ..fields
+    })
+}
+
+fn customers(mut t: Table<'_>) -> Option<CustomerMapping> {
+    const MAP: &[&str] = &["map"];
+    const LOOKUP: &[&str] = &["field_name", "ttl_secs"];
+    let Some(strategy) = t.or("strategy", "table", choice(STRATEGIES)) else {
+        // Which keys belong can't be judged without a strategy; still check their values.
+        let _ = t.map_of("map", company_id);
+        let _ = t.field("field_name", text);
+        let _ = t.field("ttl_secs", secs(60..=2_592_000));
+        return None;
+    };
+    match strategy {
+        Strategy::Static => {
+            let clean = only_with(&mut t, LOOKUP, "company_extra_field");
+            let map = match t.map_of("map", company_id) {
+                Ok(Some(map)) if map.is_empty() => {
+                    t.problem(
+                        "map",
+                        "must list at least one ERP customer id = B2B company id",
+                    );
+                    None
+                }
+                Ok(Some(map)) => Some(map),
+                Ok(None) => {
+                    t.missing(
+                        "map",
+                        "required with strategy = \"static\": ERP customer id = B2B company id, \
+                         like map = { \"C-001\" = 12 }",
+                    );
+                    None
+                }
+                Err(Reported) => None,
+            };
+            clean.then_some(CustomerMapping::Static(map?))
+        }
+        Strategy::Table => {
+            let clean = only_with(&mut t, MAP, "static");
+            let clean = only_with(&mut t, LOOKUP, "company_extra_field") && clean;
+            clean.then_some(CustomerMapping::Table)
+        }
+        Strategy::CompanyExtraField => {
+            let clean = only_with(&mut t, MAP, "static");
+            let field_name = t.or("field_name", "ERP Customer ID", text);
+            let ttl = t.or("ttl_secs", 86_400, secs(60..=2_592_000));
+            let mapping = CustomerMapping::CompanyExtraField {
+                field_name: field_name?,
+                ttl: ttl?,
+            };
+            clean.then_some(mapping)
+        }
+    }
+}
+
+/// Reports each of `keys` that is set although only `strategy` uses it; true when none is.
+fn only_with(t: &mut Table<'_>, keys: &[&str], strategy: &str) -> bool {
+    let mut clean = true;
+    for key in keys {
+        if t.has(key) {
+            let _ = t.field(key, |_| Ok(()));
+            t.problem(
+                key,
+                format!(
+                    "only used with strategy = \"{strategy}\"; remove it or change the strategy"
+                ),
+            );
+            clean = false;
+        }
+    }
+    clean
+}
+
+/// One key of a struct whose fields all have the same kind of value: where it lives, and how
+/// it is read.
+type Slot<S, V> = (&'static str, fn(&mut S) -> &mut V, Parser<V>);
+type Parser<V> = fn(&Value) -> Result<V, String>;
+
+/// Reads every slot of `target` from `t`, each defaulting to the value `target` starts with.
+fn fill<S, V: AsToml>(mut t: Table<'_>, mut target: S, slots: &[Slot<S, V>]) -> Option<S> {
+    let mut complete = true;
+    for &(key, slot, parse) in slots {
+        let current = slot(&mut target);
+        match t.or(key, current.as_toml(), parse) {
+            Some(value) => *current = value,
+            None => complete = false,
+        }
+    }
+    complete.then_some(target)
+}
+
+/// A built-in default written back the way an operator would write it.
+trait AsToml {
+    fn as_toml(&self) -> ValueKind;
+}
+
+impl AsToml for String {
+    fn as_toml(&self) -> ValueKind {
+        self.clone().into()
+    }
+}
+
+/// `""` is how the config says "leave this B2B field unset".
+impl AsToml for Option<SourceField> {
+    fn as_toml(&self) -> ValueKind {
+        self.as_ref()
+            .map(source_field_name)
+            .unwrap_or_default()
+            .into()
+    }
+}
+
+const UNIFIED_NAMES: &[Slot<UnifiedNames, String>] = &[
+    ("invoices_path", |n| &mut n.invoices_path, relative_path),
+    ("credential_param", |n| &mut n.credential_param, text),
+    ("limit_param", |n| &mut n.limit_param, text),
+    ("cursor_param", |n| &mut n.cursor_param, text),
+    ("updated_after_param", |n| &mut n.updated_after_param, text),
+    ("list_field", |n| &mut n.list_field, text),
+    ("next_field", |n| &mut n.next_field, text),
+    ("single_field", |n| &mut n.single_field, text),
+];
+
+const COST_LINES: &[Slot<CostLineLabels, String>] = &[
+    ("subtotal", |c| &mut c.subtotal, text),
+    ("freight", |c| &mut c.freight, text),
+    ("tax", |c| &mut c.tax, text),
+    ("discount", |c| &mut c.discount, text),
+];
+
+/// `[mapping.fields]`: B2B field = ERP field.
+const MAPPED_FIELDS: &[Slot<MappingSettings, Option<SourceField>>] = &[
+    (
+        "purchase_order_number",
+        |m| &mut m.purchase_order_number,
+        optional_source_field,
+    ),
+    (
+        "order_number",
+        |m| &mut m.order_number,
+        optional_source_field,
+    ),
+    (
+        "terms_conditions",
+        |m| &mut m.terms_conditions,
+        optional_source_field,
+    ),
+    (
+        "external_pdf_url",
+        |m| &mut m.external_pdf_url,
+        optional_source_field,
+    ),
+    ("type", |m| &mut m.invoice_type, optional_source_field),
+];
+
+/// The config spelling of a field, the inverse of [`SourceField::parse`].
+fn source_field_name(field: &SourceField) -> String {
+    let name = match field {
+        SourceField::PoNumber => "po_number",
+        SourceField::OrderNumber => "order_number",
+        SourceField::Terms => "terms",
+        SourceField::Memo => "memo",
+        SourceField::PdfUrl => "pdf_url",
+        SourceField::Type => "type",
+        SourceField::InvoiceNumber => "invoice_number",
+        SourceField::ExternalId => "external_id",
+        SourceField::ExternalCustomerId => "external_customer_id",
+        SourceField::SourceName => "source",
+        SourceField::Extra(key) => return format!("extra.{key}"),
+    };
+    name.to_owned()
+}
+
+const SOURCE_FIELDS_HINT: &str = "expected po_number, order_number, terms, memo, pdf_url, type, \
+     invoice_number, external_id, external_customer_id, source, or extra.<key> for one of the \
+     ERP's extra fields";
+
+fn source_field(value: &Value) -> Result<SourceField, String> {
+    let name = string(value)?;
+    SourceField::parse(&name).ok_or_else(|| format!("not an ERP field; {SOURCE_FIELDS_HINT}"))
+}
+
+fn optional_source_field(value: &Value) -> Result<Option<SourceField>, String> {
+    if string(value)?.trim().is_empty() {
+        return Ok(None);
+    }
+    source_field(value)
+        .map(Some)
+        .map_err(|e| format!("{e} (or \"\" to leave the B2B field unset)"))
+}
+
+fn owned_field(value: &Value) -> Result<OwnedField, String> {
+    OwnedField::parse(&string(value)?).ok_or_else(|| {
+        let names: Vec<&str> = OwnedField::ALL.iter().map(|f| f.name()).collect();
+        format!(
+            "not a field the daemon can own; expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+fn timezone(value: &Value) -> Result<chrono_tz::Tz, String> {
+    string(value)?.trim().parse().map_err(|_| {
+        "not a time zone of the IANA database; write a name like \"UTC\" or \"Europe/Berlin\""
+            .to_owned()
+    })
+}
+
+/// B2B company ids are numbers; the map keeps them as the text the company API is queried with.
+fn company_id(value: &Value) -> Result<String, String> {
+    id(value)
+        .map(|id| id.to_string())
+        .map_err(|e| format!("{e}; B2B company ids are whole numbers from 1"))
+}
+
+/// Joined onto the base URL, so a leading `/` would drop the base URL's own path.
+fn relative_path(value: &Value) -> Result<String, String> {
+    let path = text(value)?;
+    if path.starts_with('/') {
+        Err("must be relative to base_url: leave out the leading /".to_owned())
+    } else if path.contains(['?', '#']) || path.chars().any(char::is_whitespace) {
+        Err("must be a plain path, without spaces, ? or #".to_owned())
+    } else {
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_field_names_round_trip() {
+        let fields = [
+            SourceField::PoNumber,
+            SourceField::OrderNumber,
+            SourceField::Terms,
+            SourceField::Memo,
+            SourceField::PdfUrl,
+            SourceField::Type,
+            SourceField::InvoiceNumber,
+            SourceField::ExternalId,
+            SourceField::ExternalCustomerId,
+            SourceField::SourceName,
+            SourceField::Extra("Sales Rep".to_owned()),
+        ];
+        for field in fields {
+            assert_eq!(
+                SourceField::parse(&source_field_name(&field)),
+                Some(field.clone())
+            );
+        }
+    }
+}
