@@ -10,4 +10,5 @@ pub mod domain;
 pub mod sandbox;
 pub mod source;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

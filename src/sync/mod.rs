@@ -1,0 +1,3 @@
+//! The sync engine: prepare (map + customers) -> plan (diff vs state) -> execute (B2B) -> state.
+
+pub mod prepare;

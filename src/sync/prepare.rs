@@ -1,0 +1,135 @@
+//! A page of source records -> invoices ready to plan, or per-invoice failures with reasons.
+//!
+//! This is where an ERP record meets the mapping config and the customer map. Nothing here
+//! fails the page: a bad record, an unmapped customer or a lookup outage becomes a failure of
+//! that invoice alone, named so an operator can find it (source, external id, invoice number).
+
+use std::collections::BTreeSet;
+
+use crate::config::MappingSettings;
+use crate::customers::{CustomerError, CustomerMatch, CustomerResolver};
+use crate::domain::{
+    fingerprint, map_invoice, DesiredInvoice, Fingerprint, Lifecycle, RecordError, SourceInvoice,
+};
+
+/// An invoice ready for planning.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub desired: DesiredInvoice,
+    pub fingerprint: Fingerprint,
+    pub lifecycle: Lifecycle,
+}
+
+/// Why one record did not become a planned invoice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvoiceFailure {
+    /// The ERP record itself is invalid: it will fail the same way until the ERP fixes it.
+    #[error("{0}")]
+    Record(RecordError),
+    /// The customer has no B2B company (yet): retried on later cycles.
+    #[error("source {source_name}, invoice {external_id} (number {invoice_number}): {reason}")]
+    UnmappedCustomer {
+        source_name: String,
+        external_id: String,
+        invoice_number: String,
+        reason: String,
+    },
+}
+
+/// Maps every valid record of a page, resolving all its customers in one batch.
+pub async fn prepare_page(
+    records: Vec<Result<SourceInvoice, RecordError>>,
+    customers: &CustomerResolver,
+    mapping: &MappingSettings,
+) -> Result<Vec<Result<Prepared, InvoiceFailure>>, CustomerError> {
+    let ids: BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|i| i.external_customer_id.clone())
+        .collect();
+    let matches = customers.resolve_all(&ids).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let invoice = record.map_err(InvoiceFailure::Record)?;
+            match matches.get(&invoice.external_customer_id) {
+                Some(CustomerMatch::Company(company)) => {
+                    let desired = map_invoice(&invoice, company, mapping);
+                    Ok(Prepared {
+                        fingerprint: fingerprint(&desired),
+                        desired,
+                        lifecycle: invoice.lifecycle,
+                    })
+                }
+                other => Err(InvoiceFailure::UnmappedCustomer {
+                    source_name: invoice.source.clone(),
+                    external_id: invoice.external_id.clone(),
+                    invoice_number: invoice.invoice_number.clone(),
+                    reason: match other {
+                        Some(CustomerMatch::Unmapped(reason)) => reason.clone(),
+                        _ => format!(
+                            "ERP customer {} was not resolved",
+                            invoice.external_customer_id
+                        ),
+                    },
+                }),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::CustomerMapping;
+    use crate::domain::{RawInvoice, RawLineItem, RecordLocator};
+
+    fn record(id: &str, customer: &str) -> Result<SourceInvoice, RecordError> {
+        let raw = RawInvoice {
+            external_id: Some(id.into()),
+            external_customer_id: Some(customer.into()),
+            invoice_number: Some(format!("N-{id}")),
+            currency: Some("USD".into()),
+            total: Some("10".into()),
+            open_balance: Some("10".into()),
+            line_items: vec![RawLineItem {
+                sku: Some("S".into()),
+                quantity: Some("1".into()),
+                unit_price: Some("10".into()),
+                ..RawLineItem::default()
+            }],
+            ..RawInvoice::default()
+        };
+        SourceInvoice::parse("erp", RecordLocator::id(id), raw)
+    }
+
+    #[tokio::test]
+    async fn one_bad_record_or_customer_never_stops_the_others() {
+        let map = BTreeMap::from([("C-1".to_owned(), "12".to_owned())]);
+        let resolver =
+            CustomerResolver::new("erp", CustomerMapping::Static(map), None, None).unwrap();
+        let bad = Err(RecordError::whole(
+            "erp",
+            RecordLocator::id("X"),
+            "not JSON",
+        ));
+        let out = prepare_page(
+            vec![record("A", "C-1"), record("B", "C-404"), bad],
+            &resolver,
+            &MappingSettings::default(),
+        )
+        .await
+        .unwrap();
+        let a = out[0].as_ref().unwrap();
+        assert_eq!(a.desired.customer_id, "12");
+        assert!(a.fingerprint.as_str().starts_with("v1:"));
+        let b = out[1].as_ref().unwrap_err();
+        assert!(
+            b.to_string().contains("invoice B (number N-B)") && b.to_string().contains("C-404"),
+            "{b}"
+        );
+        assert!(matches!(&out[2], Err(InvoiceFailure::Record(_))));
+    }
+}
