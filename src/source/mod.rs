@@ -10,6 +10,8 @@
 //! records committed late with an earlier timestamp); re-read invoices cost nothing downstream
 //! because their fingerprint is unchanged.
 
+pub mod files;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -10,3 +10,4 @@ mod faults;
 mod helpers;
 mod list_filters;
 mod secrets;
+mod source_files;
