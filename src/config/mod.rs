@@ -33,6 +33,27 @@ pub struct Settings {
     pub stores: BTreeMap<String, StoreSettings>,
     /// Keyed by the source's name (`[sources.erp]` -> `erp`); each names the store it feeds.
     pub sources: BTreeMap<String, SourceSettings>,
+    pub engine: EngineSettings,
+}
+
+/// `[engine]`: how the sync engine runs, whatever the source.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Apply pending migrations when a command that needs the database starts (default true).
+    pub auto_migrate: bool,
+    /// Ledger rows (settled ones) and runs older than these are pruned (default 90 days each).
+    pub ledger_retention: Duration,
+    pub runs_retention: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            auto_migrate: true,
+            ledger_retention: Duration::from_secs(90 * 86_400),
+            runs_retention: Duration::from_secs(90 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

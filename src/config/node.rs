@@ -453,6 +453,19 @@ pub(super) fn string(value: &Value) -> Result<String, String> {
     }
 }
 
+/// `true`/`false`, also as text (environment values are strings).
+pub(super) fn boolean(value: &Value) -> Result<bool, String> {
+    match &value.kind {
+        ValueKind::Boolean(b) => Ok(*b),
+        ValueKind::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err("expected true or false".to_owned()),
+        },
+        other => Err(format!("expected true or false, found {}", describe(other))),
+    }
+}
+
 /// Text that says something: not blank, no control characters (labels, names, paths).
 pub(super) fn text(value: &Value) -> Result<String, String> {
     let s = string(value)?;

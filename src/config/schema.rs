@@ -15,12 +15,12 @@ use tracing_subscriber::EnvFilter;
 use url::Url;
 
 use super::node::{
-    choice, env_var_name, millis, positive, positive_usize, secret, secret_file, secs, string,
-    whole, word, Table,
+    boolean, choice, env_var_name, millis, positive, positive_usize, secret, secret_file, secs,
+    string, whole, word, Table,
 };
 use super::{
-    B2bAuth, B2bSettings, BudgetSettings, DatabaseSettings, LogFormat, RetrySettings, Settings,
-    StoreSettings, TelemetrySettings,
+    B2bAuth, B2bSettings, BudgetSettings, DatabaseSettings, EngineSettings, LogFormat,
+    RetrySettings, Settings, StoreSettings, TelemetrySettings,
 };
 
 const DEFAULT_BASE_URL: &str = "https://api-b2b.bigcommerce.com/api/v3/io";
@@ -58,11 +58,25 @@ pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
     let sources = named(root.section("sources"), |name, t| {
         source::source(name, t, &store_names)
     });
+    let engine = engine(root.section("engine"));
     Some(Settings {
         telemetry: telemetry?,
         database: database?,
         stores: stores?,
         sources: sources?,
+        engine: engine?,
+    })
+}
+
+fn engine(mut t: Table<'_>) -> Option<EngineSettings> {
+    let auto_migrate = t.or("auto_migrate", true, boolean);
+    let ledger_days = t.or("ledger_retention_days", 90, whole(1..=3650));
+    let runs_days = t.or("runs_retention_days", 90, whole(1..=3650));
+    let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
+    Some(EngineSettings {
+        auto_migrate: auto_migrate?,
+        ledger_retention: days(ledger_days?),
+        runs_retention: days(runs_days?),
     })
 }
 

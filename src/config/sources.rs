@@ -24,6 +24,49 @@ pub struct SourceSettings {
     pub customers: CustomerMapping,
     /// What a deleted or voided ERP invoice does in B2B (default `delete`, guarded by payments).
     pub on_deleted: DeletedPolicy,
+    /// What an update does when the invoice is gone from B2B (default `fail`).
+    pub on_missing_in_b2b: MissingPolicy,
+    /// How failed invoices are retried (`[sources.<name>.failures]`).
+    pub failures: FailurePolicy,
+}
+
+/// An update found the invoice deleted in B2B (404).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingPolicy {
+    /// Create it again: the ERP is the truth.
+    Recreate,
+    /// Record a failure a person can look at: someone deleted it in B2B on purpose, perhaps.
+    #[default]
+    Fail,
+}
+
+/// Retries of failed invoices: exponential backoff from `base_delay` up to `max_delay`, then the
+/// dead letter after `max_attempts` failed attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl FailurePolicy {
+    /// The wait before the next attempt after `attempts` failures (1 = first failure).
+    pub fn delay_after(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        self.base_delay
+            .saturating_mul(1u32 << exp)
+            .min(self.max_delay)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::money::{parse_amount, Currency};
@@ -18,7 +18,7 @@ use super::record::{RecordError, RecordLocator};
 /// One invoice as an adapter read it, before validation. Amounts and dates are text as the ERP
 /// wrote them (adapters turn numbers into text with [`amount_text`]); this is also the canonical
 /// schema of the `files` adapter (NDJSON keys, CSV columns), hence `deny_unknown_fields`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawInvoice {
     pub external_id: Option<String>,
@@ -53,7 +53,7 @@ pub struct RawInvoice {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLineItem {
     pub sku: Option<String>,
@@ -64,7 +64,7 @@ pub struct RawLineItem {
     pub line_total: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAddress {
     pub first_name: Option<String>,
@@ -311,6 +311,61 @@ impl SourceInvoice {
         })
     }
 
+    /// Back to the canonical schema, losslessly: `parse(to_raw())` gives the same invoice. The
+    /// engine keeps a failed invoice this way, to retry it without the ERP sending it again.
+    pub fn to_raw(&self) -> RawInvoice {
+        let text = |d: Option<Decimal>| d.map(|d| d.to_string());
+        let date = |d: Option<NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
+        let addr = |a: &PostalAddress| RawAddress {
+            first_name: Some(a.first_name.clone()),
+            last_name: Some(a.last_name.clone()),
+            company: Some(a.company.clone()),
+            street1: Some(a.street1.clone()),
+            street2: Some(a.street2.clone()),
+            city: Some(a.city.clone()),
+            state: Some(a.state.clone()),
+            zip: Some(a.zip.clone()),
+            country: Some(a.country.clone()),
+        };
+        RawInvoice {
+            external_id: Some(self.external_id.clone()),
+            external_customer_id: Some(self.external_customer_id.clone()),
+            invoice_number: Some(self.invoice_number.clone()),
+            kind: self.kind.clone(),
+            issue_date: date(self.issue_date),
+            due_date: date(self.due_date),
+            currency: Some(self.currency.code().to_owned()),
+            total: text(Some(self.total)),
+            open_balance: text(Some(self.open_balance)),
+            subtotal: text(self.subtotal),
+            tax: text(self.tax),
+            discount: text(self.discount),
+            freight: text(self.freight),
+            line_items: self
+                .line_items
+                .iter()
+                .map(|l| RawLineItem {
+                    sku: l.sku.clone(),
+                    description: Some(l.description.clone()),
+                    quantity: Some(l.quantity.to_string()),
+                    unit_price: Some(l.unit_price.to_string()),
+                    line_total: Some(l.line_total.to_string()),
+                })
+                .collect(),
+            billing_address: self.billing_address.as_ref().map(addr),
+            shipping_addresses: self.shipping_addresses.iter().map(addr).collect(),
+            po_number: self.po_number.clone(),
+            order_number: self.order_number.clone(),
+            terms: self.terms.clone(),
+            memo: self.memo.clone(),
+            pdf_url: self.pdf_url.as_ref().map(|u| u.to_string()),
+            extra_fields: self.extra_fields.clone(),
+            updated_at: self.updated_at.map(|t| t.to_rfc3339()),
+            voided: self.lifecycle == Lifecycle::Voided,
+            deleted: self.lifecycle == Lifecycle::Deleted,
+        }
+    }
+
     /// The invoice's locator for messages about it.
     pub fn locator(&self) -> RecordLocator {
         RecordLocator::id(self.external_id.as_str())
@@ -321,9 +376,14 @@ fn parse_line(c: &Check<'_>, index: usize, raw: RawLineItem) -> Checked<SourceLi
     let field = |name: &str| format!("line_items[{index}].{name}");
     let quantity = c.required_amount(&field("quantity"), raw.quantity)?;
     let unit_price = c.required_amount(&field("unit_price"), raw.unit_price)?;
+    // Decimal's `*` panics on overflow: an absurd ERP value must be a record error, and
+    // everything downstream may then multiply these two safely.
+    let gross = quantity
+        .checked_mul(unit_price)
+        .ok_or_else(|| c.fail(&field("quantity"), "quantity x unit price is out of range"))?;
     let line_total = c
         .amount(&field("line_total"), raw.line_total)?
-        .unwrap_or(quantity * unit_price);
+        .unwrap_or(gross);
     let sku = clean(raw.sku);
     let description = clean(raw.description)
         .or_else(|| sku.clone())
@@ -423,6 +483,32 @@ pub(crate) mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn to_raw_round_trips() {
+        let mut r = raw();
+        r.billing_address = Some(RawAddress {
+            city: Some("Austin".into()),
+            ..RawAddress::default()
+        });
+        r.extra_fields.insert("k".into(), "v".into());
+        r.voided = true;
+        let inv = parse(r).unwrap();
+        assert_eq!(parse(inv.to_raw()).unwrap(), inv);
+    }
+
+    #[test]
+    fn absurd_amounts_are_record_errors_not_panics() {
+        let mut r = raw();
+        r.line_items[0].quantity = Some("79228162514264337593543950335".into());
+        r.line_items[0].unit_price = Some("1000".into());
+        let err = parse(r).unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("line_items[0].quantity"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -181,22 +181,18 @@ fn address(a: &PostalAddress) -> Address {
 /// (a total not divisible by the quantity) it is rounded to 6 decimals and the exact ERP line total
 /// is kept in `erpLineTotal` so nothing is lost.
 fn line_item(line: &SourceLineItem, currency: Currency) -> LineItem {
-    let gross = line.quantity * line.unit_price;
     let mut other = Map::new();
-    let unit_discount = if line.quantity.is_zero() || gross == line.line_total {
-        Decimal::ZERO
-    } else {
-        let exact = (gross - line.line_total) / line.quantity;
-        if exact * line.quantity == gross - line.line_total {
-            exact.normalize()
-        } else {
-            other.insert(
-                "erpLineTotal".to_owned(),
-                Value::String(line.line_total.to_string()),
-            );
-            exact.round_dp(6)
-        }
-    };
+    let unit_discount = unit_discount(line).unwrap_or_else(|| {
+        other.insert(
+            "erpLineTotal".to_owned(),
+            Value::String(line.line_total.to_string()),
+        );
+        line.quantity
+            .checked_mul(line.unit_price)
+            .and_then(|gross| gross.checked_sub(line.line_total))
+            .and_then(|d| d.checked_div(line.quantity))
+            .map_or(Decimal::ZERO, |d| d.round_dp(6))
+    });
     LineItem {
         sku: line.sku.clone().unwrap_or_default(),
         kind: "product".to_owned(),
@@ -207,6 +203,19 @@ fn line_item(line: &SourceLineItem, currency: Currency) -> LineItem {
         unit_discount: Some(Amount::new(currency.code(), unit_discount)),
         other,
     }
+}
+
+/// The exact per-unit discount that turns quantity x unit price into the line total, or `None`
+/// when no exact one exists (a total not divisible by the quantity, a zero quantity with a
+/// total, or out-of-range arithmetic).
+fn unit_discount(line: &SourceLineItem) -> Option<Decimal> {
+    let gross = line.quantity.checked_mul(line.unit_price)?;
+    let off = gross.checked_sub(line.line_total)?;
+    if off.is_zero() {
+        return Some(Decimal::ZERO);
+    }
+    let exact = off.checked_div(line.quantity)?;
+    (exact.checked_mul(line.quantity)? == off).then(|| exact.normalize())
 }
 
 impl DesiredInvoice {

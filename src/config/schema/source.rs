@@ -11,12 +11,12 @@ use config::{Value, ValueKind};
 
 use super::{http_url, retry, timeouts};
 use crate::config::node::{
-    choice, id, positive, secret, secret_file, secs, string, text, word, Reported, Table,
+    choice, id, positive, secret, secret_file, secs, string, text, whole, word, Reported, Table,
 };
 use crate::config::{
-    AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FilesSettings, HttpSettings,
-    MappingSettings, OwnedField, ReadyRule, RebilliaSettings, SourceField, SourceSettings,
-    UnifiedNames, UnifiedSettings,
+    AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
+    HttpSettings, MappingSettings, MissingPolicy, OwnedField, ReadyRule, RebilliaSettings,
+    SourceField, SourceSettings, UnifiedNames, UnifiedSettings,
 };
 
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
@@ -39,6 +39,11 @@ const DELETED_POLICIES: &[(&str, DeletedPolicy)] = &[
     ("delete", DeletedPolicy::Delete),
     ("zero_balance", DeletedPolicy::ZeroBalance),
     ("ignore", DeletedPolicy::Ignore),
+];
+
+const MISSING_POLICIES: &[(&str, MissingPolicy)] = &[
+    ("recreate", MissingPolicy::Recreate),
+    ("fail", MissingPolicy::Fail),
 ];
 
 const READY_RULES: &[(&str, ReadyRule)] = &[
@@ -69,6 +74,8 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     let store = t.required("store", &store_hint(stores), store_name(stores));
     let overlap = t.or("overlap_secs", 300, secs(0..=86_400));
     let on_deleted = t.or("on_deleted", "delete", choice(DELETED_POLICIES));
+    let on_missing_in_b2b = t.or("on_missing_in_b2b", "fail", choice(MISSING_POLICIES));
+    let failures = failures(t.section("failures"));
     let adapter = adapter(&mut t, kind);
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
@@ -83,6 +90,24 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         mapping: mapping?,
         customers: customers?,
         on_deleted: on_deleted?,
+        on_missing_in_b2b: on_missing_in_b2b?,
+        failures: failures?,
+    })
+}
+
+fn failures(mut t: Table<'_>) -> Option<FailurePolicy> {
+    let max_attempts = t.or("max_attempts", 8, whole(1..=1000));
+    let base_delay = t.or("base_delay_secs", 60, secs(1..=86_400));
+    let max_delay = t.or("max_delay_secs", 21_600, secs(1..=2_592_000));
+    let (base_delay, max_delay) = (base_delay?, max_delay?);
+    if max_delay < base_delay {
+        t.problem("max_delay_secs", "must not be below base_delay_secs");
+        return None;
+    }
+    Some(FailurePolicy {
+        max_attempts: max_attempts?,
+        base_delay,
+        max_delay,
     })
 }
 
