@@ -6,11 +6,17 @@ use std::time::Duration;
 use anyhow::Context;
 
 use b2b_invoice_sync::sandbox::b2b::{self, B2bSandboxConfig, SandboxStore};
+use b2b_invoice_sync::sandbox::unified::{self, UnifiedSandboxConfig};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
     /// An in-memory B2B Edition Invoice API (auth, limits, paging, faults) on localhost.
     B2b(B2bArgs),
+    /// An in-memory unified accounting API (api-docs 004): bearer key, credentials, cursor
+    /// paging by remoteUpdatedAt, faults; controls under /__sandbox/.
+    Unified(UnifiedArgs),
+    /// An in-memory Rebillia billing API (invoices in cents, paging, faults) on localhost.
+    Rebillia(RebilliaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +60,8 @@ pub struct B2bArgs {
 pub async fn run(cmd: SandboxCommand) -> anyhow::Result<()> {
     match cmd {
         SandboxCommand::B2b(args) => run_b2b(args).await,
+        SandboxCommand::Rebillia(args) => run_rebillia(args).await,
+        SandboxCommand::Unified(args) => run_unified(args).await,
     }
 }
 
@@ -80,6 +88,120 @@ async fn run_b2b(args: B2bArgs) -> anyhow::Result<()> {
     tracing::info!(base_url = %sandbox.base_url(), "B2B Edition sandbox listening");
     // Scripts wait for this line on stdout to know the sandbox is up.
     println!("B2B Edition sandbox listening on {}", sandbox.base_url());
+    sandbox.wait().await;
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UnifiedArgs {
+    /// Address to listen on; keep it on loopback, the sandbox has no real security.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    #[arg(long, default_value_t = 8751)]
+    port: u16,
+    /// Invoices to seed (generated from their index on demand: 100000 costs no memory).
+    #[arg(long, default_value_t = 25)]
+    seed_invoices: usize,
+    /// Customers CUST-00001.. the invoices are spread over (the B2B sandbox's companies).
+    #[arg(long, default_value_t = 10)]
+    seed_customers: usize,
+    /// The bearer API key the sandbox accepts (a fake credential).
+    #[arg(long, default_value = unified::DEFAULT_API_KEY)]
+    api_key: String,
+    /// A credentialId the sandbox accepts; repeat for several.
+    #[arg(long = "credential-id", default_value = unified::DEFAULT_CREDENTIAL_ID)]
+    credential_ids: Vec<String>,
+    /// The largest `limit` accepted.
+    #[arg(long, default_value_t = 1000)]
+    max_limit: u32,
+    /// Requests per credential per minute before 429 (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    rate_limit: u32,
+    /// Added to every API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Uniform random extra latency, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Seed for the random faults and jitter, for repeatable runs.
+    #[arg(long)]
+    rng_seed: Option<u64>,
+}
+
+async fn run_unified(args: UnifiedArgs) -> anyhow::Result<()> {
+    let config = UnifiedSandboxConfig {
+        api_key: args.api_key,
+        credential_ids: args.credential_ids,
+        seed_invoices: args.seed_invoices,
+        seed_customers: args.seed_customers,
+        // The default page must fit under a lowered maximum.
+        default_limit: args.max_limit.min(100),
+        max_limit: args.max_limit,
+        rate_limit: args.rate_limit,
+        latency: Duration::from_millis(args.latency_ms),
+        latency_jitter: Duration::from_millis(args.latency_jitter_ms),
+        rng_seed: args.rng_seed,
+        ..UnifiedSandboxConfig::default()
+    };
+    let addr = SocketAddr::new(args.bind, args.port);
+    let sandbox = unified::start(config, addr)
+        .await
+        .with_context(|| format!("cannot start the unified sandbox on {addr}"))?;
+    tracing::info!(base_url = %sandbox.base_url(), "unified accounting API sandbox listening");
+    // Scripts and tests wait for this line on stdout to know the sandbox is up.
+    println!(
+        "Unified accounting API sandbox listening on {}",
+        sandbox.base_url()
+    );
+    sandbox.wait().await;
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RebilliaArgs {
+    /// Address to listen on; keep it on loopback, the sandbox has no real security.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    #[arg(long, default_value_t = 8751)]
+    port: u16,
+    /// The X-AUTH-TOKEN the sandbox accepts (a fake credential).
+    #[arg(long, default_value = "sandbox-rebillia-token")]
+    token: String,
+    /// Customers to seed (customerId CUST-00001, ..., as the B2B sandbox's companies).
+    #[arg(long, default_value_t = 10)]
+    seed_customers: usize,
+    /// Invoices to seed (RB-000001, ..., ids from 1001).
+    #[arg(long, default_value_t = 25)]
+    seed_invoices: usize,
+    /// Added to every API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Uniform random extra latency, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Seed for the random faults and jitter, for repeatable runs.
+    #[arg(long)]
+    rng_seed: Option<u64>,
+}
+
+async fn run_rebillia(args: RebilliaArgs) -> anyhow::Result<()> {
+    use b2b_invoice_sync::sandbox::rebillia::{self, RebilliaSandboxConfig};
+    let config = RebilliaSandboxConfig {
+        token: args.token,
+        seed_customers: args.seed_customers,
+        seed_invoices: args.seed_invoices,
+        latency: Duration::from_millis(args.latency_ms),
+        latency_jitter: Duration::from_millis(args.latency_jitter_ms),
+        rng_seed: args.rng_seed,
+        ..RebilliaSandboxConfig::default()
+    };
+    let addr = SocketAddr::new(args.bind, args.port);
+    let sandbox = rebillia::start(config, addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(base_url = %sandbox.base_url(), "Rebillia sandbox listening");
+    // Scripts wait for this line on stdout to know the sandbox is up.
+    println!("Rebillia sandbox listening on {}", sandbox.base_url());
     sandbox.wait().await;
     Ok(())
 }

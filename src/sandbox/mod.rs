@@ -4,7 +4,9 @@
 //! end to end, including timeouts and connections that die mid-request (see [`serve`]).
 
 pub mod b2b;
+pub mod rebillia;
 pub mod serve;
+pub mod unified;
 
 // Shared by every fake: the same fault injection, request log and fixed-window rate limit.
 pub mod faults;

@@ -11,6 +11,8 @@
 //! because their fingerprint is unchanged.
 
 pub mod files;
+pub mod rebillia;
+pub mod unified;
 
 use std::path::PathBuf;
 use std::time::Duration;

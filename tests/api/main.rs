@@ -11,3 +11,5 @@ mod helpers;
 mod list_filters;
 mod secrets;
 mod source_files;
+mod source_rebillia;
+mod source_unified;

@@ -1,0 +1,204 @@
+//! The path of every API request: authenticate (bearer key), check the credential, count
+//! against the rate limit, pick a fault, wait the latency, answer, record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::control::UnifiedSandboxControl;
+use super::list;
+use super::reply::{self, Reply};
+use super::state::{lock, Shared};
+use crate::sandbox::faults::Fault;
+use crate::sandbox::serve::ConnectionKill;
+use crate::sandbox::stats::{Cause, RequestRecord};
+
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    List,
+    Get(String),
+}
+
+/// The request facts the pipeline needs (the body is never read: the API is read-only here).
+struct Call {
+    shared: Arc<Shared>,
+    arrived: Duration,
+    method: String,
+    path: String,
+    params: BTreeMap<String, String>,
+    headers: HeaderMap,
+    kill: Option<ConnectionKill>,
+}
+
+impl Call {
+    fn new(control: &UnifiedSandboxControl, request: &Request) -> Self {
+        let shared = Arc::clone(&control.shared);
+        let params = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Self {
+            arrived: shared.clock.since_start(),
+            shared,
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            params,
+            headers: request.headers().clone(),
+            kill: request.extensions().get::<ConnectionKill>().cloned(),
+        }
+    }
+
+    fn route(&self, op: &Op) -> String {
+        match op {
+            Op::List => self.shared.routes.list.clone(),
+            Op::Get(_) => self.shared.routes.get.clone(),
+        }
+    }
+
+    fn record(&self, op: &Op, credential: Option<&str>, status: Option<u16>, cause: Cause) {
+        let entry = RequestRecord {
+            at: self.arrived,
+            store_hash: credential.map(str::to_owned),
+            method: self.method.clone(),
+            route: self.route(op),
+            status,
+        };
+        lock(&self.shared.stats).record(entry, cause);
+    }
+
+    fn finish(&self, op: &Op, credential: Option<&str>, reply: Reply, cause: Cause) -> Response {
+        self.record(op, credential, Some(reply.status.as_u16()), cause);
+        reply.into_response()
+    }
+}
+
+pub(crate) async fn list(
+    State(control): State<UnifiedSandboxControl>,
+    request: Request,
+) -> Response {
+    run(Call::new(&control, &request), Op::List).await
+}
+
+pub(crate) async fn get_one(
+    State(control): State<UnifiedSandboxControl>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    run(Call::new(&control, &request), Op::Get(id)).await
+}
+
+async fn run(call: Call, op: Op) -> Response {
+    if !authorized(&call.shared, &call.headers) {
+        let refused = reply::error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
+        return call.finish(&op, None, refused, Cause::Other);
+    }
+    let names = &call.shared.names;
+    let credential = match call.params.get(&names.credential_param) {
+        None => {
+            let message = format!("{} is required", names.credential_param);
+            let refused = reply::error(StatusCode::BAD_REQUEST, &message);
+            return call.finish(&op, None, refused, Cause::Other);
+        }
+        Some(id) if !call.shared.credentials.contains(id) => {
+            let message = format!("Credential {id} not found");
+            let refused = reply::error(StatusCode::NOT_FOUND, &message);
+            return call.finish(&op, None, refused, Cause::Other);
+        }
+        Some(id) => id.clone(),
+    };
+    let admitted = lock(&call.shared.limiter).admit(&credential, Instant::now());
+    if let Err(retry_after) = admitted {
+        let refused = reply::too_many_requests(Some(retry_after));
+        return call.finish(&op, Some(&credential), refused, Cause::RateLimiter);
+    }
+    let plan = lock(&call.shared.faults).plan(&call.method, &call.path);
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    let answer = match plan.fault {
+        None => apply(&call, &op),
+        Some(Fault::Status500) => reply::internal_error(),
+        Some(Fault::Status503) => reply::unavailable(),
+        Some(Fault::Status429 { retry_after_secs }) => reply::too_many_requests(retry_after_secs),
+        Some(Fault::Delay { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            apply(&call, &op)
+        }
+        // Reads change nothing, so "apply then" is the same as not applying.
+        Some(Fault::ApplyThen500) => reply::internal_error(),
+        Some(Fault::ApplyThenDrop | Fault::DropBeforeApply) => {
+            call.record(&op, Some(&credential), None, Cause::Other);
+            return drop_connection(call.kill).await;
+        }
+    };
+    call.finish(&op, Some(&credential), answer, Cause::Other)
+}
+
+/// Closes the connection without a response.
+async fn drop_connection(kill: Option<ConnectionKill>) -> Response {
+    match kill {
+        Some(kill) => {
+            kill.kill();
+            // The connection task drops this future together with the socket.
+            std::future::pending().await
+        }
+        None => {
+            tracing::warn!("sandbox drop fault outside the sandbox server: answering 500 instead");
+            reply::internal_error().into_response()
+        }
+    }
+}
+
+/// `Authorization: Bearer <key>`, the scheme in any case (004 writes it `bearer`).
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    let scheme_ok = parts
+        .next()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
+    scheme_ok && parts.next().map(str::trim) == Some(shared.api_key.0.as_str())
+}
+
+fn apply(call: &Call, op: &Op) -> Reply {
+    let shared = &call.shared;
+    let names = &shared.names;
+    match op {
+        Op::List => {
+            let query = match list::parse_query(
+                &call.params,
+                names,
+                shared.default_limit,
+                shared.max_limit,
+            ) {
+                Ok(query) => query,
+                Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
+            };
+            let (invoices, next) = list::page(&lock(&shared.invoices), &query);
+            let mut body = serde_json::Map::new();
+            body.insert(names.list_field.clone(), Value::Array(invoices));
+            body.insert(
+                names.next_field.clone(),
+                next.map_or(Value::Null, Value::String),
+            );
+            reply::ok(Value::Object(body))
+        }
+        Op::Get(id) => match lock(&shared.invoices).get(id) {
+            Some(invoice) => {
+                let mut body = serde_json::Map::new();
+                body.insert(names.single_field.clone(), invoice);
+                reply::ok(Value::Object(body))
+            }
+            None => reply::error(StatusCode::NOT_FOUND, &format!("Invoice {id} not found")),
+        },
+    }
+}

@@ -1,0 +1,481 @@
+//! Lenient reading of the unified API's JSON (api-docs 004) into [`RawInvoice`]s.
+//!
+//! Records are read from `serde_json::Value`, never through a typed struct: a typed struct would
+//! fail the whole page on one odd field, where one odd record must become a [`RecordError`] while
+//! the rest of the page flows. Only a page whose envelope is wrong is a page-level failure.
+//!
+//! Choices where 004 is vague (see also the module docs of `super`):
+//! - Dates: the request docs say `YYYY-MM-DD`, the response schema says integer (default 0).
+//!   Accepted: `YYYY-MM-DD`, RFC 3339 (its date as written), and Unix seconds as a number or a
+//!   numeric string (milliseconds when the value is beyond year 5000 in seconds), read as UTC.
+//!   `0`, `null` and `""` mean absent.
+//! - `remoteDeleted` is documented with "default true"; a missing or null value is read as
+//!   `false`, because reading it as `true` would delete every invoice of a vendor that omits it.
+//! - `invoiceStatus` (compared case-insensitively, ignoring blanks, `_` and `-`): `VOID`,
+//!   `VOIDED`, `CANCELLED`, `CANCELED` mean voided; `DELETED` (Xero's status) means deleted.
+//! - `purchaseOrders`: the first element gives the PO number: a string as it is, or an object's
+//!   `number`, `purchaseOrderNumber`, `poNumber`, `remoteId` or `id` (the first present).
+//! - Line items: `sku` is `accountingItemId`. A line with neither `quantity` nor `unitPrice` but a
+//!   `totalAmount` is a one-unit line at that amount (service lines often carry only a total).
+//!   A line whose `currency` differs from the invoice's is refused (amounts would be wrong).
+//! - `remoteFields`: string and number values become extra fields under their own key; other
+//!   values (booleans, arrays, objects) are left out.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::config::UnifiedNames;
+use crate::domain::{amount_text, Currency, RawInvoice, RawLineItem, RecordError, RecordLocator};
+
+/// Seconds beyond this are taken as milliseconds (in seconds it is about the year 5138).
+const MILLIS_THRESHOLD: i64 = 100_000_000_000;
+
+/// The wire name of the record id, also used as the record's locator.
+const REMOTE_ID: &str = "remoteId";
+const REMOTE_UPDATED_AT: &str = "remoteUpdatedAt";
+
+/// One page of the list as the API sent it.
+#[derive(Debug)]
+pub(crate) struct ListPage {
+    pub records: Vec<Value>,
+    /// The cursor of the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// Reads the list envelope `{"<list_field>": [...], "<next_field>": "..." | null}`.
+///
+/// A missing `next` field ends the list only on a short page: a full page without it more
+/// likely means a renamed field, and stopping there would silently skip the rest of the list.
+pub(crate) fn list_page(body: Value, names: &UnifiedNames, limit: u32) -> Result<ListPage, String> {
+    let Value::Object(mut object) = body else {
+        return Err(format!("the list answer is {}, not an object", kind(&body)));
+    };
+    let records = match object.remove(&names.list_field) {
+        Some(Value::Array(records)) => records,
+        Some(other) => {
+            return Err(format!(
+                "`{}` is {}, not an array of invoices",
+                names.list_field,
+                kind(&other)
+            ))
+        }
+        None => {
+            return Err(format!(
+                "the list answer has no `{}` field (fields: {}); check names.list_field",
+                names.list_field,
+                field_list(&object)
+            ))
+        }
+    };
+    let next = match object.remove(&names.next_field) {
+        Some(Value::String(text)) if text.trim().is_empty() => None,
+        Some(Value::String(text)) => Some(text),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Null) => None,
+        Some(other) => {
+            return Err(format!(
+                "`{}` is {}, not a cursor string",
+                names.next_field,
+                kind(&other)
+            ))
+        }
+        None if records.len() < usize::try_from(limit).unwrap_or(usize::MAX) => None,
+        None => {
+            return Err(format!(
+                "a full page of {} invoices came without a `{}` field; check names.next_field",
+                records.len(),
+                names.next_field
+            ))
+        }
+    };
+    Ok(ListPage { records, next })
+}
+
+/// Reads the single-invoice envelope `{"<single_field>": {...}}`.
+pub(crate) fn single(body: Value, names: &UnifiedNames) -> Result<Value, String> {
+    let Value::Object(mut object) = body else {
+        return Err(format!(
+            "the invoice answer is {}, not an object",
+            kind(&body)
+        ));
+    };
+    object.remove(&names.single_field).ok_or_else(|| {
+        format!(
+            "the invoice answer has no `{}` field (fields: {}); check names.single_field",
+            names.single_field,
+            field_list(&object)
+        )
+    })
+}
+
+/// Who the record is, for error messages: its `remoteId`, else its `id`, else its position.
+pub(crate) fn locator(record: &Value, position: usize) -> RecordLocator {
+    let id = |key: &str| record.get(key).and_then(scalar_text);
+    match id(REMOTE_ID).or_else(|| id("id")) {
+        Some(id) => RecordLocator::id(id),
+        None => RecordLocator::id(format!("#{} of the page (no remoteId)", position + 1)),
+    }
+}
+
+/// `remoteUpdatedAt`, when readable, whatever else is wrong with the record: the cursor moves
+/// past bad records too, since the engine records them as failed.
+pub(crate) fn updated_at(record: &Value) -> Option<DateTime<Utc>> {
+    let text = timestamp_text(record.get(REMOTE_UPDATED_AT)?).ok()??;
+    crate::domain::invoice::parse_timestamp(&text)
+}
+
+/// Reads one 004 invoice into a [`RawInvoice`]; type problems name the canonical field.
+pub(crate) fn raw_invoice(
+    source: &str,
+    locator: &RecordLocator,
+    record: &Value,
+) -> Result<RawInvoice, RecordError> {
+    let Value::Object(object) = record else {
+        return Err(RecordError::whole(
+            source,
+            locator.clone(),
+            format!("the invoice is {}, not an object", kind(record)),
+        ));
+    };
+    let r = Reader {
+        object,
+        source,
+        locator,
+        prefix: String::new(),
+    };
+    let currency = r.text("currency", "currency")?;
+    let status = r.text("invoiceStatus", "invoiceStatus")?;
+    let status = status.as_deref().map(status_kind);
+    let line_items = line_items(&r, currency.as_deref())?;
+    Ok(RawInvoice {
+        external_id: r.text(REMOTE_ID, "external_id")?,
+        external_customer_id: r.text("customerId", "external_customer_id")?,
+        invoice_number: r.text("invoiceNumber", "invoice_number")?,
+        issue_date: r.date("issueDate", "issue_date")?,
+        due_date: r.date("dueDate", "due_date")?,
+        currency,
+        total: r.amount("totalAmount", "total")?,
+        open_balance: r.amount("balance", "open_balance")?,
+        subtotal: r.amount("subTotal", "subtotal")?,
+        tax: r.amount("totalTaxAmount", "tax")?,
+        discount: r.amount("totalDiscount", "discount")?,
+        line_items,
+        po_number: po_number(&r)?,
+        memo: r.text("memo", "memo")?,
+        extra_fields: extra_fields(&r)?,
+        updated_at: r.timestamp(REMOTE_UPDATED_AT, "updated_at")?,
+        voided: status == Some(StatusKind::Voided),
+        deleted: r.flag("remoteDeleted", "deleted")? || status == Some(StatusKind::Deleted),
+        ..RawInvoice::default()
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusKind {
+    Voided,
+    Deleted,
+    Other,
+}
+
+fn status_kind(status: &str) -> StatusKind {
+    let folded: String = status
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    match folded.as_str() {
+        "void" | "voided" | "cancelled" | "canceled" => StatusKind::Voided,
+        "deleted" => StatusKind::Deleted,
+        _ => StatusKind::Other,
+    }
+}
+
+fn line_items(
+    r: &Reader<'_>,
+    invoice_currency: Option<&str>,
+) -> Result<Vec<RawLineItem>, RecordError> {
+    let lines: Vec<&Value> = match r.object.get("lineItems") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(lines)) => lines.iter().collect(),
+        // The request docs type `lineItems` as an object: one line.
+        Some(line @ Value::Object(_)) => vec![line],
+        Some(other) => {
+            return Err(r.fail(
+                "line_items",
+                format!("`lineItems` is {}, not an array", kind(other)),
+            ))
+        }
+    };
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(index, line)| line_item(r, index, line, invoice_currency))
+        .collect()
+}
+
+fn line_item(
+    r: &Reader<'_>,
+    index: usize,
+    line: &Value,
+    invoice_currency: Option<&str>,
+) -> Result<RawLineItem, RecordError> {
+    let prefix = format!("line_items[{index}]");
+    let Value::Object(object) = line else {
+        return Err(r.fail(
+            &prefix,
+            format!("`lineItems[{index}]` is {}, not an object", kind(line)),
+        ));
+    };
+    let l = Reader {
+        object,
+        source: r.source,
+        locator: r.locator,
+        prefix: format!("{prefix}."),
+    };
+    // Checked only against a valid invoice currency: a bad one is reported as `currency`.
+    let invoice_currency = invoice_currency.and_then(|c| Currency::parse(c).ok());
+    if let (Some(line_currency), Some(invoice_currency)) =
+        (l.text("currency", "currency")?, invoice_currency)
+    {
+        if Currency::parse(&line_currency).ok() != Some(invoice_currency) {
+            return Err(l.fail(
+                "currency",
+                format!(
+                    "the line is in `{}` but the invoice in `{}`",
+                    line_currency.trim(),
+                    invoice_currency.code()
+                ),
+            ));
+        }
+    }
+    let mut quantity = l.amount("quantity", "quantity")?;
+    let mut unit_price = l.amount("unitPrice", "unit_price")?;
+    let line_total = l.amount("totalAmount", "line_total")?;
+    if quantity.is_none() && unit_price.is_none() && line_total.is_some() {
+        quantity = Some("1".to_owned());
+        unit_price = line_total.clone();
+    }
+    Ok(RawLineItem {
+        sku: l.text("accountingItemId", "sku")?,
+        description: l.text("description", "description")?,
+        quantity,
+        unit_price,
+        line_total,
+    })
+}
+
+fn po_number(r: &Reader<'_>) -> Result<Option<String>, RecordError> {
+    let first = match r.object.get("purchaseOrders") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(orders)) => orders.first(),
+        Some(other) => {
+            return Err(r.fail(
+                "po_number",
+                format!("`purchaseOrders` is {}, not an array", kind(other)),
+            ))
+        }
+    };
+    Ok(match first {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(order)) => {
+            ["number", "purchaseOrderNumber", "poNumber", REMOTE_ID, "id"]
+                .iter()
+                .find_map(|key| order.get(*key).and_then(scalar_text))
+        }
+        Some(other) => scalar_text(other),
+    })
+}
+
+fn extra_fields(r: &Reader<'_>) -> Result<std::collections::BTreeMap<String, String>, RecordError> {
+    match r.object.get("remoteFields") {
+        None | Some(Value::Null) => Ok(Default::default()),
+        Some(Value::Object(fields)) => Ok(fields
+            .iter()
+            .filter_map(|(key, value)| match value {
+                Value::String(text) => Some((key.clone(), text.clone())),
+                Value::Number(n) => Some((key.clone(), n.to_string())),
+                _ => None,
+            })
+            .collect()),
+        Some(other) => Err(r.fail(
+            "extra_fields",
+            format!("`remoteFields` is {}, not an object", kind(other)),
+        )),
+    }
+}
+
+/// Reads fields of one JSON object, naming the canonical field in errors.
+struct Reader<'a> {
+    object: &'a Map<String, Value>,
+    source: &'a str,
+    locator: &'a RecordLocator,
+    /// `line_items[2].` inside a line.
+    prefix: String,
+}
+
+impl Reader<'_> {
+    fn fail(&self, field: &str, reason: String) -> RecordError {
+        let field = if field.starts_with(&self.prefix) {
+            field.to_owned()
+        } else {
+            format!("{}{field}", self.prefix)
+        };
+        RecordError::new(self.source, self.locator.clone(), Some(&field), reason)
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.object.get(key).filter(|v| !v.is_null())
+    }
+
+    /// A string, or a number as its text (ids often arrive as numbers).
+    fn text(&self, key: &str, field: &str) -> Result<Option<String>, RecordError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => scalar_text(value).map(Some).ok_or_else(|| {
+                self.fail(field, format!("`{key}` is {}, expected text", kind(value)))
+            }),
+        }
+    }
+
+    /// A number or a decimal string, as exact text; validation of the text is the domain's.
+    fn amount(&self, key: &str, field: &str) -> Result<Option<String>, RecordError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => amount_text(value).map(Some).ok_or_else(|| {
+                self.fail(
+                    field,
+                    format!(
+                        "`{key}` is {}, expected a number or a decimal string",
+                        kind(value)
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn date(&self, key: &str, field: &str) -> Result<Option<String>, RecordError> {
+        let Some(value) = self.get(key) else {
+            return Ok(None);
+        };
+        let unix = |secs: i64| {
+            unix_time(secs)
+                .map(|t| t.date_naive().to_string())
+                .ok_or_else(|| self.fail(field, format!("`{key}` {secs} is out of range")))
+        };
+        match value {
+            Value::Number(n) => match n.as_i64() {
+                Some(0) => Ok(None),
+                Some(secs) => unix(secs).map(Some),
+                None => Err(self.fail(
+                    field,
+                    format!("`{key}` {n} is not a whole number of seconds"),
+                )),
+            },
+            Value::String(text) => match text.trim().parse::<i64>() {
+                Ok(0) => Ok(None),
+                Ok(secs) => unix(secs).map(Some),
+                // Dates as text are checked by the domain, which names the field.
+                Err(_) => Ok(Some(text.clone())),
+            },
+            other => Err(self.fail(
+                field,
+                format!("`{key}` is {}, expected a date", kind(other)),
+            )),
+        }
+    }
+
+    fn timestamp(&self, key: &str, field: &str) -> Result<Option<String>, RecordError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => timestamp_text(value).map_err(|reason| self.fail(field, reason)),
+        }
+    }
+
+    /// A boolean; also `"true"`/`"false"` and `1`/`0`, which some connectors send.
+    fn flag(&self, key: &str, field: &str) -> Result<bool, RecordError> {
+        let bad = |value: &Value| {
+            self.fail(
+                field,
+                format!("`{key}` is {}, expected true or false", kind(value)),
+            )
+        };
+        match self.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(flag)) => Ok(*flag),
+            Some(value @ Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" | "" => Ok(false),
+                _ => Err(bad(value)),
+            },
+            Some(value @ Value::Number(n)) => match n.as_u64() {
+                Some(1) => Ok(true),
+                Some(0) => Ok(false),
+                _ => Err(bad(value)),
+            },
+            Some(value) => Err(bad(value)),
+        }
+    }
+}
+
+/// A timestamp as RFC 3339 text: strings pass through (the domain checks them), numbers are
+/// Unix seconds (or milliseconds, see [`MILLIS_THRESHOLD`]).
+fn timestamp_text(value: &Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text.clone())),
+        Value::Number(n) => {
+            let secs = n
+                .as_i64()
+                .ok_or_else(|| format!("`{n}` is not a whole number of seconds"))?;
+            unix_time(secs)
+                .map(|t| Some(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+                .ok_or_else(|| format!("`{secs}` is out of range"))
+        }
+        other => Err(format!("a timestamp cannot be {}", kind(other))),
+    }
+}
+
+fn unix_time(value: i64) -> Option<DateTime<Utc>> {
+    if value.abs() >= MILLIS_THRESHOLD {
+        DateTime::from_timestamp_millis(value)
+    } else {
+        DateTime::from_timestamp(value, 0)
+    }
+}
+
+/// Strings and numbers as text; other values have none.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn field_list(object: &Map<String, Value>) -> String {
+    const SHOWN: usize = 8;
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).take(SHOWN).collect();
+    if object.len() > SHOWN {
+        keys.push("...");
+    }
+    if keys.is_empty() {
+        "none".to_owned()
+    } else {
+        keys.join(", ")
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
