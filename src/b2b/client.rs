@@ -47,6 +47,8 @@ pub struct B2bClient {
     auth: HeaderMap,
     budget: Arc<RequestBudget>,
     retry: RetrySettings,
+    /// Requests sent by this client and its clones (each attempt counts): a run's API cost.
+    calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Call {
@@ -138,7 +140,21 @@ impl B2bClient {
             auth,
             budget,
             retry: store.retry,
+            calls: Arc::default(),
         })
+    }
+
+    /// The same client with a counter of its own, e.g. to count one run's calls.
+    pub fn with_fresh_counter(&self) -> Self {
+        Self {
+            calls: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Requests sent through this client (and clones sharing its counter), retries included.
+    pub fn calls_made(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A client with a budget of its own, from the store's settings.
@@ -329,6 +345,8 @@ impl B2bClient {
                 attempt,
             );
             let permit = self.budget.acquire().instrument(span.clone()).await;
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let result = self.send_once(&call).instrument(span.clone()).await;
             drop(permit);
             let err = match result {

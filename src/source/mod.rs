@@ -10,9 +10,12 @@
 //! records committed late with an earlier timestamp); re-read invoices cost nothing downstream
 //! because their fingerprint is unchanged.
 
+mod build;
 pub mod files;
 pub mod rebillia;
 pub mod unified;
+
+pub use build::build;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,11 @@
 //! PostgreSQL through sqlx: the pool, the migrations, and the tables' queries (one module each).
 
+pub mod cursors;
+pub mod ledger;
+pub mod lock;
+pub mod runs;
+pub mod state;
+
 use std::time::Duration;
 
 use secrecy::ExposeSecret;

@@ -1,3 +1,9 @@
 //! The sync engine: prepare (map + customers) -> plan (diff vs state) -> execute (B2B) -> state.
 
+pub mod engine;
+pub mod execute;
+pub mod failpoints;
+pub mod outcome;
+pub mod plan;
 pub mod prepare;
+pub mod recover;

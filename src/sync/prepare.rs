@@ -15,9 +15,24 @@ use crate::domain::{
 /// An invoice ready for planning.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The ERP record it came from (kept to retry a failure without the ERP sending it again).
+    pub invoice: SourceInvoice,
     pub desired: DesiredInvoice,
     pub fingerprint: Fingerprint,
-    pub lifecycle: Lifecycle,
+}
+
+impl Prepared {
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.invoice.lifecycle
+    }
+
+    pub fn external_id(&self) -> &str {
+        &self.invoice.external_id
+    }
+
+    pub fn invoice_number(&self) -> &str {
+        &self.invoice.invoice_number
+    }
 }
 
 /// Why one record did not become a planned invoice.
@@ -27,11 +42,9 @@ pub enum InvoiceFailure {
     #[error("{0}")]
     Record(RecordError),
     /// The customer has no B2B company (yet): retried on later cycles.
-    #[error("source {source_name}, invoice {external_id} (number {invoice_number}): {reason}")]
+    #[error("source {}, invoice {} (number {}): {reason}", invoice.source, invoice.external_id, invoice.invoice_number)]
     UnmappedCustomer {
-        source_name: String,
-        external_id: String,
-        invoice_number: String,
+        invoice: Box<SourceInvoice>,
         reason: String,
     },
 }
@@ -58,13 +71,10 @@ pub async fn prepare_page(
                     Ok(Prepared {
                         fingerprint: fingerprint(&desired),
                         desired,
-                        lifecycle: invoice.lifecycle,
+                        invoice,
                     })
                 }
                 other => Err(InvoiceFailure::UnmappedCustomer {
-                    source_name: invoice.source.clone(),
-                    external_id: invoice.external_id.clone(),
-                    invoice_number: invoice.invoice_number.clone(),
                     reason: match other {
                         Some(CustomerMatch::Unmapped(reason)) => reason.clone(),
                         _ => format!(
@@ -72,6 +82,7 @@ pub async fn prepare_page(
                             invoice.external_customer_id
                         ),
                     },
+                    invoice: Box::new(invoice),
                 }),
             }
         })

@@ -1,0 +1,158 @@
+//! `sync_runs`: one row per cycle of a source, for `status`, metrics and post-mortems.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// What a cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub created: i32,
+    pub updated: i32,
+    pub unchanged: i32,
+    pub deleted: i32,
+    pub failed: i32,
+    pub recovered: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every invoice synced.
+    Ok,
+    /// Some invoices failed (recorded, retried later).
+    Partial,
+    /// The cycle itself failed (source unreachable, database error).
+    Failed,
+    /// Another process held the source.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub source: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub counts: Counts,
+    pub api_calls: i64,
+    pub error: Option<String>,
+}
+
+pub async fn start(pool: &PgPool, id: Uuid, source: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO sync_runs (id, source) VALUES ($1, $2)")
+        .bind(id)
+        .bind(source)
+        .execute(pool)
+        .await
+        .map_err(StoreError::query("recording a run's start"))?;
+    Ok(())
+}
+
+pub async fn finish(
+    pool: &PgPool,
+    id: Uuid,
+    outcome: Outcome,
+    c: &Counts,
+    api_calls: u64,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sync_runs SET finished_at = now(), outcome = $2, created = $3, updated = $4,
+                unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(outcome.as_str())
+    .bind(c.created)
+    .bind(c.updated)
+    .bind(c.unchanged)
+    .bind(c.deleted)
+    .bind(c.failed)
+    .bind(c.recovered)
+    .bind(i64::try_from(api_calls).unwrap_or(i64::MAX))
+    .bind(error)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("recording a run's end"))?;
+    Ok(())
+}
+
+/// The latest `limit` runs of each source (or of one).
+pub async fn recent(
+    pool: &PgPool,
+    source: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunRow>, StoreError> {
+    type Raw = (
+        Uuid,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i32,
+        i64,
+        Option<String>,
+    );
+    let rows: Vec<Raw> = sqlx::query_as(
+        "SELECT id, source, started_at, finished_at, outcome, created, updated, unchanged, deleted,
+                failed, recovered, api_calls, error
+           FROM (SELECT *, row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS n
+                   FROM sync_runs WHERE $1::text IS NULL OR source = $1) r
+          WHERE n <= $2 ORDER BY source, started_at DESC",
+    )
+    .bind(source)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading runs"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RunRow {
+            id: r.0,
+            source: r.1,
+            started_at: r.2,
+            finished_at: r.3,
+            outcome: r.4,
+            counts: Counts {
+                created: r.5,
+                updated: r.6,
+                unchanged: r.7,
+                deleted: r.8,
+                failed: r.9,
+                recovered: r.10,
+            },
+            api_calls: r.11,
+            error: r.12,
+        })
+        .collect())
+}
+
+pub async fn prune(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let done =
+        sqlx::query("DELETE FROM sync_runs WHERE started_at < $1 AND finished_at IS NOT NULL")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map_err(StoreError::query("pruning runs"))?;
+    Ok(done.rows_affected())
+}

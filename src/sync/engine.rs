@@ -1,0 +1,580 @@
+//! One cycle of one source: lock -> recover -> due retries -> pull pages -> prepare -> plan ->
+//! execute -> commit the cursor past settled invoices -> record the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::execute::{Ctx, Pending, FETCH_BATCH};
+use super::failpoints::Failpoints;
+use super::outcome::{record_failure, CycleError, Outcome, Retry};
+use super::plan::{plan, Action, FieldDiff, SkipReason};
+use super::prepare::{prepare_page, InvoiceFailure, Prepared};
+use super::recover::recover;
+use crate::b2b::{B2bClient, ClientBuildError, RequestBudget};
+use crate::config::{EngineSettings, Settings, SourceSettings};
+use crate::customers::{CustomerError, CustomerResolver};
+use crate::domain::{RawInvoice, RecordError, RecordLocator, SourceInvoice};
+use crate::source::{self, Cursor, PageReceipt, Source, SourceError};
+use crate::store::runs::{self, Counts, Outcome as RunOutcome};
+use crate::store::state::{self, StateRow, Status};
+use crate::store::{cursors, ledger, lock::SourceLock, StoreError};
+
+/// Keep at most this many failure reasons in a run report (the rest are in the state table).
+const MAX_REPORTED_FAILURES: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("--source {name}: no such source in the config (configured: {configured})")]
+    UnknownSource { name: String, configured: String },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error(transparent)]
+    Customers(#[from] CustomerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a cycle did, for the CLI, logs and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: Uuid,
+    pub source: String,
+    pub outcome: RunOutcome,
+    pub counts: Counts,
+    pub api_calls: u64,
+    /// Why invoices failed this cycle (at most 100; `failures list` has them all).
+    pub failures: Vec<String>,
+    /// Why the cycle itself stopped, if it did.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+struct SourceRuntime {
+    settings: SourceSettings,
+    adapter: Arc<dyn Source>,
+    client: B2bClient,
+    customers: CustomerResolver,
+    concurrency: usize,
+}
+
+pub struct Engine {
+    pool: PgPool,
+    runtimes: BTreeMap<String, SourceRuntime>,
+    failpoints: Arc<Failpoints>,
+    retention: EngineSettings,
+}
+
+/// Work gathered while a cycle runs.
+#[derive(Default)]
+struct Cycle {
+    counts: Counts,
+    failures: Vec<String>,
+    /// Updates and removals waiting for the batch fetch of current B2B state.
+    batch: Vec<Pending>,
+    /// Receipts of pages whose invoices are not all settled yet (their updates are in `batch`).
+    receipts: Vec<PageReceipt>,
+}
+
+impl Cycle {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Created => self.counts.created += 1,
+            Outcome::Updated => self.counts.updated += 1,
+            Outcome::Unchanged => self.counts.unchanged += 1,
+            Outcome::Deleted => self.counts.deleted += 1,
+            Outcome::Failed(reason) => self.fail(reason),
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.counts.failed += 1;
+        if self.failures.len() < MAX_REPORTED_FAILURES {
+            self.failures.push(reason);
+        }
+    }
+}
+
+impl Engine {
+    /// Builds every configured source with its store's client; stores share one budget each.
+    pub fn new(settings: &Settings, pool: PgPool) -> Result<Self, EngineError> {
+        let mut clients: HashMap<&str, B2bClient> = HashMap::new();
+        for (name, store) in &settings.stores {
+            let budget = Arc::new(RequestBudget::new(&store.budget));
+            clients.insert(name, B2bClient::new(store, budget)?);
+        }
+        let mut runtimes = BTreeMap::new();
+        for (name, src) in &settings.sources {
+            // The config loader guarantees every source names a configured store.
+            let Some(client) = clients.get(src.store.as_str()).cloned() else {
+                continue;
+            };
+            let concurrency = settings
+                .stores
+                .get(&src.store)
+                .map_or(4, |s| s.budget.max_concurrent.get());
+            let customers = CustomerResolver::new(
+                name,
+                src.customers.clone(),
+                Some(pool.clone()),
+                Some(client.clone()),
+            )?;
+            runtimes.insert(
+                name.clone(),
+                SourceRuntime {
+                    settings: src.clone(),
+                    adapter: source::build(src)?,
+                    client,
+                    customers,
+                    concurrency,
+                },
+            );
+        }
+        Ok(Self {
+            pool,
+            runtimes,
+            failpoints: Arc::default(),
+            retention: settings.engine.clone(),
+        })
+    }
+
+    /// Test hook: the failpoints this engine checks.
+    pub fn failpoints(&self) -> &Failpoints {
+        &self.failpoints
+    }
+
+    pub fn source_names(&self) -> Vec<String> {
+        self.runtimes.keys().cloned().collect()
+    }
+
+    fn runtime(&self, name: &str) -> Result<&SourceRuntime, EngineError> {
+        self.runtimes
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownSource {
+                name: name.to_owned(),
+                configured: self.source_names().join(", "),
+            })
+    }
+
+    /// One cycle of `source`. A second process working the same source makes this one skip.
+    pub async fn run_cycle(&self, source: &str) -> Result<RunReport, EngineError> {
+        let rt = self.runtime(source)?;
+        let run_id = Uuid::new_v4();
+        let started = Instant::now();
+        let span = tracing::info_span!("sync_run", %run_id, source = %source);
+        let _entered = span.clone();
+        let Some(lock) = SourceLock::try_acquire(&self.pool, source).await? else {
+            tracing::info!(parent: &span, "another process is syncing this source: skipped");
+            return Ok(RunReport {
+                run_id,
+                source: source.to_owned(),
+                outcome: RunOutcome::Skipped,
+                counts: Counts::default(),
+                api_calls: 0,
+                failures: Vec::new(),
+                error: Some("another process is syncing this source".to_owned()),
+                duration_ms: 0,
+            });
+        };
+        runs::start(&self.pool, run_id, source).await?;
+        let client = rt.client.with_fresh_counter();
+        let mut cycle = Cycle::default();
+        let result = tracing::Instrument::instrument(
+            self.cycle(rt, &client, run_id, &mut cycle),
+            span.clone(),
+        )
+        .await;
+        let error = result.err().map(|e| e.to_string());
+        let outcome = match (&error, cycle.counts.failed) {
+            (Some(_), _) => RunOutcome::Failed,
+            (None, 0) => RunOutcome::Ok,
+            (None, _) => RunOutcome::Partial,
+        };
+        let api_calls = client.calls_made();
+        runs::finish(
+            &self.pool,
+            run_id,
+            outcome,
+            &cycle.counts,
+            api_calls,
+            error.as_deref(),
+        )
+        .await?;
+        lock.release().await;
+        self.prune().await;
+        let c = &cycle.counts;
+        tracing::info!(parent: &span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
+            deleted = c.deleted, failed = c.failed, recovered = c.recovered, api_calls, error = error.as_deref(), "sync run finished");
+        Ok(RunReport {
+            run_id,
+            source: source.to_owned(),
+            outcome,
+            counts: cycle.counts,
+            api_calls,
+            failures: cycle.failures,
+            error,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    async fn cycle(
+        &self,
+        rt: &SourceRuntime,
+        client: &B2bClient,
+        run_id: Uuid,
+        st: &mut Cycle,
+    ) -> Result<(), CycleError> {
+        let ctx = Ctx {
+            pool: &self.pool,
+            client,
+            source: &rt.settings,
+            run_id,
+            failpoints: &self.failpoints,
+        };
+        let recovered = recover(&ctx).await?;
+        st.counts.recovered += i32::try_from(recovered.adopted).unwrap_or(i32::MAX);
+
+        // Failures whose retry time has come, from the records kept in the state table.
+        let due = state::due_failures(&self.pool, &rt.settings.name, 10_000).await?;
+        if !due.is_empty() {
+            let records = due
+                .into_iter()
+                .map(|row| reparse(&rt.settings.name, row))
+                .collect();
+            self.process(&ctx, rt, records, st).await?;
+            self.flush(&ctx, rt, st).await?;
+        }
+
+        let cursor = cursors::load(&self.pool, &rt.settings.name).await?;
+        let mut pages = rt.adapter.pages(&cursor);
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    // Keep what was done: settle and commit the pages read so far.
+                    self.flush(&ctx, rt, st).await?;
+                    return Err(e.into());
+                }
+            };
+            self.process(&ctx, rt, page.records, st).await?;
+            st.receipts.push(page.receipt);
+            if st.batch.len() >= FETCH_BATCH {
+                self.flush(&ctx, rt, st).await?;
+            }
+        }
+        self.flush(&ctx, rt, st).await
+    }
+
+    /// Prepares, plans and executes one page's records; updates and removals wait in the batch.
+    async fn process(
+        &self,
+        ctx: &Ctx<'_>,
+        rt: &SourceRuntime,
+        records: Vec<Result<SourceInvoice, RecordError>>,
+        st: &mut Cycle,
+    ) -> Result<(), CycleError> {
+        let prepared = prepare_page(records, &rt.customers, &rt.settings.mapping).await?;
+        let ids: Vec<String> = prepared
+            .iter()
+            .filter_map(|r| match r {
+                Ok(p) => Some(p.external_id().to_owned()),
+                Err(InvoiceFailure::UnmappedCustomer { invoice, .. }) => {
+                    Some(invoice.external_id.clone())
+                }
+                Err(InvoiceFailure::Record(_)) => None,
+            })
+            .collect();
+        let states = state::load(&self.pool, &rt.settings.name, &ids).await?;
+        let mut ready = Vec::new();
+        for item in prepared {
+            match item {
+                Ok(p) => ready.push(p),
+                Err(InvoiceFailure::Record(e)) => {
+                    tracing::warn!(record = %e.record, reason = %e.reason, "ERP record refused");
+                    st.fail(e.to_string());
+                }
+                Err(InvoiceFailure::UnmappedCustomer { invoice, reason }) => {
+                    let attempts = failed_attempts(states.get(&invoice.external_id));
+                    let outcome = record_failure(
+                        &self.pool,
+                        &rt.settings.failures,
+                        &invoice,
+                        None,
+                        attempts,
+                        reason,
+                        Retry::Backoff,
+                    )
+                    .await?;
+                    st.count(outcome);
+                }
+            }
+        }
+        let mut creates = Vec::new();
+        for action in plan(ready, &states, Utc::now()) {
+            match action {
+                Action::Create(p) => {
+                    let attempts = attempts_for(&p, states.get(p.external_id()));
+                    creates.push((p, attempts));
+                }
+                Action::Update {
+                    b2b_invoice_id,
+                    prepared,
+                    attempts,
+                    ..
+                } => {
+                    // A later page's record of the same invoice replaces an earlier one.
+                    st.batch
+                        .retain(|b| b.external_id() != prepared.external_id());
+                    st.batch.push(Pending::Update {
+                        b2b_invoice_id,
+                        prepared,
+                        attempts,
+                    });
+                }
+                Action::Remove {
+                    b2b_invoice_id,
+                    prepared,
+                    state,
+                } => {
+                    st.batch
+                        .retain(|b| b.external_id() != prepared.external_id());
+                    st.batch.push(Pending::Remove {
+                        b2b_invoice_id,
+                        prepared,
+                        state,
+                    });
+                }
+                Action::Forget(p) => {
+                    state::mark_deleted(
+                        &self.pool,
+                        &rt.settings.name,
+                        p.external_id(),
+                        p.invoice_number(),
+                        false,
+                        Some(p.fingerprint.as_str()),
+                    )
+                    .await?;
+                    st.count(Outcome::Unchanged);
+                }
+                Action::Skip { .. } => st.count(Outcome::Unchanged),
+            }
+        }
+        let outcomes: Vec<Outcome> = futures::stream::iter(creates)
+            .map(|(p, attempts)| async move {
+                let span = tracing::info_span!("invoice", source = %rt.settings.name, external_id = %p.external_id(),
+                    invoice_number = %p.invoice_number(), action = "create", attempt = attempts + 1);
+                tracing::Instrument::instrument(ctx.create(&p, attempts), span).await
+            })
+            .buffer_unordered(rt.concurrency)
+            .try_collect()
+            .await?;
+        outcomes.into_iter().for_each(|o| st.count(o));
+        Ok(())
+    }
+
+    /// Runs the batched updates and removals, then commits the pages they belonged to.
+    async fn flush(
+        &self,
+        ctx: &Ctx<'_>,
+        rt: &SourceRuntime,
+        st: &mut Cycle,
+    ) -> Result<(), CycleError> {
+        let batch = std::mem::take(&mut st.batch);
+        if !batch.is_empty() {
+            for (_, outcome) in ctx.run_batch(batch, rt.concurrency).await? {
+                st.count(outcome);
+            }
+        }
+        for receipt in std::mem::take(&mut st.receipts) {
+            rt.adapter.page_committed(&receipt).await?;
+            cursors::store(&self.pool, &rt.settings.name, &receipt.cursor).await?;
+        }
+        Ok(())
+    }
+
+    /// Old settled ledger rows and runs go, per `[engine]` retention (in-flight rows never do).
+    /// A failure here only logs: it must not fail a cycle that synced fine.
+    async fn prune(&self) {
+        let ago = |d: std::time::Duration| {
+            Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(90))
+        };
+        match ledger::prune(&self.pool, ago(self.retention.ledger_retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned old ledger rows"),
+            Err(e) => tracing::warn!(error = %e, "pruning the ledger failed"),
+        }
+        match runs::prune(&self.pool, ago(self.retention.runs_retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned old runs"),
+            Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
+        }
+    }
+
+    /// The pool the engine uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The cursor a source would read from next.
+    pub async fn cursor(&self, source: &str) -> Result<Cursor, EngineError> {
+        Ok(cursors::load(&self.pool, source).await?)
+    }
+}
+
+/// Failed attempts so far of an invoice whose last attempts failed (0 otherwise).
+fn failed_attempts(state: Option<&StateRow>) -> i32 {
+    state
+        .filter(|s| matches!(s.status, Status::Failed | Status::Dead))
+        .map_or(0, |s| s.attempts)
+}
+
+/// Attempts so far with this very content (a changed ERP record starts from zero).
+fn attempts_for(p: &Prepared, state: Option<&StateRow>) -> i32 {
+    state
+        .filter(|s| s.pending_fingerprint.as_deref() == Some(p.fingerprint.as_str()))
+        .map_or(0, |s| s.attempts)
+}
+
+/// A kept ERP record back into a `SourceInvoice`.
+fn reparse(source: &str, row: StateRow) -> Result<SourceInvoice, RecordError> {
+    let locator = RecordLocator::id(row.external_id.as_str());
+    let raw: RawInvoice = row
+        .pending
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or_else(|| {
+            RecordError::whole(
+                source,
+                locator.clone(),
+                "the kept record of a failed invoice cannot be read",
+            )
+        })?;
+    SourceInvoice::parse(source, locator, raw)
+}
+
+/// A dry run's view of one invoice.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedInvoice {
+    pub external_id: String,
+    pub invoice_number: String,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldDiff>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanReport {
+    pub source: String,
+    pub counts: BTreeMap<&'static str, u64>,
+    pub invoices: Vec<PlannedInvoice>,
+}
+
+impl Engine {
+    /// A dry run: what a cycle would do, with per-field diffs. Reads the ERP and the state
+    /// table; sends nothing to B2B but company lookups, commits no cursor and no state.
+    pub async fn plan_only(
+        &self,
+        source: &str,
+        include_unchanged: bool,
+    ) -> Result<PlanReport, EngineError> {
+        let rt = self.runtime(source)?;
+        let mut report = PlanReport {
+            source: source.to_owned(),
+            ..PlanReport::default()
+        };
+        let cursor = cursors::load(&self.pool, source).await?;
+        let mut pages = rt.adapter.pages(&cursor);
+        while let Some(page) = pages.next().await {
+            let prepared = prepare_page(page?.records, &rt.customers, &rt.settings.mapping).await?;
+            let ids: Vec<String> = prepared
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|p| p.external_id().to_owned())
+                .collect();
+            let states = state::load(&self.pool, source, &ids).await?;
+            let mut ready = Vec::new();
+            for item in prepared {
+                match item {
+                    Ok(p) => ready.push(p),
+                    Err(e) => {
+                        *report.counts.entry("fail").or_default() += 1;
+                        let (external_id, invoice_number) = match &e {
+                            InvoiceFailure::UnmappedCustomer { invoice, .. } => {
+                                (invoice.external_id.clone(), invoice.invoice_number.clone())
+                            }
+                            InvoiceFailure::Record(r) => (r.record.to_string(), String::new()),
+                        };
+                        report.invoices.push(PlannedInvoice {
+                            external_id,
+                            invoice_number,
+                            action: "fail",
+                            skip_reason: None,
+                            diff: Vec::new(),
+                            failure: Some(e.to_string()),
+                        });
+                    }
+                }
+            }
+            for action in plan(ready, &states, Utc::now()) {
+                *report.counts.entry(action.name()).or_default() += 1;
+                let entry = match action {
+                    Action::Skip {
+                        external_id,
+                        invoice_number,
+                        reason,
+                    } => {
+                        if !include_unchanged && reason == SkipReason::Unchanged {
+                            continue;
+                        }
+                        PlannedInvoice {
+                            external_id,
+                            invoice_number,
+                            action: "skip",
+                            skip_reason: Some(reason),
+                            diff: Vec::new(),
+                            failure: None,
+                        }
+                    }
+                    Action::Update { prepared, diff, .. } => PlannedInvoice {
+                        external_id: prepared.external_id().to_owned(),
+                        invoice_number: prepared.invoice_number().to_owned(),
+                        action: "update",
+                        skip_reason: None,
+                        diff,
+                        failure: None,
+                    },
+                    other => {
+                        let name = other.name();
+                        let (Action::Create(p)
+                        | Action::Forget(p)
+                        | Action::Remove { prepared: p, .. }) = other
+                        else {
+                            continue;
+                        };
+                        PlannedInvoice {
+                            external_id: p.external_id().to_owned(),
+                            invoice_number: p.invoice_number().to_owned(),
+                            action: name,
+                            skip_reason: None,
+                            diff: Vec::new(),
+                            failure: None,
+                        }
+                    }
+                };
+                report.invoices.push(entry);
+            }
+        }
+        Ok(report)
+    }
+}

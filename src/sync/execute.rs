@@ -1,0 +1,554 @@
+//! Runs planned actions against B2B Edition under the store's budget, following the ledger
+//! protocol: the intent is committed before the request; success commits ledger and state in one
+//! transaction; a definite rejection is recorded with the API's message; an ambiguous outcome
+//! stays in flight for `recover` to settle before anything else touches that invoice.
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::failpoints::Failpoints;
+use super::outcome::{record_failure, CycleError, Outcome, Retry};
+use super::prepare::Prepared;
+use crate::b2b::model::{Amount, Invoice, InvoiceUpdate};
+use crate::b2b::{B2bClient, B2bError, InvoiceQuery};
+use crate::config::{MissingPolicy, SourceSettings};
+use crate::domain::fingerprint::canonical;
+use crate::domain::{deletion_action, B2bBalance, DeletionAction};
+use crate::store::ledger::{self, Intent, Op};
+use crate::store::state::{self, StateRow, Synced};
+
+/// How many invoices one `GET /invoices?externalId[]=..` fetches (the API's page limit).
+pub const FETCH_BATCH: usize = 250;
+
+/// Everything an action needs.
+pub struct Ctx<'a> {
+    pub pool: &'a PgPool,
+    pub client: &'a B2bClient,
+    pub source: &'a SourceSettings,
+    pub run_id: Uuid,
+    pub failpoints: &'a Failpoints,
+}
+
+/// An update or a removal waiting for the batch fetch of current B2B state.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    Update {
+        b2b_invoice_id: u64,
+        prepared: Prepared,
+        attempts: i32,
+    },
+    Remove {
+        b2b_invoice_id: u64,
+        prepared: Prepared,
+        state: Box<StateRow>,
+    },
+}
+
+impl Pending {
+    pub fn external_id(&self) -> &str {
+        match self {
+            Self::Update { prepared, .. } | Self::Remove { prepared, .. } => prepared.external_id(),
+        }
+    }
+
+    fn prepared(&self) -> &Prepared {
+        match self {
+            Self::Update { prepared, .. } | Self::Remove { prepared, .. } => prepared,
+        }
+    }
+
+    fn attempts(&self) -> i32 {
+        match self {
+            Self::Update { attempts, .. } => *attempts,
+            Self::Remove { .. } => 0,
+        }
+    }
+
+    fn b2b_invoice_id(&self) -> u64 {
+        match self {
+            Self::Update { b2b_invoice_id, .. } | Self::Remove { b2b_invoice_id, .. } => {
+                *b2b_invoice_id
+            }
+        }
+    }
+}
+
+fn is_duplicate_number(e: &B2bError) -> bool {
+    matches!(e, B2bError::Validation { message, .. } if message.to_ascii_lowercase().contains("already exists"))
+}
+
+fn status_of(e: &B2bError) -> Option<u16> {
+    match e {
+        B2bError::Validation { .. } => Some(400),
+        B2bError::NotFound { .. } => Some(404),
+        B2bError::Unauthorized { status, .. }
+        | B2bError::Rejected { status, .. }
+        | B2bError::Server { status, .. } => Some(*status),
+        B2bError::RateLimited { .. } => Some(429),
+        _ => None,
+    }
+}
+
+fn digest(body: &impl serde::Serialize) -> String {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Ctx<'_> {
+    fn fail(
+        &self,
+        p: &Prepared,
+        attempts: i32,
+        reason: String,
+        retry: Retry,
+    ) -> impl std::future::Future<Output = Result<Outcome, CycleError>> + '_ {
+        let p = p.clone();
+        async move {
+            Ok(record_failure(
+                self.pool,
+                &self.source.failures,
+                &p.invoice,
+                Some(p.fingerprint.as_str()),
+                attempts,
+                reason,
+                retry,
+            )
+            .await?)
+        }
+    }
+
+    async fn begin(
+        &self,
+        p: &Prepared,
+        op: Op,
+        b2b_id: Option<u64>,
+        body_digest: &str,
+        attempts: i32,
+    ) -> Result<Option<i64>, CycleError> {
+        let owned = serde_json::to_value(canonical(&p.desired)).ok();
+        Ok(ledger::begin(
+            self.pool,
+            &Intent {
+                source: &self.source.name,
+                external_id: p.external_id(),
+                invoice_number: p.invoice_number(),
+                op,
+                fingerprint: Some(p.fingerprint.as_str()),
+                owned: owned.as_ref(),
+                written_open: Some(p.desired.open_balance),
+                b2b_invoice_id: b2b_id,
+                request_digest: Some(body_digest),
+                attempt: attempts + 1,
+                run_id: self.run_id,
+            },
+        )
+        .await?)
+    }
+
+    /// Ledger and state in one transaction: B2B holds `p`'s content as invoice `id`.
+    async fn commit_synced(
+        &self,
+        ledger_id: i64,
+        id: u64,
+        p: &Prepared,
+        note: &str,
+    ) -> Result<(), CycleError> {
+        let owned = serde_json::to_value(canonical(&p.desired)).ok();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(crate::store::StoreError::query("opening a transaction"))?;
+        ledger::succeed(&mut *tx, ledger_id, id, note).await?;
+        state::mark_synced(
+            &mut *tx,
+            &Synced {
+                source: &self.source.name,
+                external_id: p.external_id(),
+                invoice_number: p.invoice_number(),
+                b2b_invoice_id: id,
+                fingerprint: Some(p.fingerprint.as_str()),
+                owned: owned.as_ref(),
+                written_open: Some(p.desired.open_balance),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(crate::store::StoreError::query(
+            "committing a synced invoice",
+        ))?;
+        Ok(())
+    }
+
+    /// `POST /invoices` under the ledger protocol.
+    pub async fn create(&self, p: &Prepared, attempts: i32) -> Result<Outcome, CycleError> {
+        let body = p.desired.to_new_invoice();
+        let Some(ledger_id) = self
+            .begin(p, Op::Create, None, &digest(&body), attempts)
+            .await?
+        else {
+            return self
+                .fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
+                .await;
+        };
+        self.failpoints.check("before_create")?;
+        match self.client.create_invoice(&body).await {
+            Ok(id) => {
+                self.failpoints.check("after_create")?;
+                self.commit_synced(ledger_id, id, p, "created").await?;
+                tracing::info!(b2b_invoice_id = id, "created");
+                Ok(Outcome::Created)
+            }
+            Err(e) if is_duplicate_number(&e) => {
+                self.settle_duplicate_number(ledger_id, p, attempts, &e)
+                    .await
+            }
+            Err(e) if e.is_ambiguous() => {
+                ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
+                let reason =
+                    format!("{e}; the next cycle looks the invoice up in B2B before trying again");
+                self.fail(p, attempts, reason, Retry::NextCycle).await
+            }
+            Err(e) => {
+                ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+                self.fail(p, attempts, e.to_string(), Retry::Backoff).await
+            }
+        }
+    }
+
+    /// "The invoice number already exists": ours (same externalId) is adopted and brought up to
+    /// date; anyone else's is a conflict for a person to resolve.
+    async fn settle_duplicate_number(
+        &self,
+        ledger_id: i64,
+        p: &Prepared,
+        attempts: i32,
+        e: &B2bError,
+    ) -> Result<Outcome, CycleError> {
+        // The 400 means nothing was created: the intent is settled either way.
+        ledger::fail(self.pool, ledger_id, Some(400), &e.to_string()).await?;
+        let query = InvoiceQuery::by_invoice_number(p.invoice_number());
+        let found: Result<Vec<Invoice>, B2bError> =
+            self.client.list_invoices(&query).try_collect().await;
+        let found = match found {
+            Ok(list) => list
+                .into_iter()
+                .filter(|i| i.invoice_number == p.invoice_number())
+                .collect::<Vec<_>>(),
+            Err(err) => {
+                let reason = format!("{e}; looking up who holds the number failed: {err}");
+                return self.fail(p, attempts, reason, Retry::Backoff).await;
+            }
+        };
+        match found
+            .iter()
+            .find(|i| i.external_id.as_deref() == Some(p.external_id()))
+        {
+            Some(ours) => {
+                tracing::info!(
+                    b2b_invoice_id = ours.id,
+                    "invoice number already existed with this externalId: adopted"
+                );
+                match self.update_from(ours.id, p, ours, attempts).await? {
+                    Outcome::Updated => Ok(Outcome::Created),
+                    other => Ok(other),
+                }
+            }
+            None => {
+                let holder = found
+                    .first()
+                    .map(|i| {
+                        format!(
+                            "B2B invoice #{} (externalId {})",
+                            i.id,
+                            i.external_id.as_deref().unwrap_or("none")
+                        )
+                    })
+                    .unwrap_or_else(|| "an invoice this client cannot see".to_owned());
+                let reason = format!(
+                    "invoice number {} already exists in B2B Edition as {holder}: two ERP invoices share the number, \
+                     or it was made in B2B by hand; give one of them another number",
+                    p.invoice_number()
+                );
+                self.fail(p, attempts, reason, Retry::Backoff).await
+            }
+        }
+    }
+
+    /// `PUT` built from `current`, the invoice as B2B holds it now.
+    pub async fn update_from(
+        &self,
+        id: u64,
+        p: &Prepared,
+        current: &Invoice,
+        attempts: i32,
+    ) -> Result<Outcome, CycleError> {
+        let body = p.desired.to_update(&current.details);
+        let Some(ledger_id) = self
+            .begin(p, Op::Update, Some(id), &digest(&body), attempts)
+            .await?
+        else {
+            return self
+                .fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
+                .await;
+        };
+        match self.client.update_invoice(id, &body).await {
+            Ok(_) => {
+                self.commit_synced(ledger_id, id, p, "updated").await?;
+                tracing::info!(b2b_invoice_id = id, "updated");
+                Ok(Outcome::Updated)
+            }
+            Err(B2bError::NotFound { .. }) => {
+                ledger::fail(self.pool, ledger_id, Some(404), "gone from B2B").await?;
+                self.missing_in_b2b(id, p, attempts).await
+            }
+            Err(e) if e.is_ambiguous() => {
+                ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
+                let reason =
+                    format!("{e}; the next cycle reads the invoice again and sends a fresh update");
+                self.fail(p, attempts, reason, Retry::NextCycle).await
+            }
+            Err(e) => {
+                ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+                self.fail(p, attempts, e.to_string(), Retry::Backoff).await
+            }
+        }
+    }
+
+    async fn missing_in_b2b(
+        &self,
+        id: u64,
+        p: &Prepared,
+        attempts: i32,
+    ) -> Result<Outcome, CycleError> {
+        match self.source.on_missing_in_b2b {
+            MissingPolicy::Recreate => {
+                tracing::info!(
+                    b2b_invoice_id = id,
+                    "invoice gone from B2B: creating it again (on_missing_in_b2b = recreate)"
+                );
+                Box::pin(self.create(p, attempts)).await
+            }
+            MissingPolicy::Fail => {
+                let reason = format!(
+                    "B2B invoice #{id} no longer exists (deleted in B2B Edition?); set \
+                     sources.{}.on_missing_in_b2b = \"recreate\" to create it again, or delete it in the ERP",
+                    self.source.name
+                );
+                self.fail(p, attempts, reason, Retry::Backoff).await
+            }
+        }
+    }
+
+    /// Fetches the current B2B state of a batch (externalId[] filters, 250 at a time), then
+    /// runs each update or removal from it.
+    pub async fn run_batch(
+        &self,
+        batch: Vec<Pending>,
+        concurrency: usize,
+    ) -> Result<Vec<(String, Outcome)>, CycleError> {
+        let mut current: HashMap<u64, Invoice> = HashMap::new();
+        let mut unreadable: Option<String> = None;
+        for chunk in batch.chunks(FETCH_BATCH) {
+            let query =
+                InvoiceQuery::by_external_ids(chunk.iter().map(|p| p.external_id().to_owned()));
+            let fetched: Result<Vec<Invoice>, B2bError> =
+                self.client.list_invoices(&query).try_collect().await;
+            match fetched {
+                Ok(list) => current.extend(list.into_iter().map(|i| (i.id, i))),
+                Err(e) => unreadable = Some(e.to_string()),
+            }
+        }
+        let current = &current;
+        let unreadable = unreadable.as_deref();
+        futures::stream::iter(batch)
+            .map(|item| async move {
+                let id = item.external_id().to_owned();
+                let span = tracing::info_span!("invoice", source = %self.source.name, external_id = %id, b2b_invoice_id = item.b2b_invoice_id());
+                let outcome = tracing::Instrument::instrument(self.run_pending(item, current, unreadable), span).await?;
+                Ok::<_, CycleError>((id, outcome))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
+    async fn run_pending(
+        &self,
+        item: Pending,
+        current: &HashMap<u64, Invoice>,
+        unreadable: Option<&str>,
+    ) -> Result<Outcome, CycleError> {
+        let id = item.b2b_invoice_id();
+        let fresh = match current.get(&id) {
+            Some(inv) => Some(inv.clone()),
+            // Not in the batch answer (its externalId changed in B2B, or it is gone): ask by id.
+            None => match self.client.get_invoice(id).await {
+                Ok(inv) => Some(inv),
+                Err(B2bError::NotFound { .. }) => None,
+                Err(e) => {
+                    let (prepared, attempts) = (item.prepared(), item.attempts());
+                    let reason = format!(
+                        "could not read the invoice's current state in B2B ({}): {e}",
+                        unreadable.unwrap_or("not in the batch answer")
+                    );
+                    return self.fail(prepared, attempts, reason, Retry::Backoff).await;
+                }
+            },
+        };
+        match item {
+            Pending::Update {
+                b2b_invoice_id,
+                prepared,
+                attempts,
+            } => match fresh {
+                Some(inv) => {
+                    self.update_from(b2b_invoice_id, &prepared, &inv, attempts)
+                        .await
+                }
+                None => {
+                    self.missing_in_b2b(b2b_invoice_id, &prepared, attempts)
+                        .await
+                }
+            },
+            Pending::Remove {
+                b2b_invoice_id,
+                prepared,
+                state,
+            } => self.remove(b2b_invoice_id, &prepared, &state, fresh).await,
+        }
+    }
+
+    /// A deleted or voided ERP invoice that B2B holds: the source's policy, guarded by payments.
+    async fn remove(
+        &self,
+        id: u64,
+        p: &Prepared,
+        st: &StateRow,
+        current: Option<Invoice>,
+    ) -> Result<Outcome, CycleError> {
+        let src = &self.source.name;
+        let Some(inv) = current else {
+            state::mark_deleted(
+                self.pool,
+                src,
+                p.external_id(),
+                p.invoice_number(),
+                false,
+                Some(p.fingerprint.as_str()),
+            )
+            .await?;
+            return Ok(Outcome::Deleted);
+        };
+        let balance = B2bBalance {
+            open: inv.open_balance.value,
+            last_written_open: st.written_open.unwrap_or(inv.original_balance.value),
+        };
+        match deletion_action(self.source.on_deleted, Some(balance)) {
+            DeletionAction::Nothing => {
+                state::mark_deleted(
+                    self.pool,
+                    src,
+                    p.external_id(),
+                    p.invoice_number(),
+                    true,
+                    Some(p.fingerprint.as_str()),
+                )
+                .await?;
+                Ok(Outcome::Unchanged)
+            }
+            DeletionAction::Flag { reason } => {
+                state::mark_flagged(
+                    self.pool,
+                    src,
+                    p.external_id(),
+                    &reason,
+                    Some(p.fingerprint.as_str()),
+                )
+                .await?;
+                tracing::warn!(b2b_invoice_id = id, reason = %reason, "flagged for a person");
+                Ok(Outcome::Failed(reason))
+            }
+            DeletionAction::Delete => {
+                let Some(ledger_id) = self.begin(p, Op::Delete, Some(id), "", 0).await? else {
+                    return self
+                        .fail(p, 0, IN_FLIGHT.to_owned(), Retry::NextCycle)
+                        .await;
+                };
+                match self.client.delete_invoice(id).await {
+                    Ok(()) | Err(B2bError::NotFound { .. }) => {
+                        ledger::succeed(self.pool, ledger_id, id, "deleted").await?;
+                        state::mark_deleted(
+                            self.pool,
+                            src,
+                            p.external_id(),
+                            p.invoice_number(),
+                            false,
+                            Some(p.fingerprint.as_str()),
+                        )
+                        .await?;
+                        tracing::info!(
+                            b2b_invoice_id = id,
+                            "deleted in B2B (deleted or voided in the ERP)"
+                        );
+                        Ok(Outcome::Deleted)
+                    }
+                    Err(e) if e.is_ambiguous() => {
+                        ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
+                        self.fail(p, 0, e.to_string(), Retry::NextCycle).await
+                    }
+                    Err(e) => {
+                        ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+                        self.fail(p, 0, e.to_string(), Retry::Backoff).await
+                    }
+                }
+            }
+            DeletionAction::ZeroBalance => {
+                let body = InvoiceUpdate {
+                    open_balance: Some(Amount::new(
+                        inv.open_balance.code.clone(),
+                        rust_decimal::Decimal::ZERO,
+                    )),
+                    ..InvoiceUpdate::default()
+                };
+                let Some(ledger_id) = self
+                    .begin(p, Op::ZeroBalance, Some(id), &digest(&body), 0)
+                    .await?
+                else {
+                    return self
+                        .fail(p, 0, IN_FLIGHT.to_owned(), Retry::NextCycle)
+                        .await;
+                };
+                match self.client.update_invoice(id, &body).await {
+                    Ok(_) => {
+                        ledger::succeed(self.pool, ledger_id, id, "zero balance").await?;
+                        state::mark_deleted(
+                            self.pool,
+                            src,
+                            p.external_id(),
+                            p.invoice_number(),
+                            true,
+                            Some(p.fingerprint.as_str()),
+                        )
+                        .await?;
+                        Ok(Outcome::Deleted)
+                    }
+                    Err(e) if e.is_ambiguous() => {
+                        ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
+                        self.fail(p, 0, e.to_string(), Retry::NextCycle).await
+                    }
+                    Err(e) => {
+                        ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+                        self.fail(p, 0, e.to_string(), Retry::Backoff).await
+                    }
+                }
+            }
+        }
+    }
+}
+
+const IN_FLIGHT: &str =
+    "an earlier request for this invoice has an unknown outcome; the next cycle settles it in B2B first";

@@ -1,0 +1,102 @@
+//! What happened to one invoice in a cycle, and recording failures.
+
+use chrono::Utc;
+use sqlx::PgPool;
+
+use super::failpoints::Crashed;
+use crate::config::FailurePolicy;
+use crate::domain::SourceInvoice;
+use crate::store::state::{self, Status};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+    Deleted,
+    /// Recorded as failed (retried later or dead): the reason names what to do.
+    Failed(String),
+}
+
+/// A failure of the cycle itself (not of one invoice): it stops the cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crashed(#[from] Crashed),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Customers(#[from] crate::customers::CustomerError),
+}
+
+/// When a failed invoice is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Next cycle (after recovery has looked in B2B).
+    NextCycle,
+    /// With exponential backoff per the source's failure policy.
+    Backoff,
+    /// Only when the ERP changes it (the record itself is invalid).
+    OnChange,
+}
+
+/// Records a failed attempt of `invoice` and returns the outcome to count.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_failure(
+    pool: &PgPool,
+    policy: &FailurePolicy,
+    invoice: &SourceInvoice,
+    pending_fingerprint: Option<&str>,
+    attempts_before: i32,
+    reason: String,
+    retry: Retry,
+) -> Result<Outcome, StoreError> {
+    let attempts = attempts_before.saturating_add(1);
+    let dead = attempts >= i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
+    let (status, next) = match retry {
+        _ if dead => (Status::Dead, None),
+        Retry::NextCycle => (Status::Failed, Some(Utc::now())),
+        Retry::Backoff => {
+            let wait = policy.delay_after(attempts.unsigned_abs());
+            let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(6));
+            (Status::Failed, Some(Utc::now() + wait))
+        }
+        Retry::OnChange => (Status::Failed, None),
+    };
+    let pending = match retry {
+        Retry::OnChange => None,
+        _ => serde_json::to_value(invoice.to_raw()).ok(),
+    };
+    let reason = if dead {
+        format!("{reason} (gave up after {attempts} attempts: in the dead letter; `failures retry` tries again)")
+    } else {
+        reason
+    };
+    state::record_failure(
+        pool,
+        &state::Failure {
+            source: &invoice.source,
+            external_id: &invoice.external_id,
+            invoice_number: &invoice.invoice_number,
+            error: &reason,
+            pending: pending.as_ref(),
+            pending_fingerprint,
+            attempts,
+            status,
+            next_attempt_at: next,
+        },
+    )
+    .await?;
+    tracing::warn!(
+        external_id = %invoice.external_id,
+        invoice_number = %invoice.invoice_number,
+        attempt = attempts,
+        dead,
+        reason = %reason,
+        "invoice failed"
+    );
+    Ok(Outcome::Failed(reason))
+}

@@ -1,0 +1,184 @@
+//! Pure: prepared invoices + their state rows -> what to do with each, and why.
+//!
+//! An unchanged invoice (same fingerprint as what B2B holds) is skipped with no API call. A
+//! failed invoice waits for its retry time unless the ERP changed it meanwhile (new content may
+//! well fix it). Deleted and voided invoices go to the deletion policy when B2B holds them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::prepare::Prepared;
+use crate::domain::fingerprint::canonical;
+use crate::domain::Lifecycle;
+use crate::store::state::{StateRow, Status};
+
+/// One owned field that changes: what B2B holds (as last synced) and what it should hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldDiff {
+    pub field: String,
+    pub old: Option<Value>,
+    pub new: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// B2B already holds this content.
+    Unchanged,
+    /// Failed before with this content; the next attempt is not due yet.
+    WaitingForRetry,
+    /// In the dead letter with this content (`failures retry` brings it back).
+    DeadLetter,
+    /// An operator discarded it with this content.
+    Discarded,
+    /// Flagged for a person with this content.
+    Flagged,
+    /// Deleted or voided in the ERP and already handled.
+    AlreadyDeleted,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Create(Prepared),
+    Update {
+        b2b_invoice_id: u64,
+        prepared: Prepared,
+        diff: Vec<FieldDiff>,
+        /// Failed attempts so far with this content (0 when the content is new).
+        attempts: i32,
+    },
+    /// Deleted or voided in the ERP while B2B holds it: the deletion policy decides.
+    Remove {
+        b2b_invoice_id: u64,
+        prepared: Prepared,
+        state: Box<StateRow>,
+    },
+    /// Deleted or voided in the ERP and never in B2B: recorded, no call.
+    Forget(Prepared),
+    Skip {
+        external_id: String,
+        invoice_number: String,
+        reason: SkipReason,
+    },
+}
+
+impl Action {
+    pub fn external_id(&self) -> &str {
+        match self {
+            Self::Create(p) | Self::Forget(p) => p.external_id(),
+            Self::Update { prepared, .. } | Self::Remove { prepared, .. } => prepared.external_id(),
+            Self::Skip { external_id, .. } => external_id,
+        }
+    }
+
+    /// Short name for logs, `plan` output and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Create(_) => "create",
+            Self::Update { .. } => "update",
+            Self::Remove { .. } => "remove",
+            Self::Forget(_) => "forget",
+            Self::Skip { .. } => "skip",
+        }
+    }
+}
+
+/// Plans a batch. If an ERP id appears twice, the later record wins (it is the newer one in
+/// every adapter's order).
+pub fn plan(
+    prepared: Vec<Prepared>,
+    states: &HashMap<String, StateRow>,
+    now: DateTime<Utc>,
+) -> Vec<Action> {
+    let mut latest: BTreeMap<String, (usize, Prepared)> = BTreeMap::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        latest.insert(p.external_id().to_owned(), (i, p));
+    }
+    let mut ordered: Vec<(usize, Prepared)> = latest.into_values().collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    ordered
+        .into_iter()
+        .map(|(_, p)| {
+            let state = states.get(p.external_id());
+            plan_one(p, state, now)
+        })
+        .collect()
+}
+
+fn skip(p: &Prepared, reason: SkipReason) -> Action {
+    Action::Skip {
+        external_id: p.external_id().to_owned(),
+        invoice_number: p.invoice_number().to_owned(),
+        reason,
+    }
+}
+
+/// The decision for one invoice.
+pub fn plan_one(p: Prepared, state: Option<&StateRow>, now: DateTime<Utc>) -> Action {
+    let fp = p.fingerprint.as_str();
+    let same_as_pending = state.is_some_and(|s| s.pending_fingerprint.as_deref() == Some(fp));
+    // A record that keeps failing with the same content waits, stays dead, or stays discarded.
+    if let Some(s) = state {
+        if same_as_pending {
+            match s.status {
+                Status::Failed if s.next_attempt_at.is_some_and(|t| t > now) => {
+                    return skip(&p, SkipReason::WaitingForRetry)
+                }
+                Status::Dead => return skip(&p, SkipReason::DeadLetter),
+                Status::Discarded => return skip(&p, SkipReason::Discarded),
+                Status::Flagged => return skip(&p, SkipReason::Flagged),
+                _ => {}
+            }
+        }
+    }
+    let in_b2b = state.and_then(|s| s.b2b_invoice_id);
+    if p.lifecycle() != Lifecycle::Active {
+        return match (state, in_b2b) {
+            (Some(s), _) if s.status == Status::Deleted && s.fingerprint.as_deref() == Some(fp) => {
+                skip(&p, SkipReason::AlreadyDeleted)
+            }
+            (Some(s), Some(id)) if s.status != Status::Deleted => Action::Remove {
+                b2b_invoice_id: id,
+                prepared: p,
+                state: Box::new(s.clone()),
+            },
+            _ => Action::Forget(p),
+        };
+    }
+    let Some(id) = in_b2b else {
+        return Action::Create(p);
+    };
+    let Some(s) = state else {
+        return Action::Create(p);
+    };
+    if s.status == Status::Synced && s.fingerprint.as_deref() == Some(fp) {
+        return skip(&p, SkipReason::Unchanged);
+    }
+    let diff = diff(s.owned.as_ref(), &canonical(&p.desired));
+    Action::Update {
+        b2b_invoice_id: id,
+        attempts: if same_as_pending { s.attempts } else { 0 },
+        prepared: p,
+        diff,
+    }
+}
+
+/// Field-level differences between the owned content last synced and the new one.
+pub fn diff(old: Option<&Value>, new: &BTreeMap<&'static str, Value>) -> Vec<FieldDiff> {
+    new.iter()
+        .filter_map(|(field, value)| {
+            let before = old.and_then(|o| o.get(*field));
+            (before != Some(value)).then(|| FieldDiff {
+                field: (*field).to_owned(),
+                old: before.cloned(),
+                new: value.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

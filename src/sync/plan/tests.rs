@@ -1,0 +1,184 @@
+use std::collections::HashMap;
+
+use chrono::Duration;
+
+use super::*;
+use crate::config::MappingSettings;
+use crate::domain::{fingerprint, map_invoice, RawInvoice, RecordLocator, SourceInvoice};
+
+fn prepared(id: &str, total: &str, deleted: bool) -> Prepared {
+    let raw = RawInvoice {
+        external_id: Some(id.into()),
+        external_customer_id: Some("C".into()),
+        invoice_number: Some(format!("N-{id}")),
+        currency: Some("USD".into()),
+        total: Some(total.into()),
+        open_balance: Some(total.into()),
+        po_number: Some("PO-1".into()),
+        deleted,
+        ..RawInvoice::default()
+    };
+    let invoice = SourceInvoice::parse("erp", RecordLocator::id(id), raw).unwrap();
+    let desired = map_invoice(&invoice, "1", &MappingSettings::default());
+    Prepared {
+        fingerprint: fingerprint(&desired),
+        desired,
+        invoice,
+    }
+}
+
+fn synced(p: &Prepared) -> StateRow {
+    StateRow {
+        id: 1,
+        source: "erp".into(),
+        external_id: p.external_id().into(),
+        invoice_number: p.invoice_number().into(),
+        b2b_invoice_id: Some(77),
+        fingerprint: Some(p.fingerprint.as_str().into()),
+        owned: Some(serde_json::to_value(canonical(&p.desired)).unwrap()),
+        written_open: Some(p.desired.open_balance),
+        status: Status::Synced,
+        pending: None,
+        pending_fingerprint: None,
+        last_synced_at: None,
+        last_attempted_at: None,
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+    }
+}
+
+fn one(p: Prepared, state: Option<StateRow>) -> Action {
+    plan_one(p, state.as_ref(), Utc::now())
+}
+
+#[test]
+fn new_invoices_are_created_and_unchanged_ones_skipped() {
+    assert!(matches!(
+        one(prepared("A", "10", false), None),
+        Action::Create(_)
+    ));
+    let p = prepared("A", "10", false);
+    let s = synced(&p);
+    assert!(matches!(
+        one(p, Some(s)),
+        Action::Skip {
+            reason: SkipReason::Unchanged,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_change_is_an_update_with_field_diffs() {
+    let old = prepared("A", "10", false);
+    let s = synced(&old);
+    match one(prepared("A", "12.50", false), Some(s)) {
+        Action::Update {
+            b2b_invoice_id,
+            diff,
+            attempts,
+            ..
+        } => {
+            assert_eq!(b2b_invoice_id, 77);
+            assert_eq!(attempts, 0);
+            let fields: Vec<&str> = diff.iter().map(|d| d.field.as_str()).collect();
+            assert_eq!(fields, ["open_balance", "original_balance"]);
+            assert_eq!(diff[0].old, Some(serde_json::json!(["USD", "10"])));
+            assert_eq!(diff[0].new, serde_json::json!(["USD", "12.5"]));
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+}
+
+#[test]
+fn failures_wait_for_their_retry_unless_the_erp_changed_them() {
+    let p = prepared("A", "10", false);
+    let mut s = synced(&p);
+    s.b2b_invoice_id = None;
+    s.status = Status::Failed;
+    s.pending_fingerprint = Some(p.fingerprint.as_str().into());
+    s.attempts = 2;
+    s.next_attempt_at = Some(Utc::now() + Duration::minutes(5));
+    assert!(matches!(
+        one(p.clone(), Some(s.clone())),
+        Action::Skip {
+            reason: SkipReason::WaitingForRetry,
+            ..
+        }
+    ));
+    // Due: tried again.
+    s.next_attempt_at = Some(Utc::now() - Duration::minutes(1));
+    assert!(matches!(one(p, Some(s.clone())), Action::Create(_)));
+    // Changed in the ERP: tried at once, whatever the schedule.
+    s.next_attempt_at = Some(Utc::now() + Duration::minutes(5));
+    assert!(matches!(
+        one(prepared("A", "11", false), Some(s)),
+        Action::Create(_)
+    ));
+}
+
+#[test]
+fn dead_letters_stay_until_the_content_changes() {
+    let p = prepared("A", "10", false);
+    let mut s = synced(&p);
+    s.status = Status::Dead;
+    s.pending_fingerprint = Some(p.fingerprint.as_str().into());
+    assert!(matches!(
+        one(p, Some(s.clone())),
+        Action::Skip {
+            reason: SkipReason::DeadLetter,
+            ..
+        }
+    ));
+    assert!(matches!(
+        one(prepared("A", "11", false), Some(s)),
+        Action::Update { .. }
+    ));
+}
+
+#[test]
+fn deletions_go_to_the_policy_only_when_b2b_holds_the_invoice() {
+    let live = prepared("A", "10", false);
+    let s = synced(&live);
+    assert!(matches!(
+        one(prepared("A", "10", true), Some(s.clone())),
+        Action::Remove {
+            b2b_invoice_id: 77,
+            ..
+        }
+    ));
+    assert!(matches!(
+        one(prepared("B", "10", true), None),
+        Action::Forget(_)
+    ));
+    let gone = prepared("A", "10", true);
+    let mut handled = s;
+    handled.status = Status::Deleted;
+    handled.fingerprint = Some(gone.fingerprint.as_str().into());
+    assert!(matches!(
+        one(gone, Some(handled)),
+        Action::Skip {
+            reason: SkipReason::AlreadyDeleted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_later_record_of_a_duplicated_id_wins() {
+    let actions = plan(
+        vec![
+            prepared("A", "10", false),
+            prepared("B", "5", false),
+            prepared("A", "20", false),
+        ],
+        &HashMap::new(),
+        Utc::now(),
+    );
+    assert_eq!(actions.len(), 2);
+    match &actions[1] {
+        Action::Create(p) => assert_eq!(p.desired.original_balance.to_string(), "20"),
+        other => panic!("{other:?}"),
+    }
+}

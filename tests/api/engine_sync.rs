@@ -1,0 +1,190 @@
+//! The engine against real PostgreSQL and the sandboxes: API economy, person's edits, plan.
+
+use serde_json::json;
+
+use crate::engine_world::*;
+use crate::helpers::STORE_HASH;
+
+fn live_count(world: &World) -> usize {
+    // Seeded invoices the ERP has not deleted or voided.
+    (1..=world.erp.control().invoice_count())
+        .filter_map(|i| world.erp.control().invoice(&format!("{}", erp_id(i))))
+        .filter(|inv| inv["remoteDeleted"] != json!(true) && !matches!(inv["invoiceStatus"].as_str(), Some(s) if s.eq_ignore_ascii_case("voided") || s.eq_ignore_ascii_case("void")))
+        .count()
+}
+
+pub fn erp_id(i: u64) -> String {
+    format!("rmt-{i:06}")
+}
+
+#[tokio::test]
+async fn first_cycle_creates_with_one_post_each_then_nothing_changes_at_zero_calls() {
+    let world = World::new(120).await;
+    let engine = world.engine();
+    let first = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(first.error, None, "{first:#?}");
+    let n = live_count(&world);
+    assert!(n > 100, "most seeded invoices are live ({n})");
+    assert_eq!(first.counts.created as usize, n, "{first:#?}");
+    assert_eq!(
+        world.b2b_calls("POST /ip/invoices") as usize,
+        n,
+        "exactly one POST per invoice"
+    );
+    assert_eq!(world.b2b_total_calls() as usize, n, "and nothing else");
+    assert_eq!(first.api_calls as usize, n);
+    assert_eq!(world.b2b_by_external_id().len(), n);
+
+    // Nothing changed in the ERP: the overlap window is re-read, and costs nothing in B2B.
+    let before = world.b2b_total_calls();
+    let second = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(second.api_calls, 0, "{second:#?}");
+    assert_eq!(world.b2b_total_calls(), before);
+    assert_eq!(second.counts.created + second.counts.updated, 0);
+}
+
+#[tokio::test]
+async fn changing_k_invoices_costs_k_puts_and_one_bulk_read() {
+    let world = World::new(60).await;
+    let engine = world.engine();
+    engine.run_cycle(SOURCE).await.expect("first cycle");
+    let by_ext = world.b2b_by_external_id();
+    // Change the balance of 7 live invoices in the ERP.
+    let changed: Vec<String> = by_ext.keys().take(7).cloned().collect();
+    for id in &changed {
+        world
+            .erp
+            .control()
+            .update_invoice(id, &json!({"balance": 1.25}))
+            .expect("ERP edit");
+    }
+    let before_total = world.b2b_total_calls();
+    let before_puts = world.b2b_calls("PUT /ip/invoices/{id}");
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(report.counts.updated, 7, "{report:#?}");
+    assert_eq!(world.b2b_calls("PUT /ip/invoices/{id}") - before_puts, 7);
+    let calls = world.b2b_total_calls() - before_total;
+    assert!(
+        calls <= 7 + 1,
+        "at most ceil(k/250) + k calls, made {calls}"
+    );
+    assert_eq!(report.api_calls, calls);
+    for id in &changed {
+        let inv = &world.b2b_by_external_id()[id];
+        assert_eq!(inv["openBalance"]["value"], json!("1.2500"), "{id}");
+        assert_eq!(inv["status"], json!(1), "partially paid now");
+    }
+}
+
+#[tokio::test]
+async fn a_persons_edit_inside_details_survives_an_update_of_line_items() {
+    let world = World::new(12).await;
+    let engine = world.engine();
+    engine.run_cycle(SOURCE).await.expect("first cycle");
+    let (ext, b2b) = world
+        .b2b_by_external_id()
+        .into_iter()
+        .next()
+        .expect("an invoice");
+    let id = b2b["id"].as_u64().expect("id");
+    world
+        .b2b
+        .control()
+        .edit_details(STORE_HASH, id, &json!({
+            "personNote": "call before shipping",
+            "details": {"shipments": [{"addressIndex": "0", "shipDate": "2026-11-20", "shipVia": "UPS", "trackingNumber": "1Z999", "comments": ""}]}
+        }))
+        .expect("person edit");
+
+    // The ERP changes the first line's quantity.
+    let mut lines = world.erp.control().invoice(&ext).expect("ERP invoice")["lineItems"].clone();
+    lines[0]["quantity"] = json!(99);
+    world
+        .erp
+        .control()
+        .update_invoice(&ext, &json!({"lineItems": lines}))
+        .expect("ERP edit");
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(report.counts.updated, 1, "{report:#?}");
+
+    let after = world
+        .b2b
+        .control()
+        .invoice(STORE_HASH, id)
+        .expect("invoice");
+    assert_eq!(
+        after["details"]["details"]["lineItems"][0]["quantity"],
+        json!("99")
+    );
+    assert_eq!(
+        after["details"]["personNote"],
+        json!("call before shipping")
+    );
+    assert_eq!(
+        after["details"]["details"]["shipments"][0]["trackingNumber"],
+        json!("1Z999")
+    );
+}
+
+#[tokio::test]
+async fn plan_lists_field_diffs_and_mutates_nothing() {
+    let world = World::new(20).await;
+    let engine = world.engine();
+    engine.run_cycle(SOURCE).await.expect("first cycle");
+    let ext = world
+        .b2b_by_external_id()
+        .into_keys()
+        .next()
+        .expect("an invoice");
+    world
+        .erp
+        .control()
+        .update_invoice(&ext, &json!({"balance": 2.5}))
+        .expect("ERP edit");
+    let ledger_rows = |pool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ledger")
+            .fetch_one(pool)
+            .await
+            .expect("count")
+    };
+    let rows_before = ledger_rows(&world.db.pool).await;
+    let calls_before = world.b2b_total_calls();
+
+    let plan = engine.plan_only(SOURCE, false).await.expect("plan");
+    let update = plan
+        .invoices
+        .iter()
+        .find(|i| i.external_id == ext)
+        .expect("the changed invoice");
+    assert_eq!(update.action, "update");
+    let fields: Vec<&str> = update.diff.iter().map(|d| d.field.as_str()).collect();
+    assert!(
+        fields.contains(&"open_balance") && fields.contains(&"status"),
+        "{fields:?}"
+    );
+    assert_eq!(plan.counts.get("update"), Some(&1));
+    assert!(plan.counts.get("skip").copied().unwrap_or(0) > 0);
+    assert_eq!(world.b2b_total_calls(), calls_before, "no B2B call at all");
+    assert_eq!(ledger_rows(&world.db.pool).await, rows_before);
+    // And the change is still there to sync.
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(report.counts.updated, 1);
+}
+
+#[tokio::test]
+async fn two_engines_at_once_one_does_the_work_and_nothing_is_duplicated() {
+    let world = World::new(80).await;
+    let (a, b) = (world.engine(), world.engine());
+    let (ra, rb) = tokio::join!(a.run_cycle(SOURCE), b.run_cycle(SOURCE));
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    let outcomes = [ra.outcome.as_str(), rb.outcome.as_str()];
+    assert!(
+        outcomes.contains(&"skipped"),
+        "one of them skipped: {outcomes:?}"
+    );
+    assert_eq!(
+        ra.counts.created + rb.counts.created,
+        live_count(&world) as i32
+    );
+    world.b2b_by_external_id();
+}
