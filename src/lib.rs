@@ -6,9 +6,13 @@
 pub mod b2b;
 pub mod config;
 pub mod customers;
+pub mod daemon;
+pub mod demo;
 pub mod domain;
 pub mod sandbox;
+pub mod schedule;
 pub mod source;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod telemetry_metrics;

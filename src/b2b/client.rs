@@ -128,6 +128,8 @@ impl B2bClient {
         let auth = auth_headers(&store.b2b.auth).ok_or_else(|| ClientBuildError::Header {
             store: store.name.clone(),
         })?;
+        metrics::gauge!(crate::telemetry_metrics::BUDGET_RPM, "store" => store.name.clone())
+            .set(f64::from(store.budget.requests_per_minute.get()));
         let mut base = store.b2b.base_url.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -347,7 +349,15 @@ impl B2bClient {
             let permit = self.budget.acquire().instrument(span.clone()).await;
             self.calls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let store = self.store.to_string();
+            metrics::counter!(crate::telemetry_metrics::BUDGET_GRANTED, "store" => store.clone())
+                .increment(1);
+            let in_flight = metrics::gauge!(crate::telemetry_metrics::BUDGET_IN_FLIGHT, "store" => store.clone());
+            in_flight.increment(1.0);
+            let started = tokio::time::Instant::now();
             let result = self.send_once(&call).instrument(span.clone()).await;
+            in_flight.decrement(1.0);
+            record_request(&store, call.endpoint, &result, started.elapsed());
             drop(permit);
             let err = match result {
                 Ok(envelope) => return Ok(envelope),
@@ -427,6 +437,33 @@ impl B2bClient {
             default_pause,
         )
     }
+}
+
+/// `b2bsync_b2b_requests_total`, its latency histogram, and 429s.
+fn record_request<T>(
+    store: &str,
+    endpoint: Endpoint,
+    result: &Result<T, B2bError>,
+    took: Duration,
+) {
+    use crate::telemetry_metrics as m;
+    let status = match result {
+        Ok(_) => "200".to_owned(),
+        Err(B2bError::Timeout { .. }) => "timeout".to_owned(),
+        Err(B2bError::Transport { .. }) => "transport".to_owned(),
+        Err(B2bError::Decode { .. }) => "decode".to_owned(),
+        Err(B2bError::Validation { .. }) => "400".to_owned(),
+        Err(B2bError::NotFound { .. }) => "404".to_owned(),
+        Err(B2bError::RateLimited { .. }) => "429".to_owned(),
+        Err(B2bError::Unauthorized { status, .. })
+        | Err(B2bError::Rejected { status, .. })
+        | Err(B2bError::Server { status, .. }) => status.to_string(),
+    };
+    if status == "429" {
+        metrics::counter!(m::B2B_RATE_LIMITED, "store" => store.to_owned()).increment(1);
+    }
+    metrics::counter!(m::B2B_REQUESTS, "store" => store.to_owned(), "endpoint" => endpoint, "status" => status).increment(1);
+    metrics::histogram!(m::B2B_REQUEST_DURATION, "store" => store.to_owned(), "endpoint" => endpoint).record(took.as_secs_f64());
 }
 
 fn auth_headers(auth: &B2bAuth) -> Option<HeaderMap> {

@@ -2,8 +2,16 @@
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
 mod customers;
+mod db;
+mod demo;
+mod failures;
+mod output;
+mod plan;
 mod probe;
+mod run;
 mod sandbox;
+mod status;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +23,15 @@ use b2b_invoice_sync::telemetry;
 
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
+
+/// A mistake in the config or the command line: exit code 2 rather than 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Logs of the demo: its own summary is the output; the engine's warnings (the refused row)
+/// and run lines show what happens underneath. `RUST_LOG` overrides.
+const DEMO_LOG_FILTER: &str = "warn,b2b_invoice_sync::sync::engine=info";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,8 +80,24 @@ enum Command {
     CheckConfig,
     /// Check that each configured store answers with its credentials (read-only calls).
     Probe(probe::ProbeArgs),
-    /// Apply the database migrations (also done automatically by commands that need them).
+    /// Apply the database migrations (commands that need the database also apply them first,
+    /// unless engine.auto_migrate is false).
     Migrate,
+    /// The daemon: every source on its schedule, health and metrics endpoints, graceful
+    /// shutdown on SIGTERM (systemd Type=notify aware).
+    Run(run::RunArgs),
+    /// Run sync cycles now: every source (or --source NAME), one after another.
+    Sync(sync::SyncArgs),
+    /// Dry run: what a sync would do, with per-field diffs; writes nothing.
+    Plan(plan::PlanArgs),
+    /// Per source: latest runs, cursor, failures waiting, mutations in flight.
+    Status(status::StatusArgs),
+    /// Failed, dead-lettered and flagged invoices: list, retry, discard.
+    #[command(subcommand)]
+    Failures(failures::FailuresCommand),
+    /// The whole job end to end against the bundled sandbox: needs only PostgreSQL
+    /// (DATABASE_URL), no config file.
+    Demo(demo::DemoArgs),
     /// Manage the ERP customer -> B2B company map.
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
@@ -89,44 +122,49 @@ async fn run(cli: Cli) -> ExitCode {
     let cli_format = cli.log_format.map(LogFormat::from);
     match cli.command {
         Command::CheckConfig => check_config(&cli.config),
-        Command::Probe(args) => {
-            let Some(settings) = load_or_report(&cli.config) else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            if let Err(code) = init_logging(cli_format, &settings) {
-                return code;
-            }
-            report(probe::run(&settings, args).await)
-        }
-        Command::Migrate => {
-            let Some(settings) = load_or_report(&cli.config) else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            if let Err(code) = init_logging(cli_format, &settings) {
-                return code;
-            }
-            report(
-                database(&settings)
-                    .await
-                    .map(|_| println!("migrations applied")),
-            )
-        }
-        Command::Customers(cmd) => {
-            let Some(settings) = load_or_report(&cli.config) else {
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            if let Err(code) = init_logging(cli_format, &settings) {
-                return code;
-            }
-            report(customers::run(&settings, cmd).await)
-        }
         Command::Sandbox(cmd) => {
             // The sandbox needs no config file: it is what a config points at.
-            if let Err(e) = telemetry::init(cli_format.unwrap_or_default(), "info") {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_CONFIG);
+            if let Err(code) = init_plain_logging(cli_format, "info") {
+                return code;
             }
             report(sandbox::run(cmd).await)
+        }
+        Command::Demo(args) => {
+            if let Err(code) = init_plain_logging(cli_format, DEMO_LOG_FILTER) {
+                return code;
+            }
+            report(demo::run(args).await)
+        }
+        command => {
+            let Some(settings) = load_or_report(&cli.config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if let Err(code) = init_logging(cli_format, &settings) {
+                return code;
+            }
+            report(with_config(&settings, command).await)
+        }
+    }
+}
+
+/// The commands that read the config file.
+async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Probe(args) => probe::run(settings, args).await,
+        Command::Migrate => {
+            let pool = db::connect(settings).await?;
+            b2b_invoice_sync::store::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Customers(cmd) => customers::run(settings, cmd).await,
+        Command::Run(args) => run::run(settings, args).await,
+        Command::Sync(args) => sync::run(settings, args).await,
+        Command::Plan(args) => plan::run(settings, args).await,
+        Command::Status(args) => status::run(settings, args).await,
+        Command::Failures(cmd) => failures::run(settings, cmd).await,
+        Command::CheckConfig | Command::Sandbox(_) | Command::Demo(_) => {
+            anyhow::bail!("internal: this command does not read the config")
         }
     }
 }
@@ -167,6 +205,14 @@ fn load_or_report(path: &std::path::Path) -> Option<Settings> {
     }
 }
 
+/// Logging for commands without a config file.
+fn init_plain_logging(cli_format: Option<LogFormat>, filter: &str) -> Result<(), ExitCode> {
+    telemetry::init(cli_format.unwrap_or_default(), filter).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 fn init_logging(cli_format: Option<LogFormat>, settings: &Settings) -> Result<(), ExitCode> {
     let format = cli_format.unwrap_or(settings.telemetry.log_format);
     telemetry::init(format, &settings.telemetry.log_filter).map_err(|e| {
@@ -175,16 +221,45 @@ fn init_logging(cli_format: Option<LogFormat>, settings: &Settings) -> Result<()
     })
 }
 
-/// The pool, with migrations applied.
+/// The pool, with migrations applied (`engine.auto_migrate`, the default) or checked.
 pub async fn database(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    let Some(db) = &settings.database else {
-        anyhow::bail!(
-            "database.url: missing: this command needs the database ([database] url or url_file)"
-        );
-    };
-    let pool = b2b_invoice_sync::store::connect(db).await?;
-    b2b_invoice_sync::store::migrate(&pool).await?;
+    let pool = db::connect(settings).await?;
+    if settings.engine.auto_migrate {
+        b2b_invoice_sync::store::migrate(&pool).await?;
+    } else {
+        db::ensure_current(&pool).await?;
+    }
     Ok(pool)
+}
+
+/// The sources a command works on: `--source NAME`, or every configured one.
+pub fn selected_sources(
+    settings: &Settings,
+    only: Option<&str>,
+) -> Result<Vec<String>, UsageError> {
+    let configured = || {
+        settings
+            .sources
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match only {
+        Some(name) if settings.sources.contains_key(name) => Ok(vec![name.to_owned()]),
+        Some(name) if settings.sources.is_empty() => Err(UsageError(format!(
+            "--source {name}: no sources are configured (add a [sources.{name}] section; config/example.toml documents them)"
+        ))),
+        Some(name) => Err(UsageError(format!(
+            "--source {name}: no such source in the config (configured: {})",
+            configured()
+        ))),
+        None if settings.sources.is_empty() => Err(UsageError(
+            "sources: none configured: add a [sources.<name>] section (config/example.toml documents them)"
+                .to_owned(),
+        )),
+        None => Ok(settings.sources.keys().cloned().collect()),
+    }
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -193,7 +268,11 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "command failed");
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_RUNTIME)
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
         }
     }
 }

@@ -34,6 +34,30 @@ pub struct Settings {
     /// Keyed by the source's name (`[sources.erp]` -> `erp`); each names the store it feeds.
     pub sources: BTreeMap<String, SourceSettings>,
     pub engine: EngineSettings,
+    pub daemon: DaemonSettings,
+}
+
+/// `[daemon]`: the long-running `run` command.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen (`http_address`, default
+    /// 127.0.0.1:9464; `""` turns the endpoints off).
+    pub http_address: Option<std::net::SocketAddr>,
+    /// How long SIGTERM waits for in-flight work before exiting (default 25 s, under
+    /// Kubernetes' 30 s grace period).
+    pub shutdown_deadline: Duration,
+    /// `/readyz` fails once a source has failed this many cycles in a row (default 3).
+    pub unready_after_failed_cycles: u32,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            http_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
+            shutdown_deadline: Duration::from_secs(25),
+            unready_after_failed_cycles: 3,
+        }
+    }
 }
 
 /// `[engine]`: how the sync engine runs, whatever the source.

@@ -19,8 +19,8 @@ use super::node::{
     string, whole, word, Table,
 };
 use super::{
-    B2bAuth, B2bSettings, BudgetSettings, DatabaseSettings, EngineSettings, LogFormat,
-    RetrySettings, Settings, StoreSettings, TelemetrySettings,
+    B2bAuth, B2bSettings, BudgetSettings, DaemonSettings, DatabaseSettings, EngineSettings,
+    LogFormat, RetrySettings, Settings, StoreSettings, TelemetrySettings,
 };
 
 const DEFAULT_BASE_URL: &str = "https://api-b2b.bigcommerce.com/api/v3/io";
@@ -59,12 +59,36 @@ pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
         source::source(name, t, &store_names)
     });
     let engine = engine(root.section("engine"));
+    let daemon = daemon(root.section("daemon"));
     Some(Settings {
         telemetry: telemetry?,
         database: database?,
         stores: stores?,
         sources: sources?,
         engine: engine?,
+        daemon: daemon?,
+    })
+}
+
+fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
+    let http_address = t.or("http_address", "127.0.0.1:9464", |v: &Value| {
+        let text = string(v)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        text.trim()
+            .parse::<std::net::SocketAddr>()
+            .map(Some)
+            .map_err(|_| {
+                "not an address like 0.0.0.0:9464 (or \"\" to turn the endpoints off)".to_owned()
+            })
+    });
+    let deadline = t.or("shutdown_deadline_secs", 25, secs(1..=3600));
+    let unready = t.or("unready_after_failed_cycles", 3, whole(1..=1000));
+    Some(DaemonSettings {
+        http_address: http_address?,
+        shutdown_deadline: deadline?,
+        unready_after_failed_cycles: unready?,
     })
 }
 

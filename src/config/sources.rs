@@ -28,6 +28,31 @@ pub struct SourceSettings {
     pub on_missing_in_b2b: MissingPolicy,
     /// How failed invoices are retried (`[sources.<name>.failures]`).
     pub failures: FailurePolicy,
+    /// When `run` starts this source's cycles (default every 5 minutes, UTC).
+    pub schedule: crate::schedule::CronSchedule,
+    /// A random delay up to this before each scheduled cycle, so many sources and replicas do not
+    /// all start at the same second (default 0).
+    pub start_jitter: Duration,
+}
+
+impl SourceSettings {
+    /// A source with every default: the config loader's defaults, for code that builds settings
+    /// (the demo, tests).
+    pub fn with_defaults(name: &str, store: &str, adapter: AdapterSettings) -> Self {
+        Self {
+            name: name.to_owned(),
+            store: store.to_owned(),
+            overlap: Duration::from_secs(300),
+            adapter,
+            mapping: MappingSettings::default(),
+            customers: CustomerMapping::Table,
+            on_deleted: DeletedPolicy::default(),
+            on_missing_in_b2b: MissingPolicy::default(),
+            failures: FailurePolicy::default(),
+            schedule: crate::schedule::CronSchedule::every_five_minutes(),
+            start_jitter: Duration::ZERO,
+        }
+    }
 }
 
 /// An update found the invoice deleted in B2B (404).

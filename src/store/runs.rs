@@ -28,6 +28,8 @@ pub enum Outcome {
     Failed,
     /// Another process held the source.
     Skipped,
+    /// Shutdown began mid-cycle: settled invoices are committed, the rest is read again next time.
+    Stopped,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Self::Partial => "partial",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Stopped => "stopped",
         }
     }
 }

@@ -302,12 +302,14 @@ pub async fn mark_flagged(
     Ok(())
 }
 
-/// `failures retry`: back to `failed`, due now, attempts from zero. Returns rows changed.
+/// `failures retry`: back to `failed`, due now, attempts from zero. Returns rows changed. All
+/// (`None`) means failed and dead rows; a discarded row comes back only when named by id.
 pub async fn retry(pool: &PgPool, id: Option<i64>) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "UPDATE invoice_state SET status = 'failed', attempts = 0, next_attempt_at = now()
-          WHERE status IN ('failed', 'dead', 'discarded') AND pending IS NOT NULL
-            AND ($1::bigint IS NULL OR id = $1)",
+          WHERE pending IS NOT NULL
+            AND (($1::bigint IS NULL AND status IN ('failed', 'dead'))
+                 OR (id = $1 AND status IN ('failed', 'dead', 'discarded')))",
     )
     .bind(id)
     .execute(pool)
@@ -327,4 +329,17 @@ pub async fn discard(pool: &PgPool, id: i64) -> Result<u64, StoreError> {
     .await
     .map_err(StoreError::query("discarding a failure"))?;
     Ok(done.rows_affected())
+}
+
+/// Failed (pending retry), dead, and in-flight ledger rows of a source, in one query.
+pub async fn health_counts(pool: &PgPool, source: &str) -> Result<(i64, i64, i64), StoreError> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM invoice_state WHERE source = $1 AND status = 'failed'),
+                (SELECT count(*) FROM invoice_state WHERE source = $1 AND status = 'dead'),
+                (SELECT count(*) FROM ledger WHERE source = $1 AND state = 'in_flight')",
+    )
+    .bind(source)
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::query("counting failures"))
 }

@@ -62,11 +62,29 @@ struct SourceRuntime {
     settings: SourceSettings,
     adapter: Arc<dyn Source>,
     client: B2bClient,
-    customers: CustomerResolver,
     concurrency: usize,
 }
 
+impl SourceRuntime {
+    /// The customer resolver over `client`, so company lookups count in the run's API calls.
+    fn customers(
+        &self,
+        pool: &PgPool,
+        client: &B2bClient,
+    ) -> Result<CustomerResolver, CustomerError> {
+        CustomerResolver::new(
+            &self.settings.name,
+            self.settings.customers.clone(),
+            Some(pool.clone()),
+            Some(client.clone()),
+        )
+    }
+}
+
 pub struct Engine {
+    /// Cancelled on shutdown: no new invoice action starts, and no cursor moves past an
+    /// invoice that was not settled.
+    stop: tokio_util::sync::CancellationToken,
     pool: PgPool,
     runtimes: BTreeMap<String, SourceRuntime>,
     failpoints: Arc<Failpoints>,
@@ -82,6 +100,8 @@ struct Cycle {
     batch: Vec<Pending>,
     /// Receipts of pages whose invoices are not all settled yet (their updates are in `batch`).
     receipts: Vec<PageReceipt>,
+    /// Shutdown left some invoices of a page unstarted: no later cursor may be committed.
+    stopped: bool,
 }
 
 impl Cycle {
@@ -121,7 +141,8 @@ impl Engine {
                 .stores
                 .get(&src.store)
                 .map_or(4, |s| s.budget.max_concurrent.get());
-            let customers = CustomerResolver::new(
+            // Fails early on a strategy the source cannot use (e.g. no database).
+            CustomerResolver::new(
                 name,
                 src.customers.clone(),
                 Some(pool.clone()),
@@ -133,17 +154,22 @@ impl Engine {
                     settings: src.clone(),
                     adapter: source::build(src)?,
                     client,
-                    customers,
                     concurrency,
                 },
             );
         }
         Ok(Self {
+            stop: tokio_util::sync::CancellationToken::new(),
             pool,
             runtimes,
             failpoints: Arc::default(),
             retention: settings.engine.clone(),
         })
+    }
+
+    /// Stops cycles gracefully: actions in flight finish, nothing new starts.
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 
     /// Test hook: the failpoints this engine checks.
@@ -195,6 +221,7 @@ impl Engine {
         let error = result.err().map(|e| e.to_string());
         let outcome = match (&error, cycle.counts.failed) {
             (Some(_), _) => RunOutcome::Failed,
+            (None, _) if cycle.stopped => RunOutcome::Stopped,
             (None, 0) => RunOutcome::Ok,
             (None, _) => RunOutcome::Partial,
         };
@@ -210,6 +237,8 @@ impl Engine {
         .await?;
         lock.release().await;
         self.prune().await;
+        self.record_metrics(source, outcome, &cycle.counts, started.elapsed())
+            .await;
         let c = &cycle.counts;
         tracing::info!(parent: &span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
             deleted = c.deleted, failed = c.failed, recovered = c.recovered, api_calls, error = error.as_deref(), "sync run finished");
@@ -256,6 +285,10 @@ impl Engine {
         let cursor = cursors::load(&self.pool, &rt.settings.name).await?;
         let mut pages = rt.adapter.pages(&cursor);
         while let Some(page) = pages.next().await {
+            if self.stop.is_cancelled() {
+                st.stopped = true;
+                break;
+            }
             let page = match page {
                 Ok(page) => page,
                 Err(e) => {
@@ -281,7 +314,8 @@ impl Engine {
         records: Vec<Result<SourceInvoice, RecordError>>,
         st: &mut Cycle,
     ) -> Result<(), CycleError> {
-        let prepared = prepare_page(records, &rt.customers, &rt.settings.mapping).await?;
+        let customers = rt.customers(&self.pool, ctx.client)?;
+        let prepared = prepare_page(records, &customers, &rt.settings.mapping).await?;
         let ids: Vec<String> = prepared
             .iter()
             .filter_map(|r| match r {
@@ -367,16 +401,29 @@ impl Engine {
                 Action::Skip { .. } => st.count(Outcome::Unchanged),
             }
         }
-        let outcomes: Vec<Outcome> = futures::stream::iter(creates)
+        if self.stop.is_cancelled() && !creates.is_empty() {
+            st.stopped = true;
+            return Ok(());
+        }
+        let stop = &self.stop;
+        let outcomes: Vec<Option<Outcome>> = futures::stream::iter(creates)
             .map(|(p, attempts)| async move {
+                if stop.is_cancelled() {
+                    return Ok(None);
+                }
                 let span = tracing::info_span!("invoice", source = %rt.settings.name, external_id = %p.external_id(),
                     invoice_number = %p.invoice_number(), action = "create", attempt = attempts + 1);
-                tracing::Instrument::instrument(ctx.create(&p, attempts), span).await
+                tracing::Instrument::instrument(ctx.create(&p, attempts), span).await.map(Some)
             })
             .buffer_unordered(rt.concurrency)
             .try_collect()
             .await?;
-        outcomes.into_iter().for_each(|o| st.count(o));
+        for outcome in outcomes {
+            match outcome {
+                Some(o) => st.count(o),
+                None => st.stopped = true,
+            }
+        }
         Ok(())
     }
 
@@ -389,15 +436,65 @@ impl Engine {
     ) -> Result<(), CycleError> {
         let batch = std::mem::take(&mut st.batch);
         if !batch.is_empty() {
-            for (_, outcome) in ctx.run_batch(batch, rt.concurrency).await? {
-                st.count(outcome);
+            for (_, outcome) in ctx.run_batch(batch, rt.concurrency, &self.stop).await? {
+                match outcome {
+                    Some(o) => st.count(o),
+                    None => st.stopped = true,
+                }
             }
+        }
+        if st.stopped {
+            // Unstarted invoices are read again next cycle: keep the cursor where it is.
+            st.receipts.clear();
+            return Ok(());
         }
         for receipt in std::mem::take(&mut st.receipts) {
             rt.adapter.page_committed(&receipt).await?;
             cursors::store(&self.pool, &rt.settings.name, &receipt.cursor).await?;
         }
         Ok(())
+    }
+
+    /// The run's counters and the source's health gauges (see `telemetry_metrics`).
+    async fn record_metrics(
+        &self,
+        source: &str,
+        outcome: RunOutcome,
+        c: &Counts,
+        took: std::time::Duration,
+    ) {
+        use crate::telemetry_metrics as m;
+        let src = source.to_owned();
+        metrics::counter!(m::CYCLES, "source" => src.clone(), "outcome" => outcome.as_str())
+            .increment(1);
+        metrics::histogram!(m::CYCLE_DURATION, "source" => src.clone()).record(took.as_secs_f64());
+        let by_action = [
+            ("create", "ok", c.created),
+            ("update", "ok", c.updated),
+            ("skip", "ok", c.unchanged),
+            ("delete", "ok", c.deleted),
+            ("recover", "ok", c.recovered),
+            ("any", "failed", c.failed),
+        ];
+        for (action, result, n) in by_action {
+            if n > 0 {
+                metrics::counter!(m::INVOICES, "source" => src.clone(), "action" => action, "outcome" => result)
+                    .increment(u64::try_from(n).unwrap_or(0));
+            }
+        }
+        if matches!(outcome, RunOutcome::Ok | RunOutcome::Partial) {
+            metrics::gauge!(m::LAST_SUCCESS, "source" => src.clone())
+                .set(Utc::now().timestamp() as f64);
+        }
+        if let Ok((failed, dead, in_flight)) = state::health_counts(&self.pool, source).await {
+            metrics::gauge!(m::FAILURES_PENDING, "source" => src.clone()).set(failed as f64);
+            metrics::gauge!(m::DEAD_LETTERS, "source" => src.clone()).set(dead as f64);
+            metrics::gauge!(m::LEDGER_IN_FLIGHT, "source" => src.clone()).set(in_flight as f64);
+        }
+        if let Ok(Cursor { watermark: Some(w) }) = cursors::load(&self.pool, source).await {
+            let lag = (Utc::now() - w).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!(m::CURSOR_LAG, "source" => src).set(lag);
+        }
     }
 
     /// Old settled ledger rows and runs go, per `[engine]` retention (in-flight rows never do).
@@ -496,7 +593,8 @@ impl Engine {
         let cursor = cursors::load(&self.pool, source).await?;
         let mut pages = rt.adapter.pages(&cursor);
         while let Some(page) = pages.next().await {
-            let prepared = prepare_page(page?.records, &rt.customers, &rt.settings.mapping).await?;
+            let customers = rt.customers(&self.pool, &rt.client)?;
+            let prepared = prepare_page(page?.records, &customers, &rt.settings.mapping).await?;
             let ids: Vec<String> = prepared
                 .iter()
                 .filter_map(|r| r.as_ref().ok())

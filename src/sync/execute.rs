@@ -345,11 +345,13 @@ impl Ctx<'_> {
 
     /// Fetches the current B2B state of a batch (externalId[] filters, 250 at a time), then
     /// runs each update or removal from it.
+    /// Items not started because `stop` was cancelled come back as `None`.
     pub async fn run_batch(
         &self,
         batch: Vec<Pending>,
         concurrency: usize,
-    ) -> Result<Vec<(String, Outcome)>, CycleError> {
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<(String, Option<Outcome>)>, CycleError> {
         let mut current: HashMap<u64, Invoice> = HashMap::new();
         let mut unreadable: Option<String> = None;
         for chunk in batch.chunks(FETCH_BATCH) {
@@ -367,9 +369,12 @@ impl Ctx<'_> {
         futures::stream::iter(batch)
             .map(|item| async move {
                 let id = item.external_id().to_owned();
+                if stop.is_cancelled() {
+                    return Ok((id, None));
+                }
                 let span = tracing::info_span!("invoice", source = %self.source.name, external_id = %id, b2b_invoice_id = item.b2b_invoice_id());
                 let outcome = tracing::Instrument::instrument(self.run_pending(item, current, unreadable), span).await?;
-                Ok::<_, CycleError>((id, outcome))
+                Ok::<_, CycleError>((id, Some(outcome)))
             })
             .buffer_unordered(concurrency.max(1))
             .try_collect()

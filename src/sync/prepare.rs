@@ -65,8 +65,14 @@ pub async fn prepare_page(
         .into_iter()
         .map(|record| {
             let invoice = record.map_err(InvoiceFailure::Record)?;
-            match matches.get(&invoice.external_customer_id) {
-                Some(CustomerMatch::Company(company)) => {
+            let company = match matches.get(&invoice.external_customer_id) {
+                Some(CustomerMatch::Company(company)) => Some(company.as_str()),
+                // A deleted or voided invoice needs no company: it is removed or forgotten.
+                _ if invoice.lifecycle != Lifecycle::Active => Some(""),
+                _ => None,
+            };
+            match company {
+                Some(company) => {
                     let desired = map_invoice(&invoice, company, mapping);
                     Ok(Prepared {
                         fingerprint: fingerprint(&desired),
@@ -74,8 +80,8 @@ pub async fn prepare_page(
                         invoice,
                     })
                 }
-                other => Err(InvoiceFailure::UnmappedCustomer {
-                    reason: match other {
+                None => Err(InvoiceFailure::UnmappedCustomer {
+                    reason: match matches.get(&invoice.external_customer_id) {
                         Some(CustomerMatch::Unmapped(reason)) => reason.clone(),
                         _ => format!(
                             "ERP customer {} was not resolved",
@@ -142,5 +148,22 @@ mod tests {
             "{b}"
         );
         assert!(matches!(&out[2], Err(InvoiceFailure::Record(_))));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_invoice_needs_no_customer_mapping() {
+        let resolver =
+            CustomerResolver::new("erp", CustomerMapping::Static(BTreeMap::new()), None, None)
+                .unwrap();
+        let mut deleted = record("D", "C-404").unwrap().to_raw();
+        deleted.deleted = true;
+        let deleted = SourceInvoice::parse("erp", RecordLocator::id("D"), deleted);
+        let out = prepare_page(vec![deleted], &resolver, &MappingSettings::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            out[0].as_ref().map(|p| p.lifecycle()).ok(),
+            Some(Lifecycle::Deleted)
+        );
     }
 }

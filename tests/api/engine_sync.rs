@@ -8,7 +8,7 @@ use crate::helpers::STORE_HASH;
 fn live_count(world: &World) -> usize {
     // Seeded invoices the ERP has not deleted or voided.
     (1..=world.erp.control().invoice_count())
-        .filter_map(|i| world.erp.control().invoice(&format!("{}", erp_id(i))))
+        .filter_map(|i| world.erp.control().invoice(&erp_id(i)))
         .filter(|inv| inv["remoteDeleted"] != json!(true) && !matches!(inv["invoiceStatus"].as_str(), Some(s) if s.eq_ignore_ascii_case("voided") || s.eq_ignore_ascii_case("void")))
         .count()
 }

@@ -160,6 +160,8 @@ fn settings(db: &TestDb, b2b: &RunningB2bSandbox, erp: &RunningUnifiedSandbox) -
         on_deleted: DeletedPolicy::Delete,
         on_missing_in_b2b: MissingPolicy::Fail,
         failures: FailurePolicy::default(),
+        schedule: b2b_invoice_sync::schedule::CronSchedule::every_five_minutes(),
+        start_jitter: std::time::Duration::ZERO,
     };
     Settings {
         telemetry: TelemetrySettings {
@@ -173,5 +175,6 @@ fn settings(db: &TestDb, b2b: &RunningB2bSandbox, erp: &RunningUnifiedSandbox) -
         stores: BTreeMap::from([("acme".to_owned(), store)]),
         sources: BTreeMap::from([(SOURCE.to_owned(), source)]),
         engine: EngineSettings::default(),
+        daemon: b2b_invoice_sync::config::DaemonSettings::default(),
     }
 }

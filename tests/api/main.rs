@@ -3,9 +3,13 @@
 
 mod budget;
 mod check_config;
+mod cli_engine;
 mod client_endpoints;
 mod customers;
+mod daemon;
 mod db;
+mod demo;
+mod deploy;
 mod engine_failures;
 mod engine_faults;
 mod engine_sync;

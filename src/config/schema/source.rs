@@ -76,6 +76,18 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     let on_deleted = t.or("on_deleted", "delete", choice(DELETED_POLICIES));
     let on_missing_in_b2b = t.or("on_missing_in_b2b", "fail", choice(MISSING_POLICIES));
     let failures = failures(t.section("failures"));
+    let timezone = t.or("schedule_timezone", "UTC", |v: &Value| {
+        let name = text(v)?;
+        name.parse::<chrono_tz::Tz>()
+            .map_err(|_| "not an IANA time zone name (like UTC or Europe/Berlin)".to_owned())
+    });
+    let schedule = match timezone {
+        Some(tz) => t.or("schedule", "*/5 * * * *", |v: &Value| {
+            crate::schedule::CronSchedule::parse(&text(v)?, tz)
+        }),
+        None => None,
+    };
+    let start_jitter = t.or("start_jitter_secs", 0, secs(0..=3600));
     let adapter = adapter(&mut t, kind);
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
@@ -92,6 +104,8 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         on_deleted: on_deleted?,
         on_missing_in_b2b: on_missing_in_b2b?,
         failures: failures?,
+        schedule: schedule?,
+        start_jitter: start_jitter?,
     })
 }
 

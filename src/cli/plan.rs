@@ -1,0 +1,364 @@
+//! `plan [--source NAME] [--json] [--all]`: a dry run with per-field diffs.
+
+use serde_json::Value;
+
+use b2b_invoice_sync::config::Settings;
+use b2b_invoice_sync::sync::engine::{Engine, PlanReport, PlannedInvoice};
+use b2b_invoice_sync::sync::plan::FieldDiff;
+
+use super::output::print_json;
+use super::{database, selected_sources};
+
+/// Changed leaves shown per field; the JSON output has everything.
+const SHOWN_LEAVES: usize = 20;
+/// Longest value shown in a diff line.
+const SHOWN_CHARS: usize = 120;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Only this source (a key of `[sources]`); every source by default.
+    #[arg(long)]
+    source: Option<String>,
+    /// Print the plans as a JSON array (one object per source).
+    #[arg(long)]
+    json: bool,
+    /// List unchanged invoices too.
+    #[arg(long)]
+    all: bool,
+}
+
+pub async fn run(settings: &Settings, args: PlanArgs) -> anyhow::Result<()> {
+    let names = selected_sources(settings, args.source.as_deref())?;
+    let pool = database(settings).await?;
+    let engine = Engine::new(settings, pool)?;
+    let mut plans = Vec::new();
+    for name in &names {
+        let plan = engine.plan_only(name, args.all).await?;
+        if !args.json {
+            print!("{}", render(&plan));
+        }
+        plans.push(plan);
+    }
+    if args.json {
+        print_json(&plans)?;
+    }
+    Ok(())
+}
+
+pub fn render(plan: &PlanReport) -> String {
+    let mut out = format!(
+        "{} (dry run: nothing written, nothing sent to B2B but customer lookups)\n",
+        plan.source
+    );
+    if plan.counts.is_empty() {
+        out.push_str("  nothing to do: the source has no invoices to read\n");
+        return out;
+    }
+    let counts: Vec<String> = plan
+        .counts
+        .iter()
+        .map(|(action, n)| format!("{action} {n}"))
+        .collect();
+    out.push_str(&format!("  {}\n", counts.join(", ")));
+    for invoice in &plan.invoices {
+        out.push_str(&entry(invoice));
+    }
+    out
+}
+
+fn entry(invoice: &PlannedInvoice) -> String {
+    let number = if invoice.invoice_number.is_empty() {
+        String::new()
+    } else {
+        format!("invoice {}  ", invoice.invoice_number)
+    };
+    let reason = invoice
+        .skip_reason
+        .and_then(|r| serde_json::to_value(r).ok())
+        .and_then(|v| v.as_str().map(|s| format!(" ({})", s.replace('_', " "))))
+        .unwrap_or_default();
+    let mut out = format!(
+        "  {:<7} {number}{}{reason}\n",
+        invoice.action, invoice.external_id
+    );
+    if let Some(failure) = &invoice.failure {
+        out.push_str(&format!("      {failure}\n"));
+    }
+    for diff in &invoice.diff {
+        for line in field_lines(diff) {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    out
+}
+
+/// Names of the positions in the canonical tuples of `src/domain/fingerprint.rs`, so that a
+/// diff reads `line_items[0].quantity` rather than `line_items[0][4]`. A tuple of another
+/// length (a future canonical form) falls back to positions.
+const LINE_ITEM: &[&str] = &[
+    "sku",
+    "type",
+    "description",
+    "comments",
+    "quantity",
+    "unit_price",
+    "unit_discount",
+    "other",
+];
+const ADDRESS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "street1",
+    "street2",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "other",
+];
+const COST_LINE: &[&str] = &["description", "amount"];
+const CUSTOMER: &[&str] = &["company_id", "external_customer_id"];
+
+/// How a field's canonical value is laid out.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// The value itself is a tuple with these names.
+    tuple: Option<&'static [&'static str]>,
+    /// The value is a list of such tuples.
+    items: Option<&'static [&'static str]>,
+}
+
+fn shape(field: &str) -> Shape {
+    let (tuple, items) = match field {
+        "line_items" => (None, Some(LINE_ITEM)),
+        "cost_lines" => (None, Some(COST_LINE)),
+        "shipping_addresses" => (None, Some(ADDRESS)),
+        "billing_address" => (Some(ADDRESS), None),
+        "customer" => (Some(CUSTOMER), None),
+        _ => (None, None),
+    };
+    Shape { tuple, items }
+}
+
+const PLAIN: Shape = Shape {
+    tuple: None,
+    items: None,
+};
+
+/// `field: old -> new`, descending into objects and tuples so that a changed quantity reads as
+/// `line_items[0].quantity: "2" -> "5"` rather than two whole arrays.
+fn field_lines(diff: &FieldDiff) -> Vec<String> {
+    let mut lines = Vec::new();
+    let shape = shape(&diff.field);
+    leaves(
+        &diff.field,
+        diff.old.as_ref(),
+        Some(&diff.new),
+        shape,
+        &mut lines,
+    );
+    if lines.is_empty() {
+        // Equal as JSON but still reported: show the field as a whole.
+        lines.push(format!(
+            "{}: {} -> {}",
+            diff.field,
+            shown(diff.old.as_ref(), shape.tuple),
+            shown(Some(&diff.new), shape.tuple)
+        ));
+    }
+    if lines.len() > SHOWN_LEAVES {
+        let more = lines.len() - SHOWN_LEAVES;
+        lines.truncate(SHOWN_LEAVES);
+        lines.push(format!("... and {more} more changes in {}", diff.field));
+    }
+    lines
+}
+
+/// `["USD", "10.5"]`: an amount of the canonical form.
+fn is_money(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Array(a)) if a.len() == 2 => {
+            a[0].as_str()
+                .is_some_and(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()))
+                && a[1].as_str().is_some_and(|n| n.parse::<f64>().is_ok())
+        }
+        _ => false,
+    }
+}
+
+fn leaves(
+    path: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    shape: Shape,
+    out: &mut Vec<String>,
+) {
+    if old == new {
+        return;
+    }
+    if is_money(old) || is_money(new) {
+        out.push(format!(
+            "{path}: {} -> {}",
+            shown(old, None),
+            shown(new, None)
+        ));
+        return;
+    }
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            for (key, value) in b {
+                leaves(
+                    &format!("{path}.{key}"),
+                    a.get(key),
+                    Some(value),
+                    PLAIN,
+                    out,
+                );
+            }
+            for (key, value) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+                leaves(&format!("{path}.{key}"), Some(value), None, PLAIN, out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) => match shape.tuple {
+            Some(names) if a.len() == names.len() && b.len() == names.len() => {
+                for (i, name) in names.iter().enumerate() {
+                    leaves(&format!("{path}.{name}"), a.get(i), b.get(i), PLAIN, out);
+                }
+            }
+            _ => {
+                let item = Shape {
+                    tuple: shape.items,
+                    items: None,
+                };
+                for i in 0..a.len().max(b.len()) {
+                    leaves(&format!("{path}[{i}]"), a.get(i), b.get(i), item, out);
+                }
+            }
+        },
+        (a, b) => out.push(format!(
+            "{path}: {} -> {}",
+            shown(a, shape.tuple),
+            shown(b, shape.tuple)
+        )),
+    }
+}
+
+/// A value as a diff line shows it: amounts as `USD 10.5`, named tuples as objects, compact
+/// JSON otherwise, cut at [`SHOWN_CHARS`].
+fn shown(v: Option<&Value>, names: Option<&[&str]>) -> String {
+    let Some(v) = v else {
+        return "(none)".to_owned();
+    };
+    let text = match (v, names) {
+        (Value::Array(a), _) if is_money(Some(v)) => format!(
+            "{} {}",
+            a[0].as_str().unwrap_or_default(),
+            a[1].as_str().unwrap_or_default()
+        ),
+        (Value::Array(a), Some(names)) if a.len() == names.len() => {
+            let named: serde_json::Map<String, Value> = names
+                .iter()
+                .zip(a)
+                .filter(|(_, v)| !is_empty(v))
+                .map(|(n, v)| ((*n).to_owned(), money_text(v)))
+                .collect();
+            Value::Object(named).to_string()
+        }
+        _ => v.to_string(),
+    };
+    if text.chars().count() <= SHOWN_CHARS {
+        return text;
+    }
+    let cut: String = text.chars().take(SHOWN_CHARS).collect();
+    format!("{cut}...")
+}
+
+/// Empty parts of a tuple (no comments, no extra keys) are left out of its display.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn money_text(v: &Value) -> Value {
+    if is_money(Some(v)) {
+        Value::String(shown(Some(v), None))
+    } else {
+        v.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn line(sku: &str, quantity: &str) -> Value {
+        json!([sku, "", sku, "", quantity, ["USD", "10"], null, {}])
+    }
+
+    #[test]
+    fn diffs_name_the_changed_leaves_of_canonical_tuples() {
+        let diff = FieldDiff {
+            field: "line_items".to_owned(),
+            old: Some(json!([line("A", "40")])),
+            new: json!([line("A", "50"), line("B", "1")]),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec![
+                "line_items[0].quantity: \"40\" -> \"50\"".to_owned(),
+                "line_items[1]: (none) -> {\"sku\":\"B\",\"description\":\"B\",\"quantity\":\"1\",\"unit_price\":\"USD 10\"}"
+                    .to_owned(),
+            ]
+        );
+        let diff = FieldDiff {
+            field: "open_balance".to_owned(),
+            old: Some(json!(["USD", "20"])),
+            new: json!(["USD", "50"]),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec!["open_balance: USD 20 -> USD 50".to_owned()]
+        );
+        let diff = FieldDiff {
+            field: "purchase_order_number".to_owned(),
+            old: None,
+            new: json!("PO-1"),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec!["purchase_order_number: (none) -> \"PO-1\"".to_owned()]
+        );
+    }
+
+    #[test]
+    fn objects_and_unknown_tuples_still_diff_by_key_and_position() {
+        let diff = FieldDiff {
+            field: "extra_fields".to_owned(),
+            old: Some(json!({"a": "1", "b": "2"})),
+            new: json!({"a": "1", "c": "3"}),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec![
+                "extra_fields.c: (none) -> \"3\"".to_owned(),
+                "extra_fields.b: \"2\" -> (none)".to_owned(),
+            ]
+        );
+        let diff = FieldDiff {
+            field: "line_items".to_owned(),
+            old: Some(json!([["A", "1"]])),
+            new: json!([["A", "2"]]),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec!["line_items[0][1]: \"1\" -> \"2\"".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! Prometheus metrics through the `metrics` facade. Library code records with the `metrics`
+//! macros (a no-op until a recorder is installed); `run` installs the Prometheus recorder and
+//! serves its text at `/metrics`. Names follow Prometheus conventions (`_total`, `_seconds`).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const CYCLES: &str = "b2bsync_cycles_total";
+pub const CYCLE_DURATION: &str = "b2bsync_cycle_duration_seconds";
+pub const INVOICES: &str = "b2bsync_invoices_total";
+pub const B2B_REQUESTS: &str = "b2bsync_b2b_requests_total";
+pub const B2B_RATE_LIMITED: &str = "b2bsync_b2b_rate_limited_total";
+pub const B2B_REQUEST_DURATION: &str = "b2bsync_b2b_request_duration_seconds";
+pub const BUDGET_RPM: &str = "b2bsync_budget_requests_per_minute";
+pub const BUDGET_GRANTED: &str = "b2bsync_budget_granted_total";
+pub const BUDGET_IN_FLIGHT: &str = "b2bsync_budget_in_flight";
+pub const FAILURES_PENDING: &str = "b2bsync_failures_pending";
+pub const DEAD_LETTERS: &str = "b2bsync_dead_letters";
+pub const LEDGER_IN_FLIGHT: &str = "b2bsync_ledger_in_flight";
+pub const LAST_SUCCESS: &str = "b2bsync_last_success_timestamp_seconds";
+pub const CURSOR_LAG: &str = "b2bsync_cursor_lag_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn install() -> Result<PrometheusHandle, String> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let request_buckets = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+    let cycle_buckets = [0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(B2B_REQUEST_DURATION.to_owned()),
+            &request_buckets,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(CYCLE_DURATION.to_owned()), &cycle_buckets)
+        })
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        CYCLES,
+        "Sync cycles by source and outcome (ok, partial, failed, skipped, stopped)"
+    );
+    describe_histogram!(CYCLE_DURATION, Unit::Seconds, "Duration of sync cycles");
+    describe_counter!(INVOICES, "Invoices handled, by source, action (create, update, delete, skip, recover, fail) and outcome");
+    describe_counter!(
+        B2B_REQUESTS,
+        "Requests to B2B Edition by store, endpoint and HTTP status (or timeout/transport)"
+    );
+    describe_counter!(B2B_RATE_LIMITED, "429 answers from B2B Edition by store");
+    describe_histogram!(
+        B2B_REQUEST_DURATION,
+        Unit::Seconds,
+        "Latency of B2B Edition requests"
+    );
+    describe_gauge!(
+        BUDGET_RPM,
+        "Configured request budget per store (requests per minute)"
+    );
+    describe_counter!(BUDGET_GRANTED, "Requests the store's budget let through");
+    describe_gauge!(BUDGET_IN_FLIGHT, "Requests to the store in flight now");
+    describe_gauge!(
+        FAILURES_PENDING,
+        "Invoices failed and waiting for a retry, by source"
+    );
+    describe_gauge!(DEAD_LETTERS, "Invoices in the dead letter, by source");
+    describe_gauge!(
+        LEDGER_IN_FLIGHT,
+        "Mutations whose outcome is not settled yet, by source"
+    );
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the source's last cycle that completed (ok or partial)"
+    );
+    describe_gauge!(
+        CURSOR_LAG,
+        Unit::Seconds,
+        "How far the source's committed cursor is behind now"
+    );
+}

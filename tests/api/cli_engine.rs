@@ -1,0 +1,491 @@
+//! The engine's commands (`sync`, `plan`, `status`, `failures`) run as an operator would: the
+//! binary with a TOML config pointing at a per-test database, an in-process B2B sandbox and a
+//! `files` source in a temp folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{json, Value};
+
+use b2b_invoice_sync::sandbox::b2b::RunningB2bSandbox;
+
+use crate::db::TestDb;
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_b2b-invoice-sync");
+
+struct World {
+    db: TestDb,
+    sandbox: RunningB2bSandbox,
+    _dir: tempfile::TempDir,
+    erp: PathBuf,
+    config: String,
+}
+
+impl World {
+    /// `customers` is the body of `[sources.erp.customers]`.
+    async fn new(customers: &str) -> Self {
+        Self::with(customers, "").await
+    }
+
+    /// `extra` is appended to the config.
+    async fn with(customers: &str, extra: &str) -> Self {
+        let db = TestDb::new().await;
+        let sandbox = spawn_unlimited_sandbox(0).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let erp = dir.path().join("erp");
+        std::fs::create_dir(&erp).expect("export folder");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[telemetry]
+log_filter = "warn"
+
+[database]
+url = "{db_url}"
+
+[stores.test.b2b]
+base_url = "{base_url}"
+store_hash = "{STORE_HASH}"
+token = "{TOKEN}"
+
+[stores.test.budget]
+requests_per_minute = 150
+burst = 30
+max_concurrent = 8
+
+[sources.erp]
+kind = "files"
+store = "test"
+
+[sources.erp.files]
+dir = "{erp}"
+
+[sources.erp.customers]
+{customers}
+
+{extra}
+"#,
+                db_url = db.url,
+                base_url = sandbox.base_url(),
+                erp = erp.display(),
+            ),
+        )
+        .expect("write config");
+        Self {
+            db,
+            sandbox,
+            _dir: dir,
+            erp,
+            config: config.to_string_lossy().into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(args)
+            .args(["--config", &self.config, "--log-format", "json"])
+            .env_remove("RUST_LOG");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("B2BSYNC") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.output().await.expect("the binary runs")
+    }
+
+    /// Runs and expects `code`; returns stdout.
+    async fn expect(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+            "token leaked"
+        );
+        stdout
+    }
+
+    fn export(&self, name: &str, invoices: &[Value]) {
+        write_export(&self.erp, name, invoices);
+    }
+
+    fn b2b_invoices(&self) -> Vec<Value> {
+        self.sandbox
+            .control()
+            .invoices(STORE_HASH)
+            .expect("the sandbox store")
+    }
+}
+
+fn write_export(dir: &Path, name: &str, invoices: &[Value]) {
+    let text: String = invoices.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(dir.join(name), text).expect("write export");
+    std::fs::write(dir.join(format!("{name}.ready")), "").expect("write marker");
+}
+
+/// An ERP invoice of `quantity` widgets at 10.00.
+fn invoice(n: u32, customer: &str, quantity: u32) -> Value {
+    let total = format!("{}.00", quantity * 10);
+    json!({
+        "external_id": format!("INV-{n}"),
+        "external_customer_id": customer,
+        "invoice_number": format!("CLI-{n}"),
+        "currency": "USD",
+        "total": total,
+        "open_balance": total,
+        "line_items": [{"sku": "WID", "description": "Widget", "quantity": quantity.to_string(), "unit_price": "10.00"}],
+        "updated_at": "2026-11-01T10:00:00Z",
+    })
+}
+
+const LOOKUP: &str = r#"strategy = "company_extra_field""#;
+
+/// Rows of the engine's tables that a dry run must not touch.
+async fn snapshot(db: &TestDb) -> Vec<String> {
+    let mut out = Vec::new();
+    for query in [
+        "SELECT coalesce(string_agg(concat_ws('|', source, external_id, status, fingerprint, attempts, b2b_invoice_id), ',' ORDER BY id), '') FROM invoice_state",
+        "SELECT coalesce(string_agg(concat_ws('|', id, state), ',' ORDER BY id), '') FROM ledger",
+        "SELECT count(*)::text FROM sync_runs",
+        "SELECT coalesce(string_agg(concat_ws('|', name, cursor::text), ','), '') FROM sources",
+    ] {
+        out.push(
+            sqlx::query_scalar::<_, String>(query)
+                .fetch_one(&db.pool)
+                .await
+                .expect("snapshot query"),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn sync_once_creates_the_invoices_and_prints_a_summary() {
+    let w = World::new(LOOKUP).await;
+    w.export(
+        "a.ndjson",
+        &[
+            invoice(1, "CUST-00001", 2),
+            invoice(2, "CUST-00002", 3),
+            invoice(3, "CUST-00003", 1),
+        ],
+    );
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(
+        stdout.starts_with("erp: ok in ")
+            && stdout.contains(
+                ": 3 created, 0 updated, 0 unchanged, 0 deleted, 0 failed, 0 recovered; "
+            ),
+        "{stdout}"
+    );
+    let numbers: Vec<String> = w
+        .b2b_invoices()
+        .iter()
+        .map(|v| v["invoiceNumber"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{numbers:?}");
+    for n in ["CLI-1", "CLI-2", "CLI-3"] {
+        assert!(numbers.iter().any(|x| x == n), "{n} not in {numbers:?}");
+    }
+
+    // --json: the run reports as an array; nothing new to read, nothing done.
+    let stdout = w
+        .expect(&["sync", "--once", "--json", "--source", "erp"], 0)
+        .await;
+    let reports: Value = serde_json::from_str(&stdout).expect("JSON output");
+    assert_eq!(reports.as_array().map(Vec::len), Some(1), "{stdout}");
+    assert_eq!(reports[0]["source"], "erp");
+    assert_eq!(reports[0]["outcome"], "ok");
+    assert_eq!(reports[0]["counts"]["created"], 0);
+
+    // A source that is not configured is a usage error.
+    let out = w.run(&["sync", "--source", "nope"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--source nope: no such source"));
+}
+
+#[tokio::test]
+async fn plan_json_lists_field_diffs_and_changes_nothing() {
+    let w = World::new(LOOKUP).await;
+    w.export(
+        "a.ndjson",
+        &[invoice(1, "CUST-00001", 2), invoice(2, "CUST-00002", 3)],
+    );
+    w.expect(&["sync", "--once"], 0).await;
+
+    // The ERP changes invoice 1 and adds one for a customer not looked up yet.
+    let mut changed = invoice(1, "CUST-00001", 5);
+    changed["updated_at"] = json!("2026-11-02T10:00:00Z");
+    w.export(
+        "b.ndjson",
+        &[
+            changed,
+            invoice(2, "CUST-00002", 3),
+            invoice(4, "CUST-00004", 1),
+        ],
+    );
+    let before = snapshot(&w.db).await;
+    w.sandbox.control().reset_stats();
+
+    let stdout = w.expect(&["plan", "--json"], 0).await;
+    let plans: Value = serde_json::from_str(&stdout).expect("JSON output");
+    let plan = &plans[0];
+    assert_eq!(plan["source"], "erp");
+    assert_eq!(plan["counts"]["update"], 1, "{plan:#}");
+    assert_eq!(plan["counts"]["create"], 1, "{plan:#}");
+    assert_eq!(plan["counts"]["skip"], 1, "{plan:#}");
+    let invoices = plan["invoices"].as_array().expect("invoices");
+    // Unchanged invoices are listed only with --all.
+    assert_eq!(invoices.len(), 2, "{plan:#}");
+    let update = invoices
+        .iter()
+        .find(|i| i["action"] == "update")
+        .expect("an update");
+    assert_eq!(update["external_id"], "INV-1");
+    let fields: Vec<&str> = update["diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    for field in ["line_items", "original_balance", "open_balance"] {
+        assert!(fields.contains(&field), "{field} not in {fields:?}");
+    }
+
+    // Only reads reached B2B (the new customer's lookup), and no table changed.
+    let requests = w.sandbox.control().requests();
+    assert!(!requests.is_empty(), "the new customer is looked up");
+    assert!(
+        requests.iter().all(|r| r.method == "GET"),
+        "{:?}",
+        requests.iter().map(|r| &r.route).collect::<Vec<_>>()
+    );
+    assert_eq!(snapshot(&w.db).await, before);
+    assert!(w.erp.join("b.ndjson").exists(), "a dry run moves no file");
+
+    // The human form shows the changed leaf; --all lists the unchanged invoice too.
+    let stdout = w.expect(&["plan", "--all"], 0).await;
+    for line in [
+        "      line_items[0].quantity: \"2\" -> \"5\"\n",
+        "      open_balance: USD 20 -> USD 50\n",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("skip    invoice CLI-2  INV-2 (unchanged)"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&w.db).await, before);
+}
+
+#[tokio::test]
+async fn status_shows_the_runs_and_what_waits() {
+    let w = World::new(LOOKUP).await;
+    let stdout = w.expect(&["status"], 0).await;
+    assert!(stdout.contains("no runs yet"), "{stdout}");
+
+    w.export(
+        "a.ndjson",
+        &[invoice(1, "CUST-00001", 2), invoice(2, "CUST-00077", 1)],
+    );
+    w.expect(&["sync", "--once"], 0).await;
+    let stdout = w.expect(&["status"], 0).await;
+    let header = stdout.lines().next().unwrap_or_default();
+    for column in [
+        "SOURCE",
+        "KIND",
+        "WATERMARK",
+        "FAILED",
+        "DEAD",
+        "FLAGGED",
+        "IN FLIGHT",
+        "LAST RUN",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = stdout.lines().nth(1).unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..8],
+        ["erp", "files", "test", "-", "1", "0", "0", "0"],
+        "{stdout}"
+    );
+    assert!(row.ends_with("partial"), "{row}");
+    assert!(stdout.contains("Recent runs"), "{stdout}");
+    assert!(stdout.contains("failures list"), "{stdout}");
+
+    let stdout = w.expect(&["status", "--json"], 0).await;
+    let status: Value = serde_json::from_str(&stdout).expect("JSON output");
+    let erp = &status["sources"][0];
+    assert_eq!(erp["source"], "erp");
+    assert_eq!(erp["kind"], "files");
+    assert_eq!(erp["failed"], 1);
+    assert_eq!(erp["in_flight"], 0);
+    assert_eq!(erp["runs"][0]["outcome"], "partial");
+    assert_eq!(erp["runs"][0]["counts"]["created"], 1);
+    assert_eq!(erp["runs"][0]["counts"]["failed"], 1);
+}
+
+#[tokio::test]
+async fn failures_list_retry_and_discard() {
+    let w = World::new(r#"strategy = "table""#).await;
+    let map = w.erp.parent().expect("temp dir").join("map.csv");
+    std::fs::write(&map, "external_customer_id,company_id\nCUST-00001,1\n").expect("write map");
+    let map = map.to_string_lossy().into_owned();
+    w.expect(&["customers", "import", &map, "--source", "erp"], 0)
+        .await;
+    w.export(
+        "a.ndjson",
+        &[
+            invoice(1, "CUST-00001", 2),
+            invoice(2, "CUST-00003", 1),
+            invoice(3, "CUST-00004", 4),
+        ],
+    );
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(stdout.starts_with("erp: partial"), "{stdout}");
+    assert!(stdout.contains("2 failed"), "{stdout}");
+    assert!(stdout.contains("CUST-00003"), "{stdout}");
+
+    let stdout = w.expect(&["failures", "list"], 0).await;
+    for text in [
+        "ID",
+        "EXTERNAL ID",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+        "INV-2",
+        "INV-3",
+        "CUST-00003",
+        "customers import",
+    ] {
+        assert!(stdout.contains(text), "{text} missing:\n{stdout}");
+    }
+    let rows: Value = serde_json::from_str(
+        &w.expect(&["failures", "list", "--source", "erp", "--json"], 0)
+            .await,
+    )
+    .expect("JSON output");
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let id_of = |external: &str| {
+        rows.iter()
+            .find(|r| r["external_id"] == external)
+            .and_then(|r| r["id"].as_i64())
+            .expect("a failure row")
+    };
+    let (second, third) = (id_of("INV-2"), id_of("INV-3"));
+    for r in rows {
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["attempts"], 1);
+        assert!(r["next_attempt_at"].is_string(), "{r}");
+    }
+
+    // The operator maps the customer and retries: due now, and the next sync creates it.
+    std::fs::write(&map, "external_customer_id,company_id\nCUST-00003,3\n").expect("write map");
+    w.expect(&["customers", "import", &map, "--source", "erp"], 0)
+        .await;
+    let stdout = w
+        .expect(&["failures", "retry", &second.to_string()], 0)
+        .await;
+    assert!(
+        stdout.contains(&format!(
+            "retry {second} (source erp, INV-2, invoice CLI-2): due now, attempts 1 -> 0;"
+        )),
+        "{stdout}"
+    );
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(stdout.contains("1 created"), "{stdout}");
+    assert!(w
+        .b2b_invoices()
+        .iter()
+        .any(|v| v["invoiceNumber"] == "CLI-2"));
+
+    // The other one is set aside; it leaves the list and --all does not bring it back.
+    let stdout = w
+        .expect(&["failures", "discard", &third.to_string()], 0)
+        .await;
+    assert!(stdout.contains("failed -> discarded"), "{stdout}");
+    let stdout = w.expect(&["failures", "list"], 0).await;
+    assert!(
+        stdout.contains("no failed, dead-lettered or flagged invoices"),
+        "{stdout}"
+    );
+    let stdout = w.expect(&["failures", "retry", "--all"], 0).await;
+    assert!(stdout.contains("nothing to retry"), "{stdout}");
+
+    // Ids that match nothing retryable: exit 1 with a message naming the id.
+    for args in [
+        vec!["failures", "retry", "999999"],
+        vec!["failures", "discard", "999999"],
+    ] {
+        let out = w.run(&args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("has id 999999"), "{stderr}");
+    }
+    let out = w.run(&["failures", "discard", &third.to_string()]).await;
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn commands_without_a_database_name_the_config_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[stores.test.b2b]\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n"),
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    for args in [vec!["status"], vec!["failures", "list"], vec!["sync"]] {
+        let out = tokio::process::Command::new(BIN)
+            .args(&args)
+            .args(["--config", &config])
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("database.url: missing") || stderr.contains("sources: none configured"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_auto_migrate_an_old_schema_is_refused_until_migrate() {
+    let w = World::with(LOOKUP, "[engine]\nauto_migrate = false").await;
+    // An empty database, as before the first `migrate`.
+    sqlx::query("DROP SCHEMA public CASCADE")
+        .execute(&w.db.pool)
+        .await
+        .expect("drop schema");
+    sqlx::query("CREATE SCHEMA public")
+        .execute(&w.db.pool)
+        .await
+        .expect("create schema");
+    let out = w.run(&["status"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the schema is not current")
+            && stderr.contains("engine.auto_migrate is false")
+            && stderr.contains("b2b-invoice-sync migrate"),
+        "{stderr}"
+    );
+    assert!(w
+        .expect(&["migrate"], 0)
+        .await
+        .contains("migrations applied"));
+    assert!(w.expect(&["status"], 0).await.contains("no runs yet"));
+}
