@@ -21,6 +21,21 @@ impl SourceLock {
             .acquire()
             .await
             .map_err(StoreError::query("taking a connection for the source lock"))?;
+        // If this host vanishes without closing the connection (power loss, network split),
+        // PostgreSQL notices within about 30 s and ends the session, which frees the lock for
+        // another replica, instead of the operating system's default of two hours.
+        for setting in [
+            "SET tcp_keepalives_idle = 15",
+            "SET tcp_keepalives_interval = 5",
+            "SET tcp_keepalives_count = 3",
+        ] {
+            sqlx::query(setting)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::query(
+                    "setting keepalives on the source lock's session",
+                ))?;
+        }
         let got: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({KEY_SQL})"))
             .bind(source)
             .fetch_one(&mut *conn)

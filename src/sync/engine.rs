@@ -411,9 +411,20 @@ impl Engine {
                 if stop.is_cancelled() {
                     return Ok(None);
                 }
-                let span = tracing::info_span!("invoice", source = %rt.settings.name, external_id = %p.external_id(),
-                    invoice_number = %p.invoice_number(), action = "create", attempt = attempts + 1);
-                tracing::Instrument::instrument(ctx.create(&p, attempts), span).await.map(Some)
+                let span = tracing::info_span!(
+                    "invoice",
+                    source = %rt.settings.name,
+                    store = %rt.settings.store,
+                    external_id = %p.external_id(),
+                    invoice_number = %p.invoice_number(),
+                    action = "create",
+                    attempt = attempts + 1,
+                    b2b_invoice_id = tracing::field::Empty,
+                    http_status = tracing::field::Empty,
+                );
+                tracing::Instrument::instrument(ctx.create_logged(&p, attempts), span)
+                    .await
+                    .map(Some)
             })
             .buffer_unordered(rt.concurrency)
             .try_collect()

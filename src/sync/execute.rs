@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::failpoints::Failpoints;
-use super::outcome::{record_failure, CycleError, Outcome, Retry};
+use super::outcome::{log_action, note_status, record_failure, CycleError, Outcome, Retry};
 use super::prepare::Prepared;
 use crate::b2b::model::{Amount, Invoice, InvoiceUpdate};
 use crate::b2b::{B2bClient, B2bError, InvoiceQuery};
@@ -183,6 +183,26 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// [`Self::create`] and its one log line.
+    pub async fn create_logged(&self, p: &Prepared, attempts: i32) -> Result<Outcome, CycleError> {
+        let started = std::time::Instant::now();
+        let outcome = self.create(p, attempts).await?;
+        log_action(&outcome, started.elapsed());
+        Ok(outcome)
+    }
+
+    async fn run_pending_logged(
+        &self,
+        item: Pending,
+        current: &HashMap<u64, Invoice>,
+        unreadable: Option<&str>,
+    ) -> Result<Outcome, CycleError> {
+        let started = std::time::Instant::now();
+        let outcome = self.run_pending(item, current, unreadable).await?;
+        log_action(&outcome, started.elapsed());
+        Ok(outcome)
+    }
+
     /// `POST /invoices` under the ledger protocol.
     pub async fn create(&self, p: &Prepared, attempts: i32) -> Result<Outcome, CycleError> {
         let body = p.desired.to_new_invoice();
@@ -199,7 +219,8 @@ impl Ctx<'_> {
             Ok(id) => {
                 self.failpoints.check("after_create")?;
                 self.commit_synced(ledger_id, id, p, "created").await?;
-                tracing::info!(b2b_invoice_id = id, "created");
+                tracing::Span::current().record("b2b_invoice_id", id);
+                note_status(Some(200));
                 Ok(Outcome::Created)
             }
             Err(e) if is_duplicate_number(&e) => {
@@ -213,6 +234,7 @@ impl Ctx<'_> {
                 self.fail(p, attempts, reason, Retry::NextCycle).await
             }
             Err(e) => {
+                note_status(status_of(&e));
                 ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
                 self.fail(p, attempts, e.to_string(), Retry::Backoff).await
             }
@@ -298,7 +320,7 @@ impl Ctx<'_> {
         match self.client.update_invoice(id, &body).await {
             Ok(_) => {
                 self.commit_synced(ledger_id, id, p, "updated").await?;
-                tracing::info!(b2b_invoice_id = id, "updated");
+                note_status(Some(200));
                 Ok(Outcome::Updated)
             }
             Err(B2bError::NotFound { .. }) => {
@@ -312,6 +334,7 @@ impl Ctx<'_> {
                 self.fail(p, attempts, reason, Retry::NextCycle).await
             }
             Err(e) => {
+                note_status(status_of(&e));
                 ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
                 self.fail(p, attempts, e.to_string(), Retry::Backoff).await
             }
@@ -372,8 +395,22 @@ impl Ctx<'_> {
                 if stop.is_cancelled() {
                     return Ok((id, None));
                 }
-                let span = tracing::info_span!("invoice", source = %self.source.name, external_id = %id, b2b_invoice_id = item.b2b_invoice_id());
-                let outcome = tracing::Instrument::instrument(self.run_pending(item, current, unreadable), span).await?;
+                let span = tracing::info_span!(
+                    "invoice",
+                    source = %self.source.name,
+                    store = %self.source.store,
+                    external_id = %id,
+                    invoice_number = %item.prepared().invoice_number(),
+                    action = if matches!(item, Pending::Update { .. }) { "update" } else { "remove" },
+                    attempt = item.attempts() + 1,
+                    b2b_invoice_id = item.b2b_invoice_id(),
+                    http_status = tracing::field::Empty,
+                );
+                let outcome = tracing::Instrument::instrument(
+                    self.run_pending_logged(item, current, unreadable),
+                    span,
+                )
+                .await?;
                 Ok::<_, CycleError>((id, Some(outcome)))
             })
             .buffer_unordered(concurrency.max(1))
@@ -506,6 +543,7 @@ impl Ctx<'_> {
                         self.fail(p, 0, e.to_string(), Retry::NextCycle).await
                     }
                     Err(e) => {
+                        note_status(status_of(&e));
                         ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
                         self.fail(p, 0, e.to_string(), Retry::Backoff).await
                     }
@@ -546,6 +584,7 @@ impl Ctx<'_> {
                         self.fail(p, 0, e.to_string(), Retry::NextCycle).await
                     }
                     Err(e) => {
+                        note_status(status_of(&e));
                         ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
                         self.fail(p, 0, e.to_string(), Retry::Backoff).await
                     }

@@ -32,6 +32,37 @@ pub enum CycleError {
     Customers(#[from] crate::customers::CustomerError),
 }
 
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::Deleted => "deleted",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The one log line per invoice action, inside the invoice's span (which carries run_id,
+/// source, store, external_id, invoice_number, action, attempt, b2b_invoice_id, http_status).
+pub fn log_action(outcome: &Outcome, took: std::time::Duration) {
+    let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        Outcome::Failed(reason) => {
+            tracing::warn!(outcome = outcome.name(), latency_ms, reason = %reason, "invoice action")
+        }
+        other => tracing::info!(outcome = other.name(), latency_ms, "invoice action"),
+    }
+}
+
+/// Records the B2B answer's status on the current invoice span.
+pub fn note_status(status: Option<u16>) {
+    if let Some(s) = status {
+        tracing::Span::current().record("http_status", s);
+    }
+}
+
 /// When a failed invoice is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -90,13 +121,6 @@ pub async fn record_failure(
         },
     )
     .await?;
-    tracing::warn!(
-        external_id = %invoice.external_id,
-        invoice_number = %invoice.invoice_number,
-        attempt = attempts,
-        dead,
-        reason = %reason,
-        "invoice failed"
-    );
+    tracing::debug!(attempt = attempts, dead, "failure recorded");
     Ok(Outcome::Failed(reason))
 }

@@ -188,3 +188,71 @@ async fn two_engines_at_once_one_does_the_work_and_nothing_is_duplicated() {
     );
     world.b2b_by_external_id();
 }
+
+#[tokio::test]
+async fn one_json_log_line_per_invoice_action_and_constant_logs_for_an_unchanged_cycle() {
+    use b2b_invoice_sync::config::LogFormat;
+    use tracing_subscriber::EnvFilter;
+    let world = World::new(40).await;
+    let engine = world.engine();
+    let capture = crate::helpers::LogCapture::default();
+    let subscriber = b2b_invoice_sync::telemetry::subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        capture.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let first = engine.run_cycle(SOURCE).await.expect("cycle");
+    let lines: Vec<serde_json::Value> = capture
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let actions: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == json!("invoice action"))
+        .collect();
+    assert_eq!(
+        actions.len() as i32,
+        first.counts.created,
+        "one line per action"
+    );
+    for a in &actions {
+        let span = &a["span"];
+        for field in [
+            "run_id",
+            "source",
+            "store",
+            "external_id",
+            "invoice_number",
+            "action",
+            "attempt",
+            "b2b_invoice_id",
+            "http_status",
+        ] {
+            let found = span.get(field).or_else(|| {
+                a["spans"]
+                    .as_array()
+                    .and_then(|s| s.iter().find_map(|x| x.get(field)))
+            });
+            assert!(found.is_some(), "{field} missing in {a}");
+        }
+        assert_eq!(a["outcome"], json!("created"));
+        assert!(a["latency_ms"].is_u64());
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == json!("sync run finished")),
+        "one summary line"
+    );
+
+    let before = capture.text().lines().count();
+    engine.run_cycle(SOURCE).await.expect("unchanged cycle");
+    let unchanged_lines = capture.text().lines().count() - before;
+    assert!(
+        unchanged_lines <= 3,
+        "an unchanged cycle logs O(1) lines, not one per invoice: {unchanged_lines}"
+    );
+}
