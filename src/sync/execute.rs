@@ -227,17 +227,42 @@ impl Ctx<'_> {
                 self.settle_duplicate_number(ledger_id, p, attempts, &e)
                     .await
             }
-            Err(e) if e.is_ambiguous() => {
-                ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
-                let reason =
-                    format!("{e}; the next cycle looks the invoice up in B2B before trying again");
-                self.fail(p, attempts, reason, Retry::NextCycle).await
-            }
             Err(e) => {
-                note_status(status_of(&e));
-                ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
-                self.fail(p, attempts, e.to_string(), Retry::Backoff).await
+                self.mutation_failed(
+                    ledger_id,
+                    p,
+                    attempts,
+                    e,
+                    "the next cycle looks the invoice up in B2B before trying again",
+                )
+                .await
             }
+        }
+    }
+
+    /// A failed mutation: an ambiguous outcome stays in flight for recovery and the invoice is
+    /// due next cycle (`then` says what happens there); a definite one is settled as failed and
+    /// retried with backoff.
+    async fn mutation_failed(
+        &self,
+        ledger_id: i64,
+        p: &Prepared,
+        attempts: i32,
+        e: B2bError,
+        then: &str,
+    ) -> Result<Outcome, CycleError> {
+        note_status(status_of(&e));
+        if e.is_ambiguous() {
+            ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
+            let reason = if then.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e}; {then}")
+            };
+            self.fail(p, attempts, reason, Retry::NextCycle).await
+        } else {
+            ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+            self.fail(p, attempts, e.to_string(), Retry::Backoff).await
         }
     }
 
@@ -327,16 +352,15 @@ impl Ctx<'_> {
                 ledger::fail(self.pool, ledger_id, Some(404), "gone from B2B").await?;
                 self.missing_in_b2b(id, p, attempts).await
             }
-            Err(e) if e.is_ambiguous() => {
-                ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
-                let reason =
-                    format!("{e}; the next cycle reads the invoice again and sends a fresh update");
-                self.fail(p, attempts, reason, Retry::NextCycle).await
-            }
             Err(e) => {
-                note_status(status_of(&e));
-                ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
-                self.fail(p, attempts, e.to_string(), Retry::Backoff).await
+                self.mutation_failed(
+                    ledger_id,
+                    p,
+                    attempts,
+                    e,
+                    "the next cycle reads the invoice again and sends a fresh update",
+                )
+                .await
             }
         }
     }
@@ -538,15 +562,7 @@ impl Ctx<'_> {
                         );
                         Ok(Outcome::Deleted)
                     }
-                    Err(e) if e.is_ambiguous() => {
-                        ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
-                        self.fail(p, 0, e.to_string(), Retry::NextCycle).await
-                    }
-                    Err(e) => {
-                        note_status(status_of(&e));
-                        ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
-                        self.fail(p, 0, e.to_string(), Retry::Backoff).await
-                    }
+                    Err(e) => self.mutation_failed(ledger_id, p, 0, e, "").await,
                 }
             }
             DeletionAction::ZeroBalance => {
@@ -579,15 +595,7 @@ impl Ctx<'_> {
                         .await?;
                         Ok(Outcome::Deleted)
                     }
-                    Err(e) if e.is_ambiguous() => {
-                        ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
-                        self.fail(p, 0, e.to_string(), Retry::NextCycle).await
-                    }
-                    Err(e) => {
-                        note_status(status_of(&e));
-                        ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
-                        self.fail(p, 0, e.to_string(), Retry::Backoff).await
-                    }
+                    Err(e) => self.mutation_failed(ledger_id, p, 0, e, "").await,
                 }
             }
         }
