@@ -256,3 +256,43 @@ async fn one_json_log_line_per_invoice_action_and_constant_logs_for_an_unchanged
         "an unchanged cycle logs O(1) lines, not one per invoice: {unchanged_lines}"
     );
 }
+
+#[tokio::test]
+async fn old_settled_ledger_rows_and_runs_are_pruned_but_in_flight_rows_never() {
+    let mut world = World::new(5).await;
+    world.settings.engine.ledger_retention = std::time::Duration::from_secs(7 * 86_400);
+    world.settings.engine.runs_retention = std::time::Duration::from_secs(30 * 86_400);
+    let engine = world.engine();
+    engine.run_cycle(SOURCE).await.expect("cycle");
+    let pool = &world.db.pool;
+    // Age everything: settled ledger rows 8 days, runs 31 days; plus an old in-flight row.
+    sqlx::query("UPDATE ledger SET created_at = now() - interval '8 days'")
+        .execute(pool)
+        .await
+        .expect("age");
+    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '31 days'")
+        .execute(pool)
+        .await
+        .expect("age");
+    sqlx::query("INSERT INTO ledger (source, external_id, invoice_number, op, state, created_at) VALUES ('other', 'x', 'n', 'create', 'in_flight', now() - interval '100 days')")
+        .execute(pool)
+        .await
+        .expect("old in-flight row");
+    engine.run_cycle(SOURCE).await.expect("cycle");
+    let settled: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger WHERE state <> 'in_flight'")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    let in_flight: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ledger WHERE state = 'in_flight'")
+            .fetch_one(pool)
+            .await
+            .expect("count");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    assert_eq!(settled, 0, "old settled rows pruned");
+    assert_eq!(in_flight, 1, "an in-flight row is kept whatever its age");
+    assert_eq!(runs, 1, "only the new run is left");
+}
