@@ -80,10 +80,21 @@ impl<'a> Table<'a> {
     }
 
     fn key_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
+        // A segment that is not a bare TOML key (empty, dotted, spaced) is quoted as TOML
+        // would write it, so `"" = 1` reads `""`, not an empty key.
+        let bare = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let segment = if bare {
             key.to_owned()
         } else {
-            format!("{}.{key}", self.path)
+            format!("{key:?}")
+        };
+        if self.path.is_empty() {
+            segment
+        } else {
+            format!("{}.{segment}", self.path)
         }
     }
 

@@ -252,6 +252,16 @@ impl SourceInvoice {
             .enumerate()
             .map(|(i, item)| parse_line(&c, i, item))
             .collect::<Checked<Vec<_>>>()?;
+        // The lines' sum becomes the subtotal when the ERP gives none: it must fit too.
+        line_items
+            .iter()
+            .try_fold(Decimal::ZERO, |sum, l| sum.checked_add(l.line_total))
+            .ok_or_else(|| {
+                c.fail(
+                    "line_items",
+                    "the line totals add up to more than can be represented",
+                )
+            })?;
         let pdf_url = match clean(raw.pdf_url) {
             None => None,
             Some(text) => Some(
@@ -509,6 +519,20 @@ pub(crate) mod tests {
             Some("line_items[0].quantity"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn line_totals_whose_sum_overflows_are_record_errors() {
+        let mut r = raw();
+        let big = RawLineItem {
+            sku: Some("B".into()),
+            quantity: Some("1".into()),
+            unit_price: Some("50000000000000000000000000000".into()),
+            ..RawLineItem::default()
+        };
+        r.line_items = vec![big.clone(), big];
+        let err = parse(r).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("line_items"), "{err}");
     }
 
     #[test]

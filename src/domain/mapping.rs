@@ -136,9 +136,14 @@ fn midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
 fn cost_lines(invoice: &SourceInvoice, settings: &MappingSettings) -> Vec<CostLine> {
     let labels = &settings.cost_line_labels;
     // Without an ERP subtotal, the line totals are the subtotal (when there are lines).
+    // `parse` guarantees the sum fits; `checked_add` keeps this from ever panicking anyway.
     let subtotal = invoice.subtotal.or_else(|| {
-        (!invoice.line_items.is_empty())
-            .then(|| invoice.line_items.iter().map(|l| l.line_total).sum())
+        (!invoice.line_items.is_empty()).then(|| {
+            invoice
+                .line_items
+                .iter()
+                .try_fold(Decimal::ZERO, |sum, l| sum.checked_add(l.line_total))
+        })?
     });
     [
         (&labels.subtotal, subtotal),

@@ -159,3 +159,18 @@ pub async fn prune(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreErr
             .map_err(StoreError::query("pruning runs"))?;
     Ok(done.rows_affected())
 }
+
+/// Creates and updates this run committed, from the ledger: the truth even when a COMMIT's
+/// acknowledgement was lost with the connection (committed, but never seen as such).
+pub async fn committed_by_run(pool: &PgPool, id: Uuid) -> Result<(i32, i32), StoreError> {
+    let (created, updated): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE op = 'create'), count(*) FILTER (WHERE op = 'update')
+           FROM ledger WHERE run_id = $1 AND state = 'succeeded'",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::query("counting a run's commits"))?;
+    let small = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    Ok((small(created), small(updated)))
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -225,6 +225,12 @@ impl Engine {
             (None, 0) => RunOutcome::Ok,
             (None, _) => RunOutcome::Partial,
         };
+        // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
+        // ledger all the same: count them, so runs add up to what B2B holds.
+        if let Ok((created, updated)) = runs::committed_by_run(&self.pool, run_id).await {
+            cycle.counts.created = cycle.counts.created.max(created);
+            cycle.counts.updated = cycle.counts.updated.max(updated);
+        }
         let api_calls = client.calls_made();
         runs::finish(
             &self.pool,
@@ -405,10 +411,13 @@ impl Engine {
             st.stopped = true;
             return Ok(());
         }
-        let stop = &self.stop;
-        let outcomes: Vec<Option<Outcome>> = futures::stream::iter(creates)
+        // After a cycle error nothing new starts, but what finished is still counted: those
+        // invoices are committed, and no later run would count them.
+        let halt = self.stop.child_token();
+        let halt = &halt;
+        let results: Vec<Result<Option<Outcome>, CycleError>> = futures::stream::iter(creates)
             .map(|(p, attempts)| async move {
-                if stop.is_cancelled() {
+                if halt.is_cancelled() {
                     return Ok(None);
                 }
                 let span = tracing::info_span!(
@@ -422,20 +431,28 @@ impl Engine {
                     b2b_invoice_id = tracing::field::Empty,
                     http_status = tracing::field::Empty,
                 );
-                tracing::Instrument::instrument(ctx.create_logged(&p, attempts), span)
+                let result = tracing::Instrument::instrument(ctx.create_logged(&p, attempts), span)
                     .await
-                    .map(Some)
+                    .map(Some);
+                if result.is_err() {
+                    halt.cancel();
+                }
+                result
             })
             .buffer_unordered(rt.concurrency)
-            .try_collect()
-            .await?;
-        for outcome in outcomes {
-            match outcome {
-                Some(o) => st.count(o),
-                None => st.stopped = true,
+            .collect()
+            .await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(Some(o)) => st.count(o),
+                Ok(None) => st.stopped = true,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Runs the batched updates and removals, then commits the pages they belonged to.
@@ -447,11 +464,15 @@ impl Engine {
     ) -> Result<(), CycleError> {
         let batch = std::mem::take(&mut st.batch);
         if !batch.is_empty() {
-            for (_, outcome) in ctx.run_batch(batch, rt.concurrency, &self.stop).await? {
+            let (outcomes, error) = ctx.run_batch(batch, rt.concurrency, &self.stop).await;
+            for (_, outcome) in outcomes {
                 match outcome {
                     Some(o) => st.count(o),
                     None => st.stopped = true,
                 }
+            }
+            if let Some(e) = error {
+                return Err(e);
             }
         }
         if st.stopped {

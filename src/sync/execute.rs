@@ -398,7 +398,7 @@ impl Ctx<'_> {
         batch: Vec<Pending>,
         concurrency: usize,
         stop: &tokio_util::sync::CancellationToken,
-    ) -> Result<Vec<(String, Option<Outcome>)>, CycleError> {
+    ) -> (Vec<(String, Option<Outcome>)>, Option<CycleError>) {
         let mut current: HashMap<u64, Invoice> = HashMap::new();
         let mut unreadable: Option<String> = None;
         for chunk in batch.chunks(FETCH_BATCH) {
@@ -413,33 +413,52 @@ impl Ctx<'_> {
         }
         let current = &current;
         let unreadable = unreadable.as_deref();
-        futures::stream::iter(batch)
-            .map(|item| async move {
-                let id = item.external_id().to_owned();
-                if stop.is_cancelled() {
-                    return Ok((id, None));
+        // After a cycle error nothing new starts; what finished is still reported.
+        let halt = stop.child_token();
+        let halt = &halt;
+        let results: Vec<Result<(String, Option<Outcome>), CycleError>> = futures::stream::iter(
+            batch,
+        )
+        .map(|item| async move {
+            let id = item.external_id().to_owned();
+            if halt.is_cancelled() {
+                return Ok((id, None));
+            }
+            let span = tracing::info_span!(
+                "invoice",
+                source = %self.source.name,
+                store = %self.source.store,
+                external_id = %id,
+                invoice_number = %item.prepared().invoice_number(),
+                action = if matches!(item, Pending::Update { .. }) { "update" } else { "remove" },
+                attempt = item.attempts() + 1,
+                b2b_invoice_id = item.b2b_invoice_id(),
+                http_status = tracing::field::Empty,
+            );
+            let outcome = tracing::Instrument::instrument(
+                self.run_pending_logged(item, current, unreadable),
+                span,
+            )
+            .await;
+            if outcome.is_err() {
+                halt.cancel();
+            }
+            Ok::<_, CycleError>((id, Some(outcome?)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
-                let span = tracing::info_span!(
-                    "invoice",
-                    source = %self.source.name,
-                    store = %self.source.store,
-                    external_id = %id,
-                    invoice_number = %item.prepared().invoice_number(),
-                    action = if matches!(item, Pending::Update { .. }) { "update" } else { "remove" },
-                    attempt = item.attempts() + 1,
-                    b2b_invoice_id = item.b2b_invoice_id(),
-                    http_status = tracing::field::Empty,
-                );
-                let outcome = tracing::Instrument::instrument(
-                    self.run_pending_logged(item, current, unreadable),
-                    span,
-                )
-                .await?;
-                Ok::<_, CycleError>((id, Some(outcome)))
-            })
-            .buffer_unordered(concurrency.max(1))
-            .try_collect()
-            .await
+            }
+        }
+        (outcomes, first_error)
     }
 
     async fn run_pending(

@@ -110,7 +110,13 @@ pub(crate) fn single(body: Value, names: &UnifiedNames) -> Result<Value, String>
 
 /// Who the record is, for error messages: its `remoteId`, else its `id`, else its position.
 pub(crate) fn locator(record: &Value, position: usize) -> RecordLocator {
-    let id = |key: &str| record.get(key).and_then(scalar_text);
+    // A blank id names nothing: fall back to the position.
+    let id = |key: &str| {
+        record
+            .get(key)
+            .and_then(scalar_text)
+            .filter(|t| !t.trim().is_empty())
+    };
     match id(REMOTE_ID).or_else(|| id("id")) {
         Some(id) => RecordLocator::id(id),
         None => RecordLocator::id(format!("#{} of the page (no remoteId)", position + 1)),
