@@ -4,6 +4,7 @@
 //! See `docs/ARCHITECTURE.md` for the layout and the sync protocol.
 
 pub mod b2b;
+pub mod bench;
 pub mod config;
 pub mod customers;
 pub mod daemon;

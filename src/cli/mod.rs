@@ -1,6 +1,7 @@
 //! Command-line glue: parse arguments, load config, set up logging, run one command.
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
+mod bench;
 mod customers;
 mod db;
 mod demo;
@@ -104,6 +105,9 @@ enum Command {
     /// Run a faithful local fake of an API, for tests, the demo and benchmarks.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Benchmarks against the sandboxes and a throwaway PostgreSQL database (BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -129,6 +133,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
             report(sandbox::run(cmd).await)
         }
+        Command::Bench(cmd) => report(bench::run(cmd, cli_format).await),
         Command::Demo(args) => {
             if let Err(code) = init_plain_logging(cli_format, DEMO_LOG_FILTER) {
                 return code;
@@ -163,7 +168,7 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
-        Command::CheckConfig | Command::Sandbox(_) | Command::Demo(_) => {
+        Command::CheckConfig | Command::Sandbox(_) | Command::Demo(_) | Command::Bench(_) => {
             anyhow::bail!("internal: this command does not read the config")
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the B2B Edition client against the in-repo sandbox over real HTTP, and the
 //! binary's commands. One test binary (faster to link); each test starts its own sandbox.
 
+mod bench;
 mod budget;
 mod check_config;
 mod cli_engine;

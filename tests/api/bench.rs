@@ -1,0 +1,103 @@
+//! The benchmarks at small N, as a smoke test of what they measure: B2B calls per invoice for
+//! the daemon and the naive syncer, and the planner's decisions. Timings are not asserted.
+
+use std::time::Duration;
+
+use b2b_invoice_sync::bench::e2e::{self, E2eOptions, Scenario, Syncer};
+use b2b_invoice_sync::bench::planner::{self, PlannerOptions};
+use b2b_invoice_sync::bench::SandboxLaunch;
+
+const BIN: &str = env!("CARGO_BIN_EXE_b2b-invoice-sync");
+
+/// The PostgreSQL server the tests use (the benchmarks create and drop their own database).
+fn server_url() -> String {
+    std::env::var("B2BSYNC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_costs_one_call_per_change_and_none_per_unchanged_invoice() {
+    let opts = E2eOptions {
+        fast: true,
+        latency: Duration::ZERO,
+        jitter: Duration::ZERO,
+        // Updates share one batched read of current state per 250: 25 updates cost 26 calls
+        // (1.04 each). 1 % of 50 would be a single update, and 2 calls.
+        change_percent: 50.0,
+        ..E2eOptions::new(
+            50,
+            &server_url(),
+            SandboxLaunch::Processes { exe: BIN.into() },
+        )
+    };
+    let report = e2e::run(&opts).await.expect("the benchmark runs");
+    let row = |scenario, syncer| {
+        report
+            .result(scenario, syncer)
+            .unwrap_or_else(|| panic!("no row for {scenario:?} {syncer:?}"))
+    };
+    let table = report.markdown();
+
+    let first = row(Scenario::InitialLoad, Syncer::Daemon);
+    assert_eq!((first.created, first.failed), (50, 0), "{table}");
+    assert_eq!(first.per_created(), Some(1.0), "{table}");
+    assert_eq!(first.too_many_requests, 0, "{table}");
+
+    let steady = row(Scenario::SteadyState, Syncer::Daemon);
+    assert_eq!((steady.updated, steady.created), (25, 0), "{table}");
+    assert!(steady.per_updated().is_some_and(|c| c <= 1.05), "{table}");
+    assert_eq!(steady.per_unchanged(), Some(0.0), "{table}");
+
+    for quiet in [Scenario::NoChange, Scenario::PersonEdits] {
+        let r = row(quiet, Syncer::Daemon);
+        assert_eq!(
+            (r.calls, r.created, r.updated),
+            (0, 0, 0),
+            "{quiet:?}: {table}"
+        );
+        assert_eq!(r.per_unchanged(), Some(0.0), "{table}");
+    }
+
+    let naive = |s| row(s, Syncer::Naive);
+    assert_eq!(naive(Scenario::InitialLoad).created, 50, "{table}");
+    assert_eq!(
+        naive(Scenario::InitialLoad).per_created(),
+        Some(2.0),
+        "{table}"
+    );
+    assert_eq!(naive(Scenario::SteadyState).updated, 25, "{table}");
+    assert_eq!(
+        naive(Scenario::SteadyState).per_updated(),
+        Some(2.0),
+        "{table}"
+    );
+    for s in [
+        Scenario::SteadyState,
+        Scenario::NoChange,
+        Scenario::PersonEdits,
+    ] {
+        assert_eq!(naive(s).per_unchanged(), Some(1.0), "{s:?}: {table}");
+    }
+    // The person's edits are not owned fields: the naive syncer leaves them too.
+    assert_eq!(naive(Scenario::PersonEdits).updated, 0, "{table}");
+    assert!(
+        table.contains("| initial load | daemon | 50 / 0 / 0 |"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planner_skips_equal_fingerprints_and_updates_the_changed_ones() {
+    let report = planner::run(&PlannerOptions::new(20_000, &server_url()))
+        .await
+        .expect("the benchmark runs");
+    assert_eq!(report.state_rows, 20_000);
+    let [unchanged, changed, what_if] = &report.runs[..] else {
+        panic!("three runs expected: {report:?}");
+    };
+    assert_eq!(unchanged.count("skip"), 20_000, "{}", report.markdown());
+    assert_eq!(unchanged.actions.len(), 1, "{}", report.markdown());
+    assert_eq!(changed.count("update"), 200, "{}", report.markdown());
+    assert_eq!(changed.count("skip"), 19_800, "{}", report.markdown());
+    assert_eq!(what_if.count("skip"), 20_000, "{}", report.markdown());
+}
