@@ -10,6 +10,7 @@ pub mod customers;
 pub mod daemon;
 pub mod demo;
 pub mod domain;
+pub mod payments;
 pub mod sandbox;
 pub mod schedule;
 pub mod source;

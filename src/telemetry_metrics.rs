@@ -20,6 +20,11 @@ pub const DEAD_LETTERS: &str = "b2bsync_dead_letters";
 pub const LEDGER_IN_FLIGHT: &str = "b2bsync_ledger_in_flight";
 pub const LAST_SUCCESS: &str = "b2bsync_last_success_timestamp_seconds";
 pub const CURSOR_LAG: &str = "b2bsync_cursor_lag_seconds";
+pub const PAYMENTS_DETECTED: &str = "b2bsync_payments_detected_total";
+pub const PAYMENTS_WRITTEN: &str = "b2bsync_payments_written_total";
+pub const PAYMENTS_FAILED: &str = "b2bsync_payments_failed_total";
+pub const PAYMENTS_PENDING: &str = "b2bsync_payments_pending";
+pub const PAYMENTS_STUCK: &str = "b2bsync_payments_stuck";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -74,6 +79,26 @@ fn describe() {
         "Invoices failed and waiting for a retry, by source"
     );
     describe_gauge!(DEAD_LETTERS, "Invoices in the dead letter, by source");
+    describe_counter!(
+        PAYMENTS_DETECTED,
+        "B2B payment lines (and refunds) of a source's invoices seen, by source and kind"
+    );
+    describe_counter!(
+        PAYMENTS_WRITTEN,
+        "Payment events written back to the ERP, by source and kind"
+    );
+    describe_counter!(
+        PAYMENTS_FAILED,
+        "Failed payment write-backs (refused, unreachable, unknown outcome), by source"
+    );
+    describe_gauge!(
+        PAYMENTS_PENDING,
+        "Payment events not yet written back to the ERP, by source"
+    );
+    describe_gauge!(
+        PAYMENTS_STUCK,
+        "Payment write-backs that need a person (dead or unknown outcome), by source"
+    );
     describe_gauge!(
         LEDGER_IN_FLIGHT,
         "Mutations whose outcome is not settled yet, by source"

@@ -21,6 +21,7 @@ use super::model::{
     Company, CreatedFromOrder, ExtraFieldConfig, Invoice, InvoiceId, InvoicePdf, InvoiceUpdate,
     NewInvoice, Page, Pagination,
 };
+use super::payments::{Payment, PaymentId, PaymentQuery};
 use super::query::{InvoiceQuery, MAX_PAGE_SIZE};
 use super::retry::backoff;
 use crate::config::{B2bAuth, RetrySettings, StoreSettings};
@@ -242,6 +243,45 @@ impl B2bClient {
         query: &'a InvoiceQuery,
     ) -> impl Stream<Item = Result<Invoice, B2bError>> + 'a {
         flatten_pages(self.list_invoice_pages(query))
+    }
+
+    /// One page of `GET /payments`, starting at `offset`.
+    pub async fn list_payments_page(
+        &self,
+        query: &PaymentQuery,
+        offset: u64,
+    ) -> Result<Page<Payment>, B2bError> {
+        let call =
+            Call::new(Method::GET, "GET /ip/payments", "ip/payments").query(query.to_pairs(offset));
+        let envelope = self.execute::<Vec<Payment>>(call).await?;
+        Ok(page(envelope, offset, query.page_size()))
+    }
+
+    /// Every page of `GET /payments` for `query`, fetched lazily one page at a time (offset
+    /// paging: see [`B2bClient::list_invoice_pages`]).
+    pub fn list_payment_pages<'a>(
+        &'a self,
+        query: &'a PaymentQuery,
+    ) -> impl Stream<Item = Result<Page<Payment>, B2bError>> + 'a {
+        paged(move |offset| self.list_payments_page(query, offset))
+    }
+
+    /// Every payment matching `query`, as a stream over all pages.
+    pub fn list_payments<'a>(
+        &'a self,
+        query: &'a PaymentQuery,
+    ) -> impl Stream<Item = Result<Payment, B2bError>> + 'a {
+        flatten_pages(self.list_payment_pages(query))
+    }
+
+    /// `GET /payments/{paymentId}`.
+    pub async fn get_payment(&self, id: PaymentId) -> Result<Payment, B2bError> {
+        let call = Call::new(
+            Method::GET,
+            "GET /ip/payments/{id}",
+            format!("ip/payments/{id}"),
+        );
+        Ok(self.execute(call).await?.data)
     }
 
     /// `POST /orders/{orderId}/invoices`: B2B Edition builds the invoice from its own order.

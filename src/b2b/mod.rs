@@ -2,6 +2,7 @@
 //!
 //! - [`client`]: one method per endpoint, every call through the store's [`budget`].
 //! - [`model`]: request and response types; `details` is kept whole so nothing is lost.
+//! - [`payments`]: payments buyers made in B2B Edition, and the filters of their list.
 //! - [`error`]: what went wrong, and whether a failed mutation may have been applied.
 //! - [`retry`]: backoff with full jitter for transient failures.
 
@@ -9,6 +10,7 @@ pub mod budget;
 pub mod client;
 pub mod error;
 pub mod model;
+pub mod payments;
 pub mod query;
 pub mod retry;
 mod wire;
@@ -17,4 +19,7 @@ pub use budget::{BudgetStats, RequestBudget};
 pub use client::{B2bClient, ClientBuildError};
 pub use error::B2bError;
 pub use model::*;
+pub use payments::{
+    Payment, PaymentId, PaymentLine, PaymentQuery, PaymentSearchField, PaymentSortField,
+};
 pub use query::{InvoiceQuery, InvoiceSearchField, InvoiceSortField, SortOrder};

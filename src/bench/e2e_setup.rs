@@ -103,6 +103,7 @@ pub(crate) fn source(erp_base_url: &str) -> Result<SourceSettings, BenchError> {
         failures: FailurePolicy::default(),
         schedule: crate::schedule::CronSchedule::every_five_minutes(),
         start_jitter: Duration::ZERO,
+        payments: crate::config::PaymentSettings::default(),
     })
 }
 

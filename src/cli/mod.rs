@@ -7,6 +7,7 @@ mod db;
 mod demo;
 mod failures;
 mod output;
+mod payments;
 mod plan;
 mod probe;
 mod run;
@@ -96,6 +97,9 @@ enum Command {
     /// Failed, dead-lettered and flagged invoices: list, retry, discard.
     #[command(subcommand)]
     Failures(failures::FailuresCommand),
+    /// B2B Edition payments flowing back to the ERP: list, retry.
+    #[command(subcommand)]
+    Payments(payments::PaymentsCommand),
     /// The whole job end to end against the bundled sandbox: needs only PostgreSQL
     /// (DATABASE_URL), no config file.
     Demo(demo::DemoArgs),
@@ -168,6 +172,7 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
+        Command::Payments(cmd) => payments::run(settings, cmd).await,
         Command::CheckConfig | Command::Sandbox(_) | Command::Demo(_) | Command::Bench(_) => {
             anyhow::bail!("internal: this command does not read the config")
         }

@@ -119,6 +119,16 @@ pub fn summary(report: &RunReport, cycle: usize) -> String {
         report.api_calls,
         plural(i64::try_from(report.api_calls).unwrap_or(i64::MAX))
     ));
+    let p = &report.payments;
+    if p.detected + p.written + p.failed > 0 {
+        out.push_str(&format!(
+            "  payments: {} new in B2B, {} written back to the ERP, {} write-back{} failed (`payments list --pending`)\n",
+            p.detected,
+            p.written,
+            p.failed,
+            plural(i64::from(p.failed))
+        ));
+    }
     if let Some(e) = &report.error {
         out.push_str(&format!("  the cycle stopped: {e}\n"));
         out.push_str("  what was done before is kept; the next cycle goes on from there\n");
@@ -162,6 +172,7 @@ mod tests {
             },
             api_calls: 4,
             failures,
+            payments: Default::default(),
             error: None,
             duration_ms: 1250,
         }

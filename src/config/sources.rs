@@ -33,6 +33,68 @@ pub struct SourceSettings {
     /// A random delay up to this before each scheduled cycle, so many sources and replicas do not
     /// all start at the same second (default 0).
     pub start_jitter: Duration,
+    /// B2B Edition payments of this source's invoices (`[sources.<name>.payments]`).
+    pub payments: PaymentSettings,
+}
+
+/// `[sources.<name>.payments]`: payments made in B2B Edition flowing back to the ERP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentSettings {
+    /// Watch B2B payments of this source's invoices, and keep them in the openBalance the daemon
+    /// pushes until the ERP reflects them (default off).
+    pub enabled: bool,
+    /// Also write each payment (and refund) to the ERP (default off: nothing is sent to the ERP).
+    pub write_back: bool,
+    /// B2B processing statuses that count as paid (default `completed` only). A refunded payment
+    /// (status 4) always reverses what it counted for.
+    pub statuses: Vec<PaymentStatus>,
+    /// Where the ERP gets the payment reference ("b2b-payment-<id>"): a unified `remoteFields`
+    /// key, or `comments` for Rebillia; unset: nowhere.
+    pub reference_field: Option<String>,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            write_back: false,
+            statuses: vec![PaymentStatus::Completed],
+            reference_field: None,
+        }
+    }
+}
+
+/// B2B Edition's payment processing statuses that can count as paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PaymentStatus {
+    /// 1
+    AwaitingProcessing,
+    /// 2
+    Processing,
+    /// 3
+    Completed,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 3] =
+        [Self::AwaitingProcessing, Self::Processing, Self::Completed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AwaitingProcessing => "awaiting_processing",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+        }
+    }
+
+    /// B2B Edition's `processingStatus` number.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::AwaitingProcessing => 1,
+            Self::Processing => 2,
+            Self::Completed => 3,
+        }
+    }
 }
 
 impl SourceSettings {
@@ -51,6 +113,7 @@ impl SourceSettings {
             failures: FailurePolicy::default(),
             schedule: crate::schedule::CronSchedule::every_five_minutes(),
             start_jitter: Duration::ZERO,
+            payments: PaymentSettings::default(),
         }
     }
 }

@@ -78,6 +78,7 @@ pub fn build(
         failures: FailurePolicy::default(),
         schedule: crate::schedule::CronSchedule::every_five_minutes(),
         start_jitter: std::time::Duration::ZERO,
+        payments: crate::config::PaymentSettings::default(),
     };
     Ok(Settings {
         telemetry: TelemetrySettings {

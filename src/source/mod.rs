@@ -14,6 +14,7 @@ mod build;
 pub mod files;
 pub mod rebillia;
 pub mod unified;
+pub mod write_back;
 
 pub use build::build;
 
@@ -125,6 +126,11 @@ pub trait Source: Send + Sync {
     async fn page_committed(&self, receipt: &PageReceipt) -> Result<(), SourceError> {
         let _ = receipt;
         Ok(())
+    }
+
+    /// How this ERP takes B2B payments back (`None`: it cannot).
+    fn payment_writer(&self) -> Option<&dyn write_back::PaymentWriter> {
+        None
     }
 }
 

@@ -174,19 +174,27 @@ pub struct Synced<'a> {
     pub fingerprint: Option<&'a str>,
     pub owned: Option<&'a Value>,
     pub written_open: Option<Decimal>,
+    /// What the ERP had been paid (total - balance) in the record synced; `None` keeps the
+    /// value known before (recovery works from the ledger, which does not have it).
+    pub erp_paid: Option<Decimal>,
+    /// The ERP's balance in that record (same rule).
+    pub erp_balance: Option<Decimal>,
 }
 
 pub async fn mark_synced<'e>(db: impl PgExecutor<'e>, s: &Synced<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO invoice_state (source, external_id, invoice_number, b2b_invoice_id,
-                fingerprint, owned, written_open, status, last_synced_at, last_attempted_at, attempts)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'synced', now(), now(), 0)
+                fingerprint, owned, written_open, status, last_synced_at, last_attempted_at, attempts,
+                erp_paid, erp_balance)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'synced', now(), now(), 0, $8, $9)
          ON CONFLICT (source, external_id) DO UPDATE SET
             invoice_number = EXCLUDED.invoice_number, b2b_invoice_id = EXCLUDED.b2b_invoice_id,
             fingerprint = EXCLUDED.fingerprint, owned = EXCLUDED.owned,
             written_open = EXCLUDED.written_open, status = 'synced',
             last_synced_at = now(), last_attempted_at = now(), attempts = 0,
-            next_attempt_at = NULL, last_error = NULL, pending = NULL, pending_fingerprint = NULL",
+            next_attempt_at = NULL, last_error = NULL, pending = NULL, pending_fingerprint = NULL,
+            erp_paid = COALESCE(EXCLUDED.erp_paid, invoice_state.erp_paid),
+            erp_balance = COALESCE(EXCLUDED.erp_balance, invoice_state.erp_balance)",
     )
     .bind(s.source)
     .bind(s.external_id)
@@ -195,6 +203,8 @@ pub async fn mark_synced<'e>(db: impl PgExecutor<'e>, s: &Synced<'_>) -> Result<
     .bind(s.fingerprint)
     .bind(s.owned)
     .bind(s.written_open)
+    .bind(s.erp_paid)
+    .bind(s.erp_balance)
     .execute(db)
     .await
     .map_err(StoreError::query("recording a synced invoice"))?;

@@ -53,6 +53,8 @@ pub struct RunReport {
     pub api_calls: u64,
     /// Why invoices failed this cycle (at most 100; `failures list` has them all).
     pub failures: Vec<String>,
+    /// B2B payments seen and written back to the ERP this cycle.
+    pub payments: crate::payments::Counts,
     /// Why the cycle itself stopped, if it did.
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -102,6 +104,7 @@ struct Cycle {
     receipts: Vec<PageReceipt>,
     /// Shutdown left some invoices of a page unstarted: no later cursor may be committed.
     stopped: bool,
+    payments: crate::payments::Counts,
 }
 
 impl Cycle {
@@ -206,6 +209,7 @@ impl Engine {
                 counts: Counts::default(),
                 api_calls: 0,
                 failures: Vec::new(),
+                payments: crate::payments::Counts::default(),
                 error: Some("another process is syncing this source".to_owned()),
                 duration_ms: 0,
             });
@@ -255,6 +259,7 @@ impl Engine {
             counts: cycle.counts,
             api_calls,
             failures: cycle.failures,
+            payments: cycle.payments,
             error,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
@@ -276,6 +281,17 @@ impl Engine {
         };
         let recovered = recover(&ctx).await?;
         st.counts.recovered += i32::try_from(recovered.adopted).unwrap_or(i32::MAX);
+
+        // Before any invoice is pushed: a payment seen now is kept by this cycle's pushes.
+        st.payments = crate::payments::run(&crate::payments::PaymentsCtx {
+            pool: &self.pool,
+            client,
+            source: &rt.settings,
+            writer: rt.adapter.payment_writer(),
+            run_id,
+            failpoints: &self.failpoints,
+        })
+        .await?;
 
         // Failures whose retry time has come, from the records kept in the state table.
         let due = state::due_failures(&self.pool, &rt.settings.name, 10_000).await?;
@@ -356,6 +372,10 @@ impl Engine {
                     st.count(outcome);
                 }
             }
+        }
+        if rt.settings.payments.enabled {
+            crate::payments::adjust::adjust_page(&self.pool, &rt.settings.name, &mut ready, true)
+                .await?;
         }
         let mut creates = Vec::new();
         for action in plan(ready, &states, Utc::now()) {
@@ -655,6 +675,9 @@ impl Engine {
                         });
                     }
                 }
+            }
+            if rt.settings.payments.enabled {
+                crate::payments::adjust::adjust_page(&self.pool, source, &mut ready, false).await?;
             }
             for action in plan(ready, &states, Utc::now()) {
                 *report.counts.entry(action.name()).or_default() += 1;

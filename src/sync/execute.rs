@@ -174,6 +174,8 @@ impl Ctx<'_> {
                 fingerprint: Some(p.fingerprint.as_str()),
                 owned: owned.as_ref(),
                 written_open: Some(p.desired.open_balance),
+                erp_paid: p.invoice.total.checked_sub(p.invoice.open_balance),
+                erp_balance: Some(p.invoice.open_balance),
             },
         )
         .await?;

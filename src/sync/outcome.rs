@@ -30,6 +30,8 @@ pub enum CycleError {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Customers(#[from] crate::customers::CustomerError),
+    #[error(transparent)]
+    Payments(#[from] crate::payments::PaymentsError),
 }
 
 impl Outcome {

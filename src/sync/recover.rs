@@ -181,6 +181,8 @@ async fn settle_create(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, Cycle
             fingerprint: entry.fingerprint.as_deref(),
             owned: entry.owned.as_ref(),
             written_open: entry.written_open,
+            erp_paid: None,
+            erp_balance: None,
         },
     )
     .await?;

@@ -162,6 +162,7 @@ fn settings(db: &TestDb, b2b: &RunningB2bSandbox, erp: &RunningUnifiedSandbox) -
         failures: FailurePolicy::default(),
         schedule: b2b_invoice_sync::schedule::CronSchedule::every_five_minutes(),
         start_jitter: std::time::Duration::ZERO,
+        payments: PaymentSettings::default(),
     };
     Settings {
         telemetry: TelemetrySettings {

@@ -11,12 +11,13 @@ use config::{Value, ValueKind};
 
 use super::{http_url, retry, timeouts};
 use crate::config::node::{
-    choice, id, positive, secret, secret_file, secs, string, text, whole, word, Reported, Table,
+    boolean, choice, id, positive, secret, secret_file, secs, string, text, whole, word, Reported,
+    Table,
 };
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
-    HttpSettings, MappingSettings, MissingPolicy, OwnedField, ReadyRule, RebilliaSettings,
-    SourceField, SourceSettings, UnifiedNames, UnifiedSettings,
+    HttpSettings, MappingSettings, MissingPolicy, OwnedField, PaymentSettings, PaymentStatus,
+    ReadyRule, RebilliaSettings, SourceField, SourceSettings, UnifiedNames, UnifiedSettings,
 };
 
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
@@ -91,6 +92,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     let adapter = adapter(&mut t, kind);
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
+    let payments = payments(t.section("payments"));
     if !name_ok {
         return None;
     }
@@ -106,7 +108,53 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         failures: failures?,
         schedule: schedule?,
         start_jitter: start_jitter?,
+        payments: payments?,
     })
+}
+
+fn payments(mut t: Table<'_>) -> Option<PaymentSettings> {
+    let enabled = t.or("enabled", false, boolean);
+    let write_back = t.or("write_back", false, boolean);
+    let statuses = t.list_or("statuses", vec!["completed"], payment_status);
+    let reference_field = t.field("reference_field", text).ok();
+    let (enabled, write_back) = (enabled?, write_back?);
+    if write_back && !enabled {
+        t.problem(
+            "write_back",
+            "needs enabled = true (payments are only written back once they are watched)",
+        );
+        return None;
+    }
+    let mut statuses = statuses?;
+    statuses.sort();
+    statuses.dedup();
+    if statuses.is_empty() {
+        t.problem(
+            "statuses",
+            "must name at least one status, e.g. [\"completed\"]",
+        );
+        return None;
+    }
+    Some(PaymentSettings {
+        enabled,
+        write_back,
+        statuses,
+        reference_field: reference_field?,
+    })
+}
+
+fn payment_status(value: &Value) -> Result<PaymentStatus, String> {
+    let name = string(value)?;
+    PaymentStatus::ALL
+        .into_iter()
+        .find(|s| s.name() == name.trim())
+        .ok_or_else(|| {
+            let names: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "not a B2B payment status that can count as paid; expected one of {} (refunds always count)",
+                names.join(", ")
+            )
+        })
 }
 
 fn failures(mut t: Table<'_>) -> Option<FailurePolicy> {

@@ -804,3 +804,62 @@ fn example_config_documents_one_source_of_each_kind() {
     );
     assert!(settings.sources.values().all(|s| s.store == "acme"));
 }
+
+#[test]
+fn payments_default_off_and_load_when_configured() {
+    let settings = ok(&minimal_sources(), &[]);
+    assert_eq!(
+        source(&settings, "erp").payments,
+        PaymentSettings::default()
+    );
+    assert!(!source(&settings, "erp").payments.enabled);
+
+    let text = format!(
+        "{}[sources.erp.payments]\nenabled = true\nwrite_back = true\n\
+         statuses = [\"processing\", \"completed\", \"completed\"]\nreference_field = \"B2B Ref\"\n",
+        minimal_sources()
+    );
+    let p = ok(&text, &[]).sources["erp"].payments.clone();
+    assert!(p.enabled && p.write_back);
+    assert_eq!(
+        p.statuses,
+        [PaymentStatus::Processing, PaymentStatus::Completed]
+    );
+    assert_eq!(p.reference_field.as_deref(), Some("B2B Ref"));
+    // Environment overrides, as for every key.
+    let env = ok(
+        &minimal_sources(),
+        &[
+            ("B2BSYNC__SOURCES__ERP__PAYMENTS__ENABLED", "true"),
+            (
+                "B2BSYNC__SOURCES__ERP__PAYMENTS__STATUSES",
+                "completed,awaiting_processing",
+            ),
+        ],
+    );
+    assert!(env.sources["erp"].payments.enabled);
+    assert_eq!(env.sources["erp"].payments.statuses.len(), 2);
+}
+
+#[test]
+fn payment_mistakes_are_named_by_key() {
+    let text = format!(
+        "{}[sources.erp.payments]\nwrite_back = true\n[sources.billing.payments]\n\
+         enabled = true\nstatuses = [\"completed\", \"refunded\"]\nmode = \"x\"\n",
+        minimal_sources()
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(
+        keys(&errors),
+        [
+            "sources.billing.payments.mode",
+            "sources.billing.payments.statuses[1]",
+            "sources.erp.payments.write_back",
+        ],
+        "{errors}"
+    );
+    assert!(message(&errors, "sources.erp.payments.write_back").contains("needs enabled = true"));
+    assert!(
+        message(&errors, "sources.billing.payments.statuses[1]").contains("refunds always count")
+    );
+}

@@ -9,11 +9,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use super::control::{SandboxControl, SandboxError};
+use super::money::parse_amount;
 use crate::sandbox::faults::{ErrorRates, FaultRule};
 
 pub(crate) fn routes() -> Router<SandboxControl> {
@@ -37,6 +39,23 @@ pub(crate) fn routes() -> Router<SandboxControl> {
             "/__sandbox/stores/{hash}/invoices/{id}/edit-details",
             post(edit_details),
         )
+        .route(
+            "/__sandbox/stores/{hash}/invoices/{id}/pay",
+            post(pay_invoice),
+        )
+        .route(
+            "/__sandbox/stores/{hash}/payments",
+            get(payments).post(create_payment),
+        )
+        .route("/__sandbox/stores/{hash}/payments/{id}", get(payment))
+        .route(
+            "/__sandbox/stores/{hash}/payments/{id}/refund",
+            post(refund_payment),
+        )
+        .route(
+            "/__sandbox/stores/{hash}/payments/{id}/status",
+            put(set_payment_status),
+        )
 }
 
 /// A control request that could not be carried out: `{"error": "..."}`.
@@ -52,9 +71,9 @@ impl From<SandboxError> for AdminError {
     fn from(error: SandboxError) -> Self {
         let status = match error {
             SandboxError::Invalid(_) => StatusCode::BAD_REQUEST,
-            SandboxError::UnknownStore(_) | SandboxError::UnknownInvoice { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            SandboxError::UnknownStore(_)
+            | SandboxError::UnknownInvoice { .. }
+            | SandboxError::UnknownPayment { .. } => StatusCode::NOT_FOUND,
         };
         Self(status, error.to_string())
     }
@@ -191,5 +210,105 @@ async fn edit_details(
 ) -> AdminResult {
     let patch: Value = decode(&body)?;
     control.edit_details(&hash, id, &patch)?;
+    ok()
+}
+
+/// An amount as a JSON number or a decimal string, read the way the API reads balances.
+fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    parse_amount(&value)
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a decimal amount")))
+}
+
+#[derive(Deserialize)]
+struct PayBody {
+    #[serde(deserialize_with = "amount")]
+    amount: Decimal,
+}
+
+#[derive(Deserialize)]
+struct PaymentLineBody {
+    invoice_id: u64,
+    #[serde(deserialize_with = "amount")]
+    amount: Decimal,
+}
+
+#[derive(Deserialize)]
+struct PaymentBody {
+    lines: Vec<PaymentLineBody>,
+    #[serde(default = "completed")]
+    processing_status: u8,
+}
+
+fn completed() -> u8 {
+    super::payments::STATUS_COMPLETED
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    processing_status: u8,
+}
+
+fn created(id: u64) -> AdminResult {
+    Ok(Json(json!({ "id": id })).into_response())
+}
+
+/// `POST /__sandbox/stores/{hash}/invoices/{id}/pay` `{"amount": "40.00"}`: a buyer pays in
+/// the buyer portal; answers `{"id": <payment id>}`.
+async fn pay_invoice(
+    State(control): State<SandboxControl>,
+    Path((hash, id)): Path<(String, u64)>,
+    body: Bytes,
+) -> AdminResult {
+    let body: PayBody = decode(&body)?;
+    created(control.pay_invoice(&hash, id, body.amount)?)
+}
+
+/// `POST /__sandbox/stores/{hash}/payments`
+/// `{"lines": [{"invoice_id": 1, "amount": 40}], "processing_status": 2}` (status default 3).
+async fn create_payment(
+    State(control): State<SandboxControl>,
+    Path(hash): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let body: PaymentBody = decode(&body)?;
+    let lines: Vec<(u64, Decimal)> = body
+        .lines
+        .iter()
+        .map(|line| (line.invoice_id, line.amount))
+        .collect();
+    created(control.create_payment(&hash, &lines, body.processing_status)?)
+}
+
+async fn payments(State(control): State<SandboxControl>, Path(hash): Path<String>) -> AdminResult {
+    Ok(Json(control.payments(&hash)?).into_response())
+}
+
+async fn payment(
+    State(control): State<SandboxControl>,
+    Path((hash, id)): Path<(String, u64)>,
+) -> AdminResult {
+    control
+        .payment(&hash, id)
+        .map(|payment| Json(payment).into_response())
+        .ok_or_else(|| SandboxError::UnknownPayment { store: hash, id }.into())
+}
+
+async fn refund_payment(
+    State(control): State<SandboxControl>,
+    Path((hash, id)): Path<(String, u64)>,
+) -> AdminResult {
+    control.refund_payment(&hash, id)?;
+    ok()
+}
+
+/// `PUT /__sandbox/stores/{hash}/payments/{id}/status` `{"processing_status": 3}`.
+async fn set_payment_status(
+    State(control): State<SandboxControl>,
+    Path((hash, id)): Path<(String, u64)>,
+    body: Bytes,
+) -> AdminResult {
+    let body: StatusBody = decode(&body)?;
+    control.set_payment_status(&hash, id, body.processing_status)?;
     ok()
 }

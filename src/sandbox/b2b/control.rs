@@ -18,6 +18,8 @@ pub enum SandboxError {
     UnknownStore(String),
     #[error("invoice {id} does not exist in sandbox store {store:?}")]
     UnknownInvoice { store: String, id: u64 },
+    #[error("payment {id} does not exist in sandbox store {store:?}")]
+    UnknownPayment { store: String, id: u64 },
     #[error("invalid sandbox control request: {0}")]
     Invalid(String),
 }
@@ -127,7 +129,7 @@ impl SandboxControl {
         self.with_store(store_hash, |store| person::delete_invoice(store, id))
     }
 
-    fn with_store<T>(
+    pub(super) fn with_store<T>(
         &self,
         store_hash: &str,
         work: impl FnOnce(&mut StoreData) -> Result<T, SandboxError>,

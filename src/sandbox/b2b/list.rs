@@ -61,19 +61,7 @@ impl ListQuery {
             }
             status => status,
         };
-        let mut channel_ids = Vec::new();
-        for list in query.all(&["channelIds", "channelIds[]"]) {
-            for part in list
-                .split(',')
-                .map(str::trim)
-                .filter(|part| !part.is_empty())
-            {
-                let id = part.parse().map_err(|_| {
-                    reply::bad_request("channelIds: Please enter valid channel ids")
-                })?;
-                channel_ids.push(id);
-            }
-        }
+        let channel_ids = channel_ids(query)?;
         Ok(Self {
             page,
             sort_by,
@@ -93,6 +81,24 @@ impl ListQuery {
             include_extra_fields: query.flag("isIncludeExtraFields")?,
         })
     }
+}
+
+/// `channelIds`: repeated, bracketed or comma-separated (also read by `GET /ip/payments`).
+pub(crate) fn channel_ids(query: &RawQuery) -> Result<Vec<i64>, ApiReply> {
+    let mut channel_ids = Vec::new();
+    for list in query.all(&["channelIds", "channelIds[]"]) {
+        for part in list
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
+            let id = part
+                .parse()
+                .map_err(|_| reply::bad_request("channelIds: Please enter valid channel ids"))?;
+            channel_ids.push(id);
+        }
+    }
+    Ok(channel_ids)
 }
 
 /// `GET /ip/invoices`.

@@ -1,5 +1,6 @@
-//! An in-memory, faithful fake of the BigCommerce B2B Edition Invoice API (plus
-//! `GET /companies`), served over real HTTP for integration tests, the demo and benchmarks.
+//! An in-memory, faithful fake of the BigCommerce B2B Edition Invoice API (invoices and the
+//! read side of payments, plus `GET /companies`), served over real HTTP for integration tests,
+//! the demo and benchmarks. Buyers' payments are made through [`SandboxControl::pay_invoice`].
 //!
 //! It works on `serde_json::Value` and its own small types, never on the crate's client types,
 //! so a client bug cannot be mirrored by the fake. Where the docs are silent it errs on the
@@ -26,6 +27,7 @@ mod invoice_input;
 mod invoices;
 mod list;
 mod money;
+mod payments;
 mod person;
 mod pipeline;
 mod query;

@@ -18,7 +18,7 @@ use super::control::SandboxControl;
 use super::query::RawQuery;
 use super::reply::{self, ApiReply};
 use super::state::{lock, Shared};
-use super::{auth, companies, extra_fields, invoices, list};
+use super::{auth, companies, extra_fields, invoices, list, payments};
 use crate::sandbox::faults::{Fault, Plan};
 use crate::sandbox::serve::ConnectionKill;
 use crate::sandbox::stats::{Cause, RequestRecord};
@@ -38,6 +38,8 @@ pub(crate) enum Op {
     DownloadPdf(String),
     ListExtraFields,
     ListCompanies,
+    ListPayments,
+    GetPayment(String),
 }
 
 impl Op {
@@ -53,6 +55,8 @@ impl Op {
             Op::DownloadPdf(_) => "GET /ip/invoices/{id}/download-pdf",
             Op::ListExtraFields => "GET /ip/invoices/extra-fields",
             Op::ListCompanies => "GET /companies",
+            Op::ListPayments => "GET /ip/payments",
+            Op::GetPayment(_) => "GET /ip/payments/{id}",
         }
     }
 
@@ -223,6 +227,8 @@ fn apply(shared: &Shared, store_hash: &str, op: &Op, call: &ApiCall) -> ApiReply
         Op::DownloadPdf(id) => invoices::download_pdf(store, id, shared.public_base()),
         Op::ListExtraFields => extra_fields::list(store, &query),
         Op::ListCompanies => companies::list(store, &query),
+        Op::ListPayments => payments::list(store, &query),
+        Op::GetPayment(id) => payments::get(store, id),
     }
 }
 

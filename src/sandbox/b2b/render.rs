@@ -7,7 +7,7 @@ use super::money::render_money;
 use super::state::InvoiceRecord;
 
 /// Name of a storefront channel; the sandbox only knows the default one by name.
-fn channel_name(channel_id: i64) -> String {
+pub(crate) fn channel_name(channel_id: i64) -> String {
     if channel_id == 1 {
         "Sandbox Storefront".to_owned()
     } else {
@@ -38,7 +38,7 @@ pub(crate) fn invoice(
     put("orderNumber", json!(invoice.order_number));
     put("purchaseOrderNumber", json!(invoice.purchase_order_number));
     put("details", invoice.details.clone());
-    // Payments are out of the sandbox's scope, so nothing is ever pending.
+    // Not modelled: a sandbox payment that is not completed yet leaves its invoices as they are.
     put("isPendingPayment", json!(0));
     put("source", json!(invoice.source));
     put("originalBalance", render_money(&invoice.original_balance));

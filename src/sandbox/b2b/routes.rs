@@ -39,6 +39,14 @@ pub(crate) fn router(control: SandboxControl) -> Router {
             post(|Path(id): Path<String>, call: ApiCall| run(call, Op::CreateFromOrder(id))),
         )
         .route(
+            "/api/v3/io/ip/payments",
+            get(|call: ApiCall| run(call, Op::ListPayments)),
+        )
+        .route(
+            "/api/v3/io/ip/payments/{id}",
+            get(|Path(id): Path<String>, call: ApiCall| run(call, Op::GetPayment(id))),
+        )
+        .route(
             "/api/v3/io/companies",
             get(|call: ApiCall| run(call, Op::ListCompanies)),
         );

@@ -1,5 +1,5 @@
-//! What the sandbox holds: per-store companies, orders, invoices and invoice extra-field
-//! configs, plus the shared runtime state (limiter, faults, stats) behind small mutexes.
+//! What the sandbox holds: per-store companies, orders, invoices, payments and invoice
+//! extra-field configs, plus the shared runtime state (limiter, faults, stats) behind small mutexes.
 //!
 //! Every mutex here guards plain data and is only held for synchronous work: no guard ever
 //! lives across an `.await`.
@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::payments::PaymentRecord;
 use super::SandboxStore;
 use crate::sandbox::faults::FaultState;
 use crate::sandbox::ratelimit::RateLimiter;
@@ -159,6 +160,8 @@ pub(crate) struct StoreData {
     pub invoices: BTreeMap<u64, InvoiceRecord>,
     pub next_invoice_id: u64,
     pub invoice_extra_fields: Vec<ExtraFieldConfig>,
+    pub payments: BTreeMap<u64, PaymentRecord>,
+    pub next_payment_id: u64,
 }
 
 impl StoreData {
@@ -170,6 +173,8 @@ impl StoreData {
             invoices: BTreeMap::new(),
             next_invoice_id: 1,
             invoice_extra_fields: Vec::new(),
+            payments: BTreeMap::new(),
+            next_payment_id: 1,
         }
     }
 

@@ -14,6 +14,9 @@
 //! | `POST /__sandbox/invoices/{id}/void` | |
 //! | `POST /__sandbox/invoices/{id}/payment` | `{"cents": 500}` |
 //! | `POST /__sandbox/invoices/{id}/corrupt` | the overlay to merge over it |
+//! | `GET /__sandbox/charges` | `{"received": [[id, cents]], "queued": [[id, cents]]}` |
+//! | `PUT /__sandbox/charges/hold` | `{"hold": true}` |
+//! | `POST /__sandbox/charges/acknowledge` | (answers `{"booked": n}`) |
 
 use std::time::Duration;
 
@@ -53,6 +56,9 @@ pub(crate) fn routes() -> Router<RebilliaSandboxControl> {
         .route("/__sandbox/invoices/{id}/void", post(void_invoice))
         .route("/__sandbox/invoices/{id}/payment", post(record_payment))
         .route("/__sandbox/invoices/{id}/corrupt", post(corrupt_invoice))
+        .route("/__sandbox/charges", get(charges))
+        .route("/__sandbox/charges/hold", put(hold_charges))
+        .route("/__sandbox/charges/acknowledge", post(acknowledge_charges))
 }
 
 struct AdminError(StatusCode, String);
@@ -200,4 +206,27 @@ async fn record_payment(State(control): Control, Path(id): Path<u64>, body: Byte
 async fn corrupt_invoice(State(control): Control, Path(id): Path<u64>, body: Bytes) -> AdminResult {
     control.corrupt_invoice(id, &decode::<Value>(&body)?)?;
     ok()
+}
+
+async fn charges(State(control): Control) -> Response {
+    Json(json!({
+        "received": control.received_charges(),
+        "queued": control.queued_charges(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct HoldBody {
+    hold: bool,
+}
+
+async fn hold_charges(State(control): Control, body: Bytes) -> AdminResult {
+    control.hold_charges(decode::<HoldBody>(&body)?.hold);
+    ok()
+}
+
+async fn acknowledge_charges(State(control): Control) -> AdminResult {
+    let booked = control.acknowledge_charges();
+    Ok(Json(json!({ "booked": booked })).into_response())
 }

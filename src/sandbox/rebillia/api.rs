@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::render;
 use super::reply::{self, Reply};
-use super::state::{Data, Invoice, UPDATABLE};
+use super::state::{Data, Invoice, QueuedCharge, UPDATABLE};
 
 const MAX_PAGE_SIZE: u64 = 250;
 const DEFAULT_PAGE_SIZE: u64 = 25;
@@ -201,7 +201,8 @@ pub(crate) fn delete(data: &mut Data, id: &str) -> Reply {
 }
 
 /// `POST /invoices/{id}/charge` `{amount (cents), paymentType}`: a payment; the invoice turns
-/// `paid` when nothing is left due.
+/// `paid` when nothing is left due. While charges are held, an accepted charge is answered
+/// (`"status": "pending"`) and queued instead (see `RebilliaSandboxControl::hold_charges`).
 pub(crate) fn charge(data: &mut Data, id: &str, body: &Map<String, Value>, now: i64) -> Reply {
     let Some(invoice_id) = find(data, id) else {
         return invoice_not_found();
@@ -232,13 +233,21 @@ pub(crate) fn charge(data: &mut Data, id: &str, body: &Map<String, Value>, now: 
     if amount > invoice.balance_due() {
         return reply::bad_request("amount is more than the balance due");
     }
-    invoice.paid_cents += amount;
-    if invoice.balance_due() == 0 {
-        invoice.status = "paid".to_owned();
-        invoice.date_paid = Some(now);
-    }
-    invoice.payment_type = Some(payment_type.to_owned());
-    invoice.touch(now);
+    data.charges.received.push((invoice_id, amount));
+    let status = if data.charges.held {
+        data.charges.queue.push(QueuedCharge {
+            invoice_id,
+            cents: amount,
+            payment_type: payment_type.to_owned(),
+        });
+        "pending"
+    } else {
+        settle_charge(invoice, amount, payment_type, now);
+        "settled"
+    };
+    let Some(invoice) = data.invoices.get(&invoice_id) else {
+        return invoice_not_found();
+    };
     Reply::ok(json!({
         "amount": amount,
         "createdAt": render::time(now),
@@ -247,8 +256,19 @@ pub(crate) fn charge(data: &mut Data, id: &str, body: &Map<String, Value>, now: 
         "invoiceId": invoice.id.to_string(),
         "kind": "payment",
         "paymentType": payment_type,
-        "status": "settled",
+        "status": status,
         "type": "sale",
         "updatedAt": render::time(now),
     }))
+}
+
+/// Books a charge the API accepted: the invoice turns `paid` when nothing is left due.
+pub(crate) fn settle_charge(invoice: &mut Invoice, cents: i64, payment_type: &str, now: i64) {
+    invoice.paid_cents += cents;
+    if invoice.balance_due() == 0 {
+        invoice.status = "paid".to_owned();
+        invoice.date_paid = Some(now);
+    }
+    invoice.payment_type = Some(payment_type.to_owned());
+    invoice.touch(now);
 }

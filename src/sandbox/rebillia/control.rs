@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::api::settle_charge;
 use super::render;
 use super::seed::{self, INVOICE_ID_BASE};
 use super::state::{lock, Data, Invoice, Line, Shared, CURRENCIES};
@@ -227,6 +228,50 @@ impl RebilliaSandboxControl {
             invoice.touch(now);
             Ok(())
         })
+    }
+
+    /// While on, `POST /invoices/{id}/charge` checks and answers a charge as usual
+    /// (`"status": "pending"`) but queues it instead of booking it, as a gateway that settles
+    /// later; [`Self::acknowledge_charges`] books them. Turning it off books nothing.
+    pub fn hold_charges(&self, hold: bool) {
+        lock(&self.shared.data).charges.held = hold;
+    }
+
+    /// Books the queued charges in arrival order; returns how many. A charge the invoice can
+    /// no longer take (no longer `posted` / `requestPayment`, more than the balance due, gone)
+    /// is dropped, as a declined settlement.
+    pub fn acknowledge_charges(&self) -> usize {
+        let now = self.now_unix();
+        let mut data = lock(&self.shared.data);
+        let queued = std::mem::take(&mut data.charges.queue);
+        let mut booked = 0;
+        for charge in queued {
+            let Some(invoice) = data.invoices.get_mut(&charge.invoice_id) else {
+                continue;
+            };
+            if invoice.updatable() && charge.cents <= invoice.balance_due() {
+                settle_charge(invoice, charge.cents, &charge.payment_type, now);
+                booked += 1;
+            }
+        }
+        booked
+    }
+
+    /// Every charge the API accepted, in order, as `(invoice id, cents)`: booked, queued, or
+    /// booked and then answered with an injected fault. Refused charges and requests a fault
+    /// stopped before they were applied are not in it.
+    pub fn received_charges(&self) -> Vec<(u64, i64)> {
+        lock(&self.shared.data).charges.received.clone()
+    }
+
+    /// Charges held and not yet acknowledged, as `(invoice id, cents)`.
+    pub fn queued_charges(&self) -> Vec<(u64, i64)> {
+        lock(&self.shared.data)
+            .charges
+            .queue
+            .iter()
+            .map(|c| (c.invoice_id, c.cents))
+            .collect()
     }
 
     /// Deletes the invoice outright, as `DELETE /invoices/{id}` does: it leaves the list.

@@ -8,6 +8,8 @@
 //!   `orderBy` with `sortBy`, `status`, `query`), `GET /v1/invoices/{id}`,
 //!   `PUT /v1/invoices/{id}` (only `posted` / `requestPayment`), `PUT /v1/invoices/{id}/void`,
 //!   `POST /v1/invoices/{id}/charge` (cents), `DELETE /v1/invoices/{id}`; amounts in cents.
+//! - Charges (the payments write-back) can be held and booked later, and every accepted one is
+//!   kept for tests (`RebilliaSandboxControl::hold_charges`, `received_charges`).
 //! - Seeded customers `CUST-00001`.. (the B2B sandbox's companies carry the same ids) and
 //!   invoices in several statuses and currencies (see `seed`).
 //! - The shared fault injection, request log and accept loop of every sandbox.

@@ -162,12 +162,30 @@ impl Invoice {
     }
 }
 
+/// A charge taken while charges are held, applied on acknowledgement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct QueuedCharge {
+    pub invoice_id: u64,
+    pub cents: i64,
+    pub payment_type: String,
+}
+
+/// The payments write-back's charges: what arrived and what waits.
+#[derive(Debug, Default)]
+pub(crate) struct Charges {
+    pub held: bool,
+    pub queue: Vec<QueuedCharge>,
+    /// Every accepted charge, in arrival order: `(invoice id, cents)`.
+    pub received: Vec<(u64, i64)>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Data {
     pub customers: BTreeMap<u64, Customer>,
     pub invoices: BTreeMap<u64, Invoice>,
     pub next_invoice_id: u64,
     pub next_line_id: u64,
+    pub charges: Charges,
 }
 
 impl Data {

@@ -11,6 +11,10 @@
 //! - `POST /__sandbox/invoices/{id}/delete`, `POST /__sandbox/invoices/{id}/void`
 //! - `POST /__sandbox/invoices/create` (a new valid invoice), `POST /__sandbox/invoices/raw`
 //!   (any JSON as a record), `POST /__sandbox/invoices/malformed` `{"kind": "bad_currency"}`
+//! - `GET /__sandbox/invoices/{id}/amounts` (`{"total": "..", "balance": "..", "status": ..}`)
+//! - `PUT /__sandbox/writes/hold` `{"hold": true}`, `POST /__sandbox/writes/acknowledge`
+//!   (answers `{"applied": n}`), `GET /__sandbox/writes` (`{"received": [{"id", "body"}],
+//!   "queued": [...]}`)
 //!
 //! Changes answer `{"id": ..., "remote_updated_at": ...}` where they have them.
 
@@ -49,6 +53,10 @@ pub(crate) fn routes() -> Router<UnifiedSandboxControl> {
         .route("/__sandbox/invoices/{id}/update", post(update))
         .route("/__sandbox/invoices/{id}/delete", post(delete))
         .route("/__sandbox/invoices/{id}/void", post(void))
+        .route("/__sandbox/invoices/{id}/amounts", get(amounts))
+        .route("/__sandbox/writes", get(writes))
+        .route("/__sandbox/writes/hold", put(hold_writes))
+        .route("/__sandbox/writes/acknowledge", post(acknowledge_writes))
 }
 
 struct AdminError(StatusCode, String);
@@ -233,4 +241,44 @@ async fn insert_malformed(
 ) -> AdminResult {
     let body: MalformedBody = decode(&body)?;
     changed(&control.insert_malformed(body.kind), None)
+}
+
+async fn amounts(
+    State(control): State<UnifiedSandboxControl>,
+    Path(id): Path<String>,
+) -> AdminResult {
+    control
+        .amounts(&id)
+        .map(|amounts| Json(amounts).into_response())
+        .ok_or_else(|| UnifiedSandboxError::UnknownInvoice(id).into())
+}
+
+fn write_list(writes: Vec<(String, Value)>) -> Value {
+    writes
+        .into_iter()
+        .map(|(id, body)| json!({ "id": id, "body": body }))
+        .collect()
+}
+
+async fn writes(State(control): State<UnifiedSandboxControl>) -> Response {
+    Json(json!({
+        "received": write_list(control.received_writes()),
+        "queued": write_list(control.queued_writes()),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct HoldBody {
+    hold: bool,
+}
+
+async fn hold_writes(State(control): State<UnifiedSandboxControl>, body: Bytes) -> AdminResult {
+    control.hold_writes(decode::<HoldBody>(&body)?.hold);
+    ok()
+}
+
+async fn acknowledge_writes(State(control): State<UnifiedSandboxControl>) -> AdminResult {
+    let applied = control.acknowledge_writes();
+    Ok(Json(json!({ "applied": applied })).into_response())
 }

@@ -10,11 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::seed::remote_id;
 use super::state::{lock, Shared};
+use super::write;
+use crate::domain::amount_text;
+use crate::domain::money::parse_amount;
 use crate::sandbox::faults::{ErrorRates, FaultRule};
 use crate::sandbox::stats::{RequestRecord, SandboxStats};
 
@@ -38,6 +42,17 @@ pub enum Malformation {
     BadDate,
     /// The record is a JSON string, without any `remoteId`.
     NotAnObject,
+}
+
+/// An invoice's amounts as the ERP holds them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvoiceAmounts {
+    /// `totalAmount`.
+    pub total: Decimal,
+    /// `balance`: what is still due.
+    pub balance: Decimal,
+    /// `invoiceStatus`.
+    pub status: Option<String>,
 }
 
 /// A cloneable handle on a running unified sandbox.
@@ -108,8 +123,53 @@ impl UnifiedSandboxControl {
         lock(&self.shared.invoices).get(id)
     }
 
-    /// The ERP changes fields of the invoice: `patch`'s keys replace the invoice's. Returns
-    /// the new `remoteUpdatedAt`.
+    /// The invoice's total, balance and status; `None` when it does not exist or has no readable
+    /// `totalAmount` and `balance`.
+    pub fn amounts(&self, id: &str) -> Option<InvoiceAmounts> {
+        let invoice = self.invoice(id)?;
+        let amount = |key: &str| parse_amount(&amount_text(invoice.get(key)?)?).ok();
+        Some(InvoiceAmounts {
+            total: amount("totalAmount")?,
+            balance: amount("balance")?,
+            status: invoice
+                .get("invoiceStatus")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// While on, valid `PUT`s are answered 200 but queued instead of applied, as an ERP that
+    /// imports payments later; [`Self::acknowledge_writes`] applies them. Turning it off does
+    /// not apply what is queued.
+    pub fn hold_writes(&self, hold: bool) {
+        lock(&self.shared.writes).held = hold;
+    }
+
+    /// Applies the queued `PUT`s in arrival order, each stamped now; returns how many.
+    pub fn acknowledge_writes(&self) -> usize {
+        let queued = std::mem::take(&mut lock(&self.shared.writes).queue);
+        let now = self.shared.clock.now_ms();
+        let mut invoices = lock(&self.shared.invoices);
+        queued
+            .iter()
+            .filter(|(id, body)| write::apply(&mut invoices, id, body, now).is_some())
+            .count()
+    }
+
+    /// Every `PUT` body the sandbox accepted, in order, as `(remoteId, body)`: applied, queued,
+    /// or applied and then answered with an injected fault. Refused bodies (400, 404) and
+    /// requests a fault stopped before they were applied are not in it.
+    pub fn received_writes(&self) -> Vec<(String, Value)> {
+        lock(&self.shared.writes).received.clone()
+    }
+
+    /// The `PUT`s held and not yet acknowledged, as `(remoteId, body)`.
+    pub fn queued_writes(&self) -> Vec<(String, Value)> {
+        lock(&self.shared.writes).queue.clone()
+    }
+
+    /// The ERP changes fields of the invoice: `patch`'s keys replace the invoice's (e.g.
+    /// `{"balance": 40}` or new `lineItems`). Returns the new `remoteUpdatedAt`.
     pub fn update_invoice(
         &self,
         id: &str,

@@ -12,6 +12,9 @@
 //!   both a cursor and `updatedAfter`, the later bound wins.
 //! - `GET /{invoices_path}/{id}` answers `{"invoice": {...}}`; `id` is the `remoteId` (the
 //!   sandbox serves `id` equal to `remoteId`).
+//! - `PUT /{invoices_path}/{id}` (the payments write-back) validates and applies 004's update
+//!   body and answers `{"invoice": {...}}`; it can be held and acknowledged later, and every
+//!   accepted body is kept for tests (see `write`).
 //! - Every name above (path, parameters, envelope fields) comes from [`SandboxNames`], so the
 //!   adapter's configurable names can be tested renamed.
 //! - Seeded invoices are generated from their index (see `seed`); only changes are stored, so a
@@ -42,6 +45,7 @@ mod seed;
 mod state;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::fmt;
 use std::io;
@@ -53,11 +57,12 @@ use chrono::{DateTime, Utc};
 
 pub use crate::sandbox::faults::{ErrorRates, Fault, FaultRule};
 pub use crate::sandbox::stats::{RequestRecord, RouteCount, SandboxStats};
-pub use control::{Malformation, UnifiedSandboxControl, UnifiedSandboxError};
+pub use control::{InvoiceAmounts, Malformation, UnifiedSandboxControl, UnifiedSandboxError};
 pub use seed::remote_id;
 
 use self::seed::Seed;
 use self::state::{Clock, Invoices, Routes, Shared};
+use self::write::Writes;
 use crate::sandbox::faults::FaultState;
 use crate::sandbox::ratelimit::RateLimiter;
 use crate::sandbox::serve::Server;
@@ -195,11 +200,13 @@ pub async fn start(
         routes: Routes {
             list: format!("GET /{path}"),
             get: format!("GET /{path}/{{id}}"),
+            put: format!("PUT /{path}/{{id}}"),
         },
         names: config.names,
         default_limit: config.default_limit,
         max_limit: config.max_limit,
         invoices: Mutex::new(Invoices::new(seed)),
+        writes: Mutex::new(Writes::default()),
         limiter: Mutex::new(RateLimiter::new(config.rate_limit, config.rate_window)),
         faults: Mutex::new(FaultState::new(
             config.latency,

@@ -1,10 +1,14 @@
 //! The path of every API request: authenticate (bearer key), check the credential, count
 //! against the rate limit, pick a fault, wait the latency, answer, record.
+//!
+//! A `PUT` runs in its own task, so a write whose client hung up (a timeout) still completes,
+//! as on a real server; "apply then" faults apply it before they spoil the answer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,17 +19,28 @@ use super::control::UnifiedSandboxControl;
 use super::list;
 use super::reply::{self, Reply};
 use super::state::{lock, Shared};
+use super::write;
 use crate::sandbox::faults::Fault;
 use crate::sandbox::serve::ConnectionKill;
 use crate::sandbox::stats::{Cause, RequestRecord};
+
+const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
     List,
     Get(String),
+    Put { id: String, body: Bytes },
 }
 
-/// The request facts the pipeline needs (the body is never read: the API is read-only here).
+/// What a request comes to.
+enum Outcome {
+    Respond(Response),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// The request facts the pipeline needs (the body travels in [`Op::Put`]).
 struct Call {
     shared: Arc<Shared>,
     arrived: Duration,
@@ -57,6 +72,7 @@ impl Call {
         match op {
             Op::List => self.shared.routes.list.clone(),
             Op::Get(_) => self.shared.routes.get.clone(),
+            Op::Put { .. } => self.shared.routes.put.clone(),
         }
     }
 
@@ -81,7 +97,9 @@ pub(crate) async fn list(
     State(control): State<UnifiedSandboxControl>,
     request: Request,
 ) -> Response {
-    run(Call::new(&control, &request), Op::List).await
+    let call = Call::new(&control, &request);
+    let kill = call.kill.clone();
+    respond(run(call, Op::List).await, kill).await
 }
 
 pub(crate) async fn get_one(
@@ -89,54 +107,112 @@ pub(crate) async fn get_one(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    run(Call::new(&control, &request), Op::Get(id)).await
+    let call = Call::new(&control, &request);
+    let kill = call.kill.clone();
+    respond(run(call, Op::Get(id)).await, kill).await
 }
 
-async fn run(call: Call, op: Op) -> Response {
+pub(crate) async fn put_one(
+    State(control): State<UnifiedSandboxControl>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let call = Call::new(&control, &request);
+    let kill = call.kill.clone();
+    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            let refused = reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large",
+            );
+            let op = Op::Put {
+                id,
+                body: Bytes::new(),
+            };
+            return call.finish(&op, None, refused, Cause::Other);
+        }
+    };
+    let outcome = match tokio::spawn(run(call, Op::Put { id, body })).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            tracing::error!(error = %err, "unified sandbox write task failed");
+            Outcome::Respond(reply::internal_error().into_response())
+        }
+    };
+    respond(outcome, kill).await
+}
+
+async fn respond(outcome: Outcome, kill: Option<ConnectionKill>) -> Response {
+    match outcome {
+        Outcome::Respond(response) => response,
+        Outcome::Drop => drop_connection(kill).await,
+    }
+}
+
+async fn run(call: Call, op: Op) -> Outcome {
+    match process(&call, &op).await {
+        Some(response) => Outcome::Respond(response),
+        None => Outcome::Drop,
+    }
+}
+
+/// The answer, or `None` to drop the connection (already recorded).
+async fn process(call: &Call, op: &Op) -> Option<Response> {
+    let refuse = |reply: Reply, credential: Option<&str>, cause: Cause| {
+        Some(call.finish(op, credential, reply, cause))
+    };
     if !authorized(&call.shared, &call.headers) {
         let refused = reply::error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
-        return call.finish(&op, None, refused, Cause::Other);
+        return refuse(refused, None, Cause::Other);
     }
     let names = &call.shared.names;
     let credential = match call.params.get(&names.credential_param) {
         None => {
             let message = format!("{} is required", names.credential_param);
             let refused = reply::error(StatusCode::BAD_REQUEST, &message);
-            return call.finish(&op, None, refused, Cause::Other);
+            return refuse(refused, None, Cause::Other);
         }
         Some(id) if !call.shared.credentials.contains(id) => {
             let message = format!("Credential {id} not found");
             let refused = reply::error(StatusCode::NOT_FOUND, &message);
-            return call.finish(&op, None, refused, Cause::Other);
+            return refuse(refused, None, Cause::Other);
         }
         Some(id) => id.clone(),
     };
     let admitted = lock(&call.shared.limiter).admit(&credential, Instant::now());
     if let Err(retry_after) = admitted {
         let refused = reply::too_many_requests(Some(retry_after));
-        return call.finish(&op, Some(&credential), refused, Cause::RateLimiter);
+        return refuse(refused, Some(&credential), Cause::RateLimiter);
     }
     let plan = lock(&call.shared.faults).plan(&call.method, &call.path);
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
     }
     let answer = match plan.fault {
-        None => apply(&call, &op),
+        None => apply(call, op),
         Some(Fault::Status500) => reply::internal_error(),
         Some(Fault::Status503) => reply::unavailable(),
         Some(Fault::Status429 { retry_after_secs }) => reply::too_many_requests(retry_after_secs),
         Some(Fault::Delay { ms }) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            apply(&call, &op)
+            apply(call, op)
         }
-        // Reads change nothing, so "apply then" is the same as not applying.
-        Some(Fault::ApplyThen500) => reply::internal_error(),
-        Some(Fault::ApplyThenDrop | Fault::DropBeforeApply) => {
-            call.record(&op, Some(&credential), None, Cause::Other);
-            return drop_connection(call.kill).await;
+        Some(Fault::ApplyThen500) => {
+            apply(call, op);
+            reply::internal_error()
+        }
+        Some(Fault::ApplyThenDrop) => {
+            apply(call, op);
+            call.record(op, Some(&credential), None, Cause::Other);
+            return None;
+        }
+        Some(Fault::DropBeforeApply) => {
+            call.record(op, Some(&credential), None, Cause::Other);
+            return None;
         }
     };
-    call.finish(&op, Some(&credential), answer, Cause::Other)
+    Some(call.finish(op, Some(&credential), answer, Cause::Other))
 }
 
 /// Closes the connection without a response.
@@ -200,5 +276,6 @@ fn apply(call: &Call, op: &Op) -> Reply {
             }
             None => reply::error(StatusCode::NOT_FOUND, &format!("Invoice {id} not found")),
         },
+        Op::Put { id, body } => write::put(shared, id, body),
     }
 }

@@ -18,7 +18,10 @@ use crate::sandbox::stats::{Cause, RequestRecord};
 pub(crate) fn router(control: UnifiedSandboxControl, invoices_path: &str) -> Router {
     Router::new()
         .route(&format!("/{invoices_path}"), get(pipeline::list))
-        .route(&format!("/{invoices_path}/{{id}}"), get(pipeline::get_one))
+        .route(
+            &format!("/{invoices_path}/{{id}}"),
+            get(pipeline::get_one).put(pipeline::put_one),
+        )
         .merge(admin::routes())
         .fallback(unmatched)
         .with_state(control)

@@ -208,7 +208,7 @@ fn digits(currency: &str) -> u32 {
 
 /// An amount as a JSON number. Seeded amounts have at most 3 decimals and 9 digits, well within
 /// what a double holds exactly enough for its shortest form to read back as written.
-fn number(amount: Decimal) -> Value {
+pub(crate) fn number(amount: Decimal) -> Value {
     if amount.fract().is_zero() {
         if let Some(whole) = amount.to_i64() {
             return Value::from(whole);

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::seed::{self, Seed};
+use super::write::Writes;
 use super::{Redacted, SandboxNames};
 use crate::sandbox::faults::FaultState;
 use crate::sandbox::ratelimit::RateLimiter;
@@ -154,6 +155,7 @@ impl Invoices {
 pub(crate) struct Routes {
     pub list: String,
     pub get: String,
+    pub put: String,
 }
 
 /// Everything a running sandbox shares between connections and the control handle.
@@ -167,6 +169,8 @@ pub(crate) struct Shared {
     pub max_limit: u32,
     pub routes: Routes,
     pub invoices: Mutex<Invoices>,
+    /// The payments write-back's `PUT`s (see `write`); locked after `invoices`, never before.
+    pub writes: Mutex<Writes>,
     pub limiter: Mutex<RateLimiter>,
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<Stats>,

@@ -8,12 +8,18 @@
 //!
 //! Reading is blocking file I/O, done on tokio's blocking pool one page at a time: memory holds
 //! a page, one record of look-ahead and the ids of the current file (CSV), never a whole file.
+//!
+//! Payments flow back as one NDJSON file per event in `outbox/` (see `write_back`); the folder
+//! scan takes only files directly in the folder, so the outbox is never read as an export.
 
 mod csv_export;
 mod folder;
 mod ndjson;
 mod reader;
 mod rejects;
+mod write_back;
+
+pub use write_back::{outbox_file_name, OUTBOX_DIR};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -131,6 +137,10 @@ impl FilesSource {
 impl Source for FilesSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn payment_writer(&self) -> Option<&dyn super::write_back::PaymentWriter> {
+        Some(self)
     }
 
     fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>> {

@@ -2,9 +2,10 @@
 //! and errors that say what failed without ever carrying the token.
 //!
 //! One [`Request`] type serves every endpoint (method, path segments, query, optional JSON
-//! body), so `PUT /invoices/{id}` and the payment call (`POST /invoices/{id}/charge`) are a
-//! method each when the payments work needs them. GETs are retried on every transient
-//! failure; other methods only when they certainly were not applied (connection refused, 429).
+//! body): the reads, and the payments write-back's `PUT /invoices/{id}` and
+//! `POST /invoices/{id}/charge`. GETs are retried on every transient failure; other methods
+//! only when they certainly were not applied (connection refused, 429, 503, 408); a mutation
+//! that may have been applied ends as `Unavailable { maybe_applied: true }`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,6 +55,20 @@ impl Request {
         }
     }
 
+    /// A mutation with a JSON body.
+    pub(crate) fn with_body(
+        method: Method,
+        label: &'static str,
+        segments: &[&str],
+        body: Value,
+    ) -> Self {
+        Self {
+            method,
+            body: Some(body),
+            ..Self::get(label, segments)
+        }
+    }
+
     pub(crate) fn query(mut self, query: Vec<(&'static str, String)>) -> Self {
         self.query = query;
         self
@@ -81,17 +96,28 @@ pub(crate) enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("{label}: failed after {attempts} attempt(s): {message}")]
+    #[error("{label}: failed after {attempts} attempt(s){}: {message}", ambiguity(*maybe_applied))]
     Unavailable {
         label: &'static str,
         attempts: u32,
         message: String,
+        /// A mutation whose last attempt reached the server and got no definite answer
+        /// (a timeout, a lost connection, a 5xx other than 503): it may have been applied.
+        maybe_applied: bool,
     },
     #[error("{label}: unreadable answer: {message}")]
     Decode {
         label: &'static str,
         message: String,
     },
+}
+
+fn ambiguity(maybe_applied: bool) -> &'static str {
+    if maybe_applied {
+        " (it may have been applied)"
+    } else {
+        ""
+    }
 }
 
 impl ClientError {
@@ -205,12 +231,14 @@ impl RebilliaClient {
                     retry_after,
                 } => (message, sent, retry_after),
             };
-            let repeatable = request.method == Method::GET || !sent || retry_after.is_some();
+            let is_read = request.method == Method::GET;
+            let repeatable = is_read || !sent || retry_after.is_some();
             if !repeatable || attempt >= self.retry.max_attempts.max(1) {
                 let err = ClientError::Unavailable {
                     label: request.label,
                     attempts: attempt,
                     message,
+                    maybe_applied: !is_read && sent && retry_after.is_none(),
                 };
                 span.in_scope(|| tracing::warn!(error = %err, "Rebillia request failed"));
                 return Err(err);
@@ -297,7 +325,14 @@ fn classify(
             // Present even without the header: a 429 was certainly not applied.
             retry_after: Some(retry_after.unwrap_or_default()),
         },
-        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Failure::Transient {
+        // The service (or the load balancer before it) did not take the request (503), or gave
+        // up before it had all of it (408): nothing was applied.
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => Failure::Transient {
+            message: format!("HTTP {code}: {message}"),
+            sent: false,
+            retry_after: None,
+        },
+        s if s.is_server_error() => Failure::Transient {
             message: format!("HTTP {code}: {message}"),
             sent: true,
             retry_after: None,

@@ -23,6 +23,20 @@ pub fn cents_to_decimal(cents: i64) -> Decimal {
     Decimal::new(cents, 2)
 }
 
+/// The reverse of [`cents_to_decimal`]: `None` for an amount finer than a cent or beyond `i64`.
+pub fn decimal_to_cents(amount: Decimal) -> Option<i64> {
+    let cents = amount.checked_mul(Decimal::ONE_HUNDRED)?;
+    if !cents.fract().is_zero() {
+        return None;
+    }
+    i64::try_from(cents.trunc()).ok()
+}
+
+/// A cent amount of the wire (a number or a numeric string) as a decimal amount.
+pub(super) fn cents_value(value: &Value) -> Result<Decimal, String> {
+    whole(value, "cents").map(cents_to_decimal)
+}
+
 /// How a Rebillia status maps to the canonical lifecycle (see the table in the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StatusClass {
@@ -343,7 +357,7 @@ fn scalar_text(value: &Value) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn currency_code(record: &Value) -> Option<String> {
+pub(super) fn currency_code(record: &Value) -> Option<String> {
     let currency = record.get("currency")?;
     // `currency` is a GblCurrency object (`iso3`); a bare code is taken too.
     scalar_text(currency).or_else(|| currency.get("iso3").and_then(scalar_text))

@@ -42,10 +42,12 @@
 //! - **Extra fields** offered to the mapping: `status`, `date_from`, `date_to`, `payment_type`.
 //! - **Single invoice.** `GET /invoices/{id}` answers the invoice itself (a `{data: ...}`
 //!   wrapper is unwrapped too).
+//! - **Payments** flow back as `POST /invoices/{id}/charge` (see `write_back`).
 
 mod client;
 mod convert;
 mod walk;
+mod write_back;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +56,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 
 pub use client::{DEFAULT_BASE_URL, MAX_PAGE_SIZE};
-pub use convert::{cents_to_decimal, invoice_from_json};
+pub use convert::{cents_to_decimal, decimal_to_cents, invoice_from_json};
 
 use self::client::{ClientError, RebilliaClient, Request};
 use self::walk::{ListPage, Walk};
@@ -143,6 +145,10 @@ impl RebilliaSource {
 impl Source for RebilliaSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn payment_writer(&self) -> Option<&dyn crate::source::write_back::PaymentWriter> {
+        Some(self)
     }
 
     fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>> {

@@ -1,10 +1,10 @@
 //! HTTP to the unified API: URLs built from [`UnifiedNames`], the bearer key, and retries of
 //! transient failures.
 //!
-//! Every call goes through [`UnifiedClient::send`], which takes a method and an optional body, so
-//! the payments write-back (`PUT {invoices_path}/{id}`) is one more caller. Note for that caller:
-//! only reads are retried blindly here; a PUT that timed out or got a 5xx may have been applied,
-//! and must only be retried when that is harmless (a PUT of the same balance is).
+//! Reads go through [`UnifiedClient::send`], which retries every transient failure. The payments
+//! write-back (`PUT {invoices_path}/{id}`) sends through [`UnifiedClient::exchange`] instead and
+//! sorts failures itself (`super::call`): a PUT that timed out or got a 5xx may have been
+//! applied, and is never retried blindly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +43,14 @@ pub(crate) struct UnifiedClient {
     retry: RetrySettings,
     list_endpoint: String,
     get_endpoint: String,
+}
+
+/// The answer to one request, read to its end.
+pub(super) struct Answer {
+    pub status: StatusCode,
+    /// Already cut to [`MAX_RETRY_AFTER`].
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
 }
 
 /// How one attempt failed.
@@ -105,6 +113,24 @@ impl UnifiedClient {
 
     pub(crate) fn page_size(&self) -> u32 {
         self.page_size
+    }
+
+    pub(super) fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    pub(super) fn retry(&self) -> &RetrySettings {
+        &self.retry
+    }
+
+    /// `PUT /{invoices_path}/{id}`, for logs and errors.
+    pub(super) fn put_endpoint(&self) -> String {
+        self.get_endpoint.replacen("GET", "PUT", 1)
+    }
+
+    /// `GET /{invoices_path}/{id}`, for logs and errors.
+    pub(super) fn get_endpoint(&self) -> &str {
+        &self.get_endpoint
     }
 
     /// `{base}/{invoices_path}?credentialId=..&limit=..[&next=..][&updatedAfter=..]`.
@@ -217,13 +243,13 @@ impl UnifiedClient {
         }
     }
 
-    async fn send_once(
+    /// One request and its whole answer; transport failures as reqwest reports them.
+    pub(super) async fn exchange(
         &self,
-        endpoint: &str,
         method: Method,
         url: Url,
         body: Option<&[u8]>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Answer, reqwest::Error> {
         let mut request = self
             .http
             .request(method, url)
@@ -235,16 +261,38 @@ impl UnifiedClient {
                 .body(body.to_vec());
         }
         let started = tokio::time::Instant::now();
-        let response = request.send().await.map_err(|e| transport(&e))?;
+        let response = request.send().await?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|e| transport(&e))?;
+        let retry_after = retry_after(response.headers()).map(|wait| wait.min(MAX_RETRY_AFTER));
+        let bytes = response.bytes().await?;
         tracing::debug!(
             status = status.as_u16(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             bytes = bytes.len(),
             "unified API response"
         );
+        Ok(Answer {
+            status,
+            retry_after,
+            body: bytes.to_vec(),
+        })
+    }
+
+    async fn send_once(
+        &self,
+        endpoint: &str,
+        method: Method,
+        url: Url,
+        body: Option<&[u8]>,
+    ) -> Result<Value, Failure> {
+        let Answer {
+            status,
+            retry_after,
+            body: bytes,
+        } = self
+            .exchange(method, url, body)
+            .await
+            .map_err(|e| transport(&e))?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Final(self.protocol(format!(
@@ -292,7 +340,7 @@ impl UnifiedClient {
     }
 
     /// The API's own words (`message`, `error`, `error.message`), else a body excerpt.
-    fn error_message(&self, body: &[u8]) -> String {
+    pub(super) fn error_message(&self, body: &[u8]) -> String {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let from_json = json.as_ref().and_then(|json| {
             let text = |v: &Value| {
@@ -343,7 +391,7 @@ fn transport(err: &reqwest::Error) -> Failure {
 }
 
 /// The error and its causes on one line (reqwest's Display alone hides the cause).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -19,9 +19,14 @@
 //!
 //! **Ids.** `external_id` is `remoteId` (the ERP's id). 004 addresses one invoice as `/{id}`
 //! without saying which id; this adapter (and the sandbox) use the `remoteId` there.
+//!
+//! **Payments** flow back as `PUT {invoices_path}/{id}` with the new `balance` (see
+//! `write_back`).
 
+mod call;
 mod client;
 mod wire;
+mod write_back;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +38,7 @@ use tracing::Instrument;
 use self::client::UnifiedClient;
 use crate::config::UnifiedSettings;
 use crate::domain::{RecordError, SourceInvoice};
+use crate::source::write_back::PaymentWriter;
 use crate::source::{Cursor, PageReceipt, Source, SourceError, SourcePage};
 
 /// How far ahead of this machine's clock a `remoteUpdatedAt` may be and still move the cursor.
@@ -152,6 +158,10 @@ fn cursor_ceiling() -> DateTime<Utc> {
 impl Source for UnifiedSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn payment_writer(&self) -> Option<&dyn PaymentWriter> {
+        Some(self)
     }
 
     fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>> {

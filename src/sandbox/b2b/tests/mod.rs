@@ -4,6 +4,7 @@ mod admin;
 mod api;
 mod auth_and_limits;
 mod faults;
+mod payments;
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};

@@ -1,0 +1,482 @@
+//! Payments flow back (issue 7), end to end: the engine against the B2B sandbox (a buyer pays in
+//! the portal), the unified ERP sandbox (takes the write-back, perhaps later) and real PostgreSQL.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use b2b_invoice_sync::config::PaymentSettings;
+use b2b_invoice_sync::payments::events::{self, WriteState};
+use b2b_invoice_sync::sandbox::unified::{remote_id, Fault, FaultRule};
+use b2b_invoice_sync::source::write_back::PaymentKind;
+use b2b_invoice_sync::sync::engine::{Engine, RunReport};
+
+use crate::engine_world::{World, SOURCE};
+use crate::helpers::STORE_HASH;
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("decimal")
+}
+
+/// One ERP invoice of 100.00 USD, open, synced to B2B; payments watched.
+async fn world(write_back: bool) -> (World, String, u64) {
+    let mut world = World::new(1).await;
+    world.source_mut().payments = PaymentSettings {
+        enabled: true,
+        write_back,
+        reference_field: Some("B2BPaymentRef".to_owned()),
+        ..PaymentSettings::default()
+    };
+    let rid = remote_id(1);
+    world
+        .erp
+        .control()
+        .update_invoice(&rid, &hundred("Widget"))
+        .expect("ERP invoice edited");
+    let engine = world.engine();
+    quiet(&engine).await;
+    let b2b_id = b2b_id(&world, &rid);
+    assert_eq!(b2b_open(&world, b2b_id), dec("100"));
+    (world, rid, b2b_id)
+}
+
+/// An invoice of 100.00 with one line; `description` tells versions apart.
+fn hundred(description: &str) -> serde_json::Value {
+    json!({
+        "currency": "USD",
+        "lineItems": [{
+            "id": "L1", "remoteId": "L1", "description": description, "unitPrice": 50,
+            "quantity": 2, "totalAmount": 100, "currency": "USD", "accountingItemId": "ITEM-1",
+            "accountId": "4000"
+        }],
+        "subTotal": "100.00", "totalTaxAmount": 0, "totalDiscount": "0.00",
+        "totalAmount": 100, "balance": 100, "invoiceStatus": "OPEN",
+    })
+}
+
+fn b2b_id(world: &World, rid: &str) -> u64 {
+    world.b2b_by_external_id()[rid]["id"]
+        .as_u64()
+        .expect("B2B invoice id")
+}
+
+fn b2b_invoice(world: &World, id: u64) -> serde_json::Value {
+    world
+        .b2b
+        .control()
+        .invoice(STORE_HASH, id)
+        .expect("B2B invoice")
+}
+
+fn b2b_open(world: &World, id: u64) -> Decimal {
+    let inv = b2b_invoice(world, id);
+    dec(inv["openBalance"]["value"].as_str().expect("openBalance"))
+}
+
+fn erp_balance(world: &World, rid: &str) -> Decimal {
+    world
+        .erp
+        .control()
+        .amounts(rid)
+        .expect("ERP invoice")
+        .balance
+}
+
+/// The `balance` of every PUT the ERP received for `rid`.
+fn balances_received(world: &World, rid: &str) -> Vec<Decimal> {
+    world
+        .erp
+        .control()
+        .received_writes()
+        .into_iter()
+        .filter(|(id, _)| id == rid)
+        .map(|(_, body)| dec(&body["balance"].to_string().replace('"', "")))
+        .collect()
+}
+
+fn busy(r: &RunReport) -> bool {
+    let c = &r.counts;
+    let p = &r.payments;
+    c.created + c.updated + c.deleted + c.failed + c.recovered > 0
+        || p.detected + p.written + p.failed > 0
+        || r.error.is_some()
+}
+
+/// Cycles until one does nothing (at most 8).
+async fn quiet(engine: &Engine) -> Vec<RunReport> {
+    let mut reports = Vec::new();
+    for _ in 0..8 {
+        let r = engine.run_cycle(SOURCE).await.expect("cycle runs");
+        let done = !busy(&r);
+        reports.push(r);
+        if done {
+            return reports;
+        }
+    }
+    panic!("not quiet after 8 cycles: {reports:#?}");
+}
+
+async fn events_of(world: &World) -> Vec<events::Event> {
+    events::list(&world.db.pool, Some(SOURCE), false, 100)
+        .await
+        .expect("events")
+}
+
+#[tokio::test]
+async fn a_payment_reaches_the_erp_exactly_once_through_an_apply_then_500() {
+    let (world, rid, id) = world(true).await;
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    world
+        .erp
+        .control()
+        .push_fault(FaultRule::once(Fault::ApplyThen500).on_method("PUT"));
+
+    let reports = quiet(&world.engine()).await;
+    assert_eq!(
+        balances_received(&world, &rid),
+        vec![dec("60")],
+        "{reports:#?}"
+    );
+    assert_eq!(erp_balance(&world, &rid), dec("60"));
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    let evs = events_of(&world).await;
+    assert_eq!(evs.len(), 1, "{evs:#?}");
+    assert_eq!(evs[0].write_state, WriteState::Written);
+    assert_eq!(evs[0].kind, PaymentKind::Payment);
+    assert_eq!(evs[0].amount, dec("40"));
+    assert!(evs[0].acknowledged_at.is_some(), "{evs:#?}");
+    // The reference went where configured.
+    let body = &world.erp.control().received_writes()[0].1;
+    assert_eq!(
+        body["remoteFields"]["B2BPaymentRef"],
+        json!(format!("b2b-payment-{}", evs[0].payment_id))
+    );
+}
+
+#[tokio::test]
+async fn a_payment_reaches_the_erp_exactly_once_when_the_process_dies_mid_call() {
+    let (world, rid, id) = world(true).await;
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    {
+        // The PUT is sent and applied, then the process dies before it records the outcome.
+        let engine = world.engine();
+        engine.failpoints().arm("after_payment_write", 1);
+        let r = engine.run_cycle(SOURCE).await.expect("cycle runs");
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("after_payment_write"),
+            "{r:#?}"
+        );
+        let evs = events_of(&world).await;
+        assert_eq!(evs[0].write_state, WriteState::InFlight);
+    }
+    // A new process settles the write from the ERP's balance instead of sending it again.
+    quiet(&world.engine()).await;
+    assert_eq!(balances_received(&world, &rid), vec![dec("60")]);
+    assert_eq!(erp_balance(&world, &rid), dec("60"));
+    assert_eq!(events_of(&world).await[0].write_state, WriteState::Written);
+
+    // Killed before the request left: the next process sends it (once).
+    let _ = world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("10"))
+        .expect("second payment");
+    {
+        let engine = world.engine();
+        engine.failpoints().arm("before_payment_write", 1);
+        let r = engine.run_cycle(SOURCE).await.expect("cycle runs");
+        assert!(r.error.is_some());
+    }
+    quiet(&world.engine()).await;
+    assert_eq!(balances_received(&world, &rid), vec![dec("60"), dec("50")]);
+    assert_eq!(b2b_open(&world, id), dec("50"));
+}
+
+#[tokio::test]
+async fn an_erp_change_before_it_acknowledges_the_payment_does_not_undo_it() {
+    let (world, rid, id) = world(true).await;
+    let erp = world.erp.control();
+    erp.hold_writes(true);
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    let engine = world.engine();
+    quiet(&engine).await;
+    assert_eq!(balances_received(&world, &rid), vec![dec("60")]);
+    assert_eq!(
+        erp_balance(&world, &rid),
+        dec("100"),
+        "the ERP has not imported it yet"
+    );
+
+    // The ERP changes the line items (same total) before it imports the payment.
+    erp.update_invoice(&rid, &hundred("Widget, blue"))
+        .expect("ERP edit");
+    quiet(&engine).await;
+    let inv = b2b_invoice(&world, id);
+    assert_eq!(
+        inv["details"]["details"]["lineItems"][0]["description"],
+        json!("Widget, blue"),
+        "{inv:#}"
+    );
+    assert_eq!(b2b_open(&world, id), dec("60"), "the payment stays in B2B");
+    assert!(events_of(&world).await[0].acknowledged_at.is_none());
+
+    // The ERP imports it: the adjustment ends, the balance is the ERP's own.
+    assert_eq!(erp.acknowledge_writes(), 1);
+    quiet(&engine).await;
+    assert_eq!(erp_balance(&world, &rid), dec("60"));
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    assert!(events_of(&world).await[0].acknowledged_at.is_some());
+    // Later ERP changes push the ERP's balance as it is.
+    erp.update_invoice(&rid, &json!({ "memo": "thanks" }))
+        .expect("ERP edit");
+    quiet(&engine).await;
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    assert_eq!(balances_received(&world, &rid).len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_payment_and_its_refund_reach_both_sides() {
+    let (world, rid, id) = world(true).await;
+    let payment = world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("100"))
+        .expect("buyer pays all");
+    let engine = world.engine();
+    quiet(&engine).await;
+    assert_eq!(erp_balance(&world, &rid), dec("0"));
+    let inv = b2b_invoice(&world, id);
+    assert_eq!(inv["status"], json!(2), "{inv:#}");
+    assert_eq!(b2b_open(&world, id), dec("0"));
+
+    world
+        .b2b
+        .control()
+        .refund_payment(STORE_HASH, payment)
+        .expect("refund");
+    quiet(&engine).await;
+    assert_eq!(erp_balance(&world, &rid), dec("100"));
+    assert_eq!(b2b_open(&world, id), dec("100"));
+    assert_eq!(b2b_invoice(&world, id)["status"], json!(0));
+    assert_eq!(balances_received(&world, &rid), vec![dec("0"), dec("100")]);
+    let evs = events_of(&world).await;
+    assert_eq!(evs.len(), 2);
+    assert!(
+        evs.iter()
+            .all(|e| e.write_state == WriteState::Written && e.acknowledged_at.is_some()),
+        "{evs:#?}"
+    );
+    assert!(evs.iter().any(|e| e.kind == PaymentKind::Refund));
+}
+
+#[tokio::test]
+async fn with_write_back_off_nothing_reaches_the_erp_and_the_payment_still_holds() {
+    let (world, rid, id) = world(false).await;
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    let engine = world.engine();
+    quiet(&engine).await;
+    world
+        .erp
+        .control()
+        .update_invoice(&rid, &hundred("Widget, red"))
+        .expect("ERP edit");
+    quiet(&engine).await;
+    assert!(world.erp.control().received_writes().is_empty());
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    assert_eq!(
+        b2b_invoice(&world, id)["details"]["details"]["lineItems"][0]["description"],
+        json!("Widget, red")
+    );
+    let evs = events_of(&world).await;
+    assert_eq!(evs[0].write_state, WriteState::Off);
+    // Finance keys the payment into the ERP by hand: the adjustment ends there.
+    world
+        .erp
+        .control()
+        .update_invoice(
+            &rid,
+            &json!({ "balance": 60, "invoiceStatus": "PARTIALLY_PAID" }),
+        )
+        .expect("ERP records it");
+    quiet(&engine).await;
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    assert!(events_of(&world).await[0].acknowledged_at.is_some());
+}
+
+#[tokio::test]
+async fn payments_made_before_the_daemon_watched_are_taken_as_known() {
+    let mut world = World::new(1).await;
+    let engine = world.engine();
+    quiet(&engine).await;
+    let rid = remote_id(1);
+    let id = b2b_id(&world, &rid);
+    let open = b2b_open(&world, id);
+    let part = (open / Decimal::from(4)).round_dp(2);
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, part)
+        .expect("paid before");
+    world.source_mut().payments = PaymentSettings {
+        enabled: true,
+        write_back: true,
+        ..PaymentSettings::default()
+    };
+    quiet(&world.engine()).await;
+    assert!(world.erp.control().received_writes().is_empty());
+    let evs = events_of(&world).await;
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].write_state, WriteState::Skipped);
+    assert!(evs[0].acknowledged_at.is_some());
+}
+
+mod rebillia {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+
+    use b2b_invoice_sync::config::{AdapterSettings, HttpSettings, RebilliaSettings};
+    use b2b_invoice_sync::sandbox::rebillia::{
+        self as sandbox, InvoiceEdit, NewInvoice, RebilliaSandboxConfig, RunningRebilliaSandbox,
+    };
+
+    use super::*;
+    use crate::helpers::fast_retry;
+
+    /// Two posted Rebillia invoices of 100.00 synced to B2B, payments written back.
+    async fn world() -> (World, RunningRebilliaSandbox, u64, u64) {
+        let mut world = World::new(1).await;
+        let rb = sandbox::start(
+            RebilliaSandboxConfig {
+                seed_invoices: 0,
+                ..RebilliaSandboxConfig::default()
+            },
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("Rebillia sandbox starts");
+        let a = rb
+            .control()
+            .add_invoice(&NewInvoice::default())
+            .expect("invoice");
+        let b = rb
+            .control()
+            .add_invoice(&NewInvoice::default())
+            .expect("invoice");
+        let src = world.source_mut();
+        src.adapter = AdapterSettings::Rebillia(RebilliaSettings {
+            base_url: rb.base_url().parse().expect("URL"),
+            token: SecretString::from(RebilliaSandboxConfig::default().token),
+            http: HttpSettings {
+                request_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(2),
+                retry: fast_retry(),
+                page_size: NonZeroU32::new(50).expect("non-zero"),
+            },
+        });
+        src.payments = PaymentSettings {
+            enabled: true,
+            write_back: true,
+            ..PaymentSettings::default()
+        };
+        quiet(&world.engine()).await;
+        (world, rb, a, b)
+    }
+
+    #[tokio::test]
+    async fn a_posted_invoice_is_charged_and_a_paid_or_void_one_is_skipped_with_its_reason() {
+        let (world, rb, a, b) = world().await;
+        let ids = world.b2b_by_external_id();
+        let (ba, bb) = (
+            ids[&a.to_string()]["id"].as_u64().expect("id"),
+            ids[&b.to_string()]["id"].as_u64().expect("id"),
+        );
+        let b2b = world.b2b.control();
+        b2b.pay_invoice(STORE_HASH, ba, dec("40")).expect("pays a");
+        b2b.pay_invoice(STORE_HASH, bb, dec("40")).expect("pays b");
+        // Meanwhile b is voided in Rebillia.
+        rb.control().void_invoice(b).expect("void");
+
+        let engine = world.engine();
+        let first = engine.run_cycle(SOURCE).await.expect("cycle");
+        assert_eq!(first.payments.detected, 2, "{first:#?}");
+        assert_eq!(rb.control().received_charges(), vec![(a, 4000)]);
+        let evs = events_of(&world).await;
+        let on_b = evs
+            .iter()
+            .find(|e| e.external_id == b.to_string())
+            .expect("event of b");
+        assert_eq!(on_b.write_state, WriteState::Skipped, "{on_b:#?}");
+        let reason = on_b.note.clone().unwrap_or_default();
+        assert!(
+            reason.contains("void") && reason.contains("posted"),
+            "{reason}"
+        );
+
+        // Never retried: later cycles send nothing more, the reason stays.
+        for _ in 0..3 {
+            engine.run_cycle(SOURCE).await.expect("cycle");
+        }
+        assert_eq!(rb.control().received_charges(), vec![(a, 4000)]);
+        let again = events::get(&world.db.pool, on_b.id)
+            .await
+            .expect("read")
+            .expect("event");
+        assert_eq!(again.write_state, WriteState::Skipped);
+        assert_eq!(again.attempts, on_b.attempts);
+
+        // A paid one too: marked paid in Rebillia (written off, say) before the B2B payment is
+        // written back.
+        let c = rb
+            .control()
+            .add_invoice(&NewInvoice::default())
+            .expect("invoice");
+        quiet(&engine).await;
+        let bc = world.b2b_by_external_id()[&c.to_string()]["id"]
+            .as_u64()
+            .expect("id");
+        let paid = InvoiceEdit {
+            status: Some("paid".to_owned()),
+            paid_cents: Some(0),
+            ..InvoiceEdit::default()
+        };
+        rb.control()
+            .edit_invoice(c, &paid)
+            .expect("paid in Rebillia");
+        b2b.pay_invoice(STORE_HASH, bc, dec("25")).expect("pays c");
+        engine.run_cycle(SOURCE).await.expect("cycle");
+        let evs = events_of(&world).await;
+        let on_c = evs
+            .iter()
+            .find(|e| e.external_id == c.to_string())
+            .expect("event of c");
+        assert_eq!(on_c.write_state, WriteState::Skipped);
+        assert!(
+            on_c.note.as_deref().unwrap_or_default().contains("paid"),
+            "{on_c:#?}"
+        );
+        assert_eq!(rb.control().received_charges().len(), 1);
+    }
+}
