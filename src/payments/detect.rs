@@ -104,7 +104,7 @@ async fn record(
             let Some(owner) = owners.get(&line.invoice_id) else {
                 continue;
             };
-            let amount = line.amount.value;
+            let amount = in_minor_units(line.amount.value, &line.amount.code);
             if amount <= Decimal::ZERO {
                 tracing::warn!(payment_id = payment.id, b2b_invoice_id = line.invoice_id, amount = %amount,
                     "B2B payment line without a positive amount: ignored");
@@ -203,6 +203,39 @@ async fn insert(
     Ok(())
 }
 
+/// B2B writes amounts with 4 decimals ("40.0000"); the ERP gets them at the currency's own
+/// scale ("40.00") when that loses nothing.
+fn in_minor_units(amount: Decimal, code: &str) -> Decimal {
+    match crate::domain::money::Currency::parse(code) {
+        Ok(currency) => {
+            let digits = currency.minor_unit_digits();
+            let mut scaled = amount.round_dp(digits);
+            if scaled != amount {
+                return amount;
+            }
+            scaled.rescale(digits);
+            scaled
+        }
+        Err(_) => amount,
+    }
+}
+
 fn at(unix: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(unix, 0).unwrap_or_else(Utc::now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_take_the_currency_scale_when_nothing_is_lost() {
+        let d = |t: &str| t.parse::<Decimal>().unwrap();
+        assert_eq!(in_minor_units(d("40.0000"), "USD").to_string(), "40.00");
+        assert_eq!(in_minor_units(d("40.0000"), "JPY").to_string(), "40");
+        assert_eq!(in_minor_units(d("1.2345"), "KWD").to_string(), "1.2345");
+        assert_eq!(in_minor_units(d("1.2340"), "KWD").to_string(), "1.234");
+        assert_eq!(in_minor_units(d("0.005"), "USD").to_string(), "0.005");
+        assert_eq!(in_minor_units(d("7.5000"), "XXQ").to_string(), "7.5000");
+    }
 }

@@ -489,3 +489,91 @@ async fn without_auto_migrate_an_old_schema_is_refused_until_migrate() {
         .contains("migrations applied"));
     assert!(w.expect(&["status"], 0).await.contains("no runs yet"));
 }
+
+/// `payments list [--pending]` and `payments retry ID`, with the files source's outbox.
+#[tokio::test]
+async fn payments_list_and_retry_follow_a_write_back_to_the_outbox() {
+    let w = World::with(
+        LOOKUP,
+        "[sources.erp.payments]\nenabled = true\nwrite_back = true\n",
+    )
+    .await;
+    w.export("a.ndjson", &[invoice(1, "CUST-00001", 10)]);
+    w.expect(&["sync", "--once"], 0).await;
+    assert_eq!(
+        w.expect(&["payments", "list"], 0).await.trim(),
+        "no payments recorded"
+    );
+    let id = w.b2b_invoices()[0]["id"].as_u64().expect("B2B id");
+    w.sandbox
+        .control()
+        .pay_invoice(STORE_HASH, id, "40".parse().expect("amount"))
+        .expect("buyer pays");
+    // The outbox cannot be written yet: a file stands where its folder goes.
+    let outbox = w.erp.join("outbox");
+    std::fs::write(&outbox, "not a folder").expect("blocker");
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(
+        stdout.contains("payments: 1 new in B2B, 0 written back to the ERP, 1 write-back failed"),
+        "{stdout}"
+    );
+    let pending: Vec<Value> = serde_json::from_str(
+        &w.expect(&["payments", "list", "--pending", "--json"], 0)
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(pending[0]["write_state"], json!("failed"));
+    assert_eq!(pending[0]["external_id"], json!("INV-1"));
+    assert_eq!(pending[0]["amount"], json!("40.00"));
+    let event = pending[0]["id"].as_i64().expect("event id");
+    let table = w.expect(&["payments", "list", "--pending"], 0).await;
+    assert!(
+        table.contains("INV-1") && table.contains("failed"),
+        "{table}"
+    );
+
+    // Fixed: retried at once rather than after the backoff.
+    std::fs::remove_file(&outbox).expect("blocker removed");
+    let retried = w
+        .expect(&["payments", "retry", &event.to_string()], 0)
+        .await;
+    assert!(retried.contains("failed -> pending"), "{retried}");
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(stdout.contains("1 written back to the ERP"), "{stdout}");
+    let file = outbox.join(format!("payments-{event}.ndjson"));
+    let line: Value =
+        serde_json::from_str(std::fs::read_to_string(&file).expect("outbox file").trim())
+            .expect("one JSON line");
+    assert_eq!(line["event_id"], json!(event));
+    assert_eq!(line["external_id"], json!("INV-1"));
+    assert_eq!(line["target_balance"], json!("60.00"));
+    assert_eq!(line["kind"], json!("payment"));
+    // Written, but the ERP's export does not show it yet: still pending in the balance sense.
+    let pending: Vec<Value> = serde_json::from_str(
+        &w.expect(&["payments", "list", "--pending", "--json"], 0)
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(pending[0]["write_state"], json!("written"));
+    // A written payment cannot be retried; an unknown id is named.
+    let out = w.run(&["payments", "retry", &event.to_string()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already written"));
+    let out = w.run(&["payments", "retry", "999999"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no payment has id 999999"));
+
+    // The ERP imports it: its next export shows balance 60; nothing is pending any more.
+    let mut next = invoice(1, "CUST-00001", 10);
+    next["open_balance"] = json!("60.00");
+    next["updated_at"] = json!("2026-11-02T10:00:00Z");
+    w.export("b.ndjson", &[next]);
+    w.expect(&["sync", "--once"], 0).await;
+    let stdout = w.expect(&["payments", "list", "--pending"], 0).await;
+    assert!(stdout.contains("no payments waiting"), "{stdout}");
+    let open = &w.b2b_invoices()[0]["openBalance"]["value"];
+    assert_eq!(
+        open.as_str().map(|v| v.parse::<f64>().ok()),
+        Some(Some(60.0))
+    );
+}

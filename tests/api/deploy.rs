@@ -38,6 +38,11 @@ const METRICS: &[&str] = &[
     "b2bsync_ledger_in_flight",
     "b2bsync_last_success_timestamp_seconds",
     "b2bsync_cursor_lag_seconds",
+    "b2bsync_payments_detected_total",
+    "b2bsync_payments_written_total",
+    "b2bsync_payments_failed_total",
+    "b2bsync_payments_pending",
+    "b2bsync_payments_stuck",
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -480,3 +480,57 @@ mod rebillia {
         assert_eq!(rb.control().received_charges().len(), 1);
     }
 }
+
+/// The payment metrics, as `/metrics` serves them (nextest runs each test in its own process,
+/// so the recorder holds this test's numbers only).
+#[tokio::test]
+async fn payment_metrics_count_detected_written_failed_and_pending() {
+    let handle = b2b_invoice_sync::telemetry_metrics::install().expect("recorder");
+    let (world, rid, id) = world(true).await;
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    // The first write gets a 500 (not applied): failed once, settled and sent again next cycle.
+    world
+        .erp
+        .control()
+        .push_fault(FaultRule::once(Fault::Status500).on_method("PUT"));
+    let engine = world.engine();
+    let first = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(
+        (
+            first.payments.detected,
+            first.payments.written,
+            first.payments.failed
+        ),
+        (1, 0, 1)
+    );
+    let text = handle.render();
+    let value = |name: &str| metric(&text, name);
+    assert_eq!(
+        value("b2bsync_payments_detected_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(value("b2bsync_payments_failed_total"), Some(1.0), "{text}");
+    assert_eq!(value("b2bsync_payments_pending"), Some(1.0), "{text}");
+    assert_eq!(value("b2bsync_payments_written_total"), None, "{text}");
+
+    quiet(&engine).await;
+    let text = handle.render();
+    let value = |name: &str| metric(&text, name);
+    assert_eq!(value("b2bsync_payments_written_total"), Some(1.0), "{text}");
+    assert_eq!(value("b2bsync_payments_pending"), Some(0.0), "{text}");
+    assert_eq!(value("b2bsync_payments_stuck"), Some(0.0), "{text}");
+    assert_eq!(balances_received(&world, &rid), vec![dec("60")]);
+}
+
+/// The value of `name` for source "erp" in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains("source=\"erp\""))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse::<f64>().ok())
+}
