@@ -66,6 +66,33 @@ pub async fn run(ctx: &PaymentsCtx<'_>, counts: &mut Counts) -> Result<(), Payme
     Ok(())
 }
 
+/// Reads and records the payments of one B2B invoice (all pages); returns how many new events.
+pub async fn check_invoice(
+    ctx: &PaymentsCtx<'_>,
+    b2b_invoice_id: u64,
+) -> Result<u32, PaymentsError> {
+    let query = PaymentQuery::newest_updated_first(PAGE).with_invoice_id(b2b_invoice_id);
+    let mut counts = Counts::default();
+    let mut offset = 0u64;
+    loop {
+        let page = ctx
+            .client
+            .list_payments_page(&query, offset)
+            .await
+            .map_err(|error| PaymentsError::Scan {
+                source_name: ctx.source.name.clone(),
+                error,
+            })?;
+        let n = page.items.len();
+        record(ctx, &page.items, false, &mut counts).await?;
+        offset += n as u64;
+        if n == 0 || page.total_count.map_or(n < PAGE as usize, |t| offset >= t) {
+            break;
+        }
+    }
+    Ok(counts.detected)
+}
+
 /// Records the lines of `payments` that are on the source's invoices.
 async fn record(
     ctx: &PaymentsCtx<'_>,

@@ -393,10 +393,14 @@ impl Engine {
                     // A later page's record of the same invoice replaces an earlier one.
                     st.batch
                         .retain(|b| b.external_id() != prepared.external_id());
+                    let written_open = states
+                        .get(prepared.external_id())
+                        .and_then(|s| s.written_open);
                     st.batch.push(Pending::Update {
                         b2b_invoice_id,
                         prepared,
                         attempts,
+                        written_open,
                     });
                 }
                 Action::Remove {

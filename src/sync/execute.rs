@@ -40,6 +40,8 @@ pub enum Pending {
         b2b_invoice_id: u64,
         prepared: Prepared,
         attempts: i32,
+        /// The openBalance last written to B2B (payments there lower it).
+        written_open: Option<rust_decimal::Decimal>,
     },
     Remove {
         b2b_invoice_id: u64,
@@ -491,8 +493,18 @@ impl Ctx<'_> {
                 b2b_invoice_id,
                 prepared,
                 attempts,
+                written_open,
             } => match fresh {
                 Some(inv) => {
+                    let prepared = match self
+                        .payments_guard(b2b_invoice_id, prepared, &inv, written_open)
+                        .await?
+                    {
+                        Ok(p) => p,
+                        Err((p, reason)) => {
+                            return self.fail(&p, attempts, reason, Retry::Backoff).await;
+                        }
+                    };
                     self.update_from(b2b_invoice_id, &prepared, &inv, attempts)
                         .await
                 }
@@ -620,6 +632,64 @@ impl Ctx<'_> {
                 }
             }
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// A payment made in B2B after this cycle read the payment list would be undone by a push
+    /// that raises the balance B2B lowered: before raising it, the invoice's own payments are
+    /// read (one request, only in that case) and kept in the balance.
+    async fn payments_guard(
+        &self,
+        b2b_invoice_id: u64,
+        mut p: Prepared,
+        current: &Invoice,
+        written_open: Option<rust_decimal::Decimal>,
+    ) -> Result<Result<Prepared, (Prepared, String)>, CycleError> {
+        let now = current.open_balance.value;
+        let lowered_in_b2b = written_open.is_some_and(|w| now < w);
+        if !self.source.payments.enabled || !lowered_in_b2b || p.desired.open_balance <= now {
+            return Ok(Ok(p));
+        }
+        let ctx = crate::payments::PaymentsCtx {
+            pool: self.pool,
+            client: self.client,
+            source: self.source,
+            writer: None,
+            run_id: self.run_id,
+            failpoints: self.failpoints,
+        };
+        match crate::payments::detect::check_invoice(&ctx, b2b_invoice_id).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    payments = n,
+                    "B2B payments made during this cycle found before pushing the balance"
+                );
+                let unacked = crate::payments::events::unacked(
+                    self.pool,
+                    &self.source.name,
+                    &[p.external_id().to_owned()],
+                )
+                .await?;
+                if let Some((_, events)) = unacked.get(p.external_id()) {
+                    crate::payments::adjust::apply(
+                        &mut p,
+                        crate::payments::acknowledge::adjustment(events),
+                    );
+                }
+            }
+            Err(crate::payments::PaymentsError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                let reason = format!(
+                    "B2B shows openBalance {now}, below the {} last written, and its payments could not be read ({e}); \
+                     not pushing a higher balance over a possible payment",
+                    written_open.unwrap_or_default()
+                );
+                return Ok(Err((p, reason)));
+            }
+        }
+        Ok(Ok(p))
     }
 }
 

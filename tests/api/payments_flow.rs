@@ -534,3 +534,46 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|l| l.rsplit_once(' '))
         .and_then(|(_, v)| v.parse::<f64>().ok())
 }
+
+/// A payment the cycle's scan of the payment list missed (made after it read the list) is
+/// still not undone: before raising a balance B2B lowered, the invoice's payments are read.
+#[tokio::test]
+async fn a_payment_made_after_the_scan_is_not_undone_by_the_same_cycle() {
+    let (world, rid, id) = world(true).await;
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    // The list scan will not see it: its cursor is past the payment (as if it came just after).
+    sqlx::query(
+        "UPDATE payment_cursors SET watermark = extract(epoch from now())::bigint + 100000",
+    )
+    .execute(&world.db.pool)
+    .await
+    .expect("cursor moved");
+    // The ERP adds a line (total 120) before it knows of the payment.
+    let mut bigger = hundred("Widget");
+    bigger["lineItems"].as_array_mut().expect("lines").push(
+        json!({"id": "L2", "remoteId": "L2", "description": "Fee", "unitPrice": 20,
+            "quantity": 1, "totalAmount": 20, "currency": "USD"}),
+    );
+    bigger["subTotal"] = json!("120.00");
+    bigger["totalAmount"] = json!(120);
+    bigger["balance"] = json!(120);
+    world
+        .erp
+        .control()
+        .update_invoice(&rid, &bigger)
+        .expect("ERP edit");
+    let r = world.engine().run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(r.counts.updated, 1, "{r:#?}");
+    assert_eq!(
+        b2b_open(&world, id),
+        dec("80"),
+        "120 from the ERP minus the 40 paid in B2B"
+    );
+    let evs = events_of(&world).await;
+    assert_eq!(evs.len(), 1, "{evs:#?}");
+    assert_eq!(evs[0].amount, dec("40"));
+}
