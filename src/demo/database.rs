@@ -17,12 +17,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The engine tables and customer cache, each with its source column: the demo deletes only
 /// its own source's rows, never anyone else's (`DATABASE_URL` may point at a shared database).
-const SOURCE_TABLES: [(&str, &str); 5] = [
+const SOURCE_TABLES: [(&str, &str); 7] = [
     ("sources", "name"),
     ("invoice_state", "source"),
     ("ledger", "source"),
     ("sync_runs", "source"),
     ("customer_map", "source"),
+    ("payment_events", "source"),
+    ("payment_cursors", "source"),
 ];
 
 /// What `open` did, for the summary.

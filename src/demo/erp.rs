@@ -29,6 +29,8 @@ pub const EDITED_INVOICE: &str = "ERP-INV-20001";
 
 /// Exported again without a change: the sync must skip it without an API call.
 pub const UNCHANGED_INVOICE: &str = "ERP-INV-20005";
+/// A buyer pays half of it in B2B between the cycles (it is not in the changes export).
+pub const PAID_INVOICE: &str = "ERP-INV-20009";
 
 /// A temporary folder, removed when dropped.
 #[derive(Debug)]

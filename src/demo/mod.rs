@@ -123,8 +123,9 @@ async fn run_with(
             .map_err(|e| DemoError::Sandbox(e.to_string()))?;
     }
     report.edited = edited_id;
+    report.payment = buyer_pays(&pool, &control).await?;
 
-    // Cycle 2: the changes file.
+    // Cycle 2: the changes file, and the payment written back to the ERP's outbox.
     let second = cycle(&engine, &control).await?;
     report.cycles.push(CycleSummary::new(
         &format!("Cycle 2: the ERP's new export {}", erp::CHANGES_FILE),
@@ -132,7 +133,34 @@ async fn run_with(
     ));
     let edited = edited_id.and_then(|id| invoice(&control, id));
     report.checks = report::checks(&report, &control, edited.as_ref(), &export.edited);
+    report
+        .checks
+        .push(report::payment_check(&report, &control, &folder.dir));
     Ok(report)
+}
+
+/// A buyer pays half of [`erp::PAID_INVOICE`] in the B2B buyer portal.
+async fn buyer_pays(
+    pool: &sqlx::PgPool,
+    control: &SandboxControl,
+) -> Result<Option<report::DemoPayment>, DemoError> {
+    let Some(id) = b2b_id(pool, erp::PAID_INVOICE).await? else {
+        return Ok(None);
+    };
+    let Some(open) = invoice(control, id).and_then(|v| report::decimal(&v["openBalance"]["value"]))
+    else {
+        return Ok(None);
+    };
+    let amount = (open / rust_decimal::Decimal::from(2)).round_dp(2);
+    let payment_id = control
+        .pay_invoice(settings::STORE_HASH, id, amount)
+        .map_err(|e| DemoError::Sandbox(e.to_string()))?;
+    Ok(Some(report::DemoPayment {
+        b2b_invoice_id: id,
+        payment_id,
+        amount: amount.normalize(),
+        open_after: (open - amount).normalize(),
+    }))
 }
 
 /// One cycle, with the API calls the sandbox saw during it.

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::database::DatabaseInfo;
-use super::erp::{Change, Expected, CHANGES_FILE, EDITED_INVOICE, UNCHANGED_INVOICE};
+use super::erp::{Change, Expected, CHANGES_FILE, EDITED_INVOICE, PAID_INVOICE, UNCHANGED_INVOICE};
 use super::{settings, status_words, PERSON_NOTE};
 use crate::sandbox::b2b::SandboxControl;
 use crate::store::runs::Outcome;
@@ -70,7 +70,17 @@ pub struct DemoReport {
     pub changes: Vec<Change>,
     /// The B2B id of the invoice the person edited.
     pub edited: Option<u64>,
+    /// The payment a buyer made in B2B between the cycles.
+    pub payment: Option<DemoPayment>,
     pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoPayment {
+    pub b2b_invoice_id: u64,
+    pub payment_id: u64,
+    pub amount: Decimal,
+    pub open_after: Decimal,
 }
 
 impl DemoReport {
@@ -83,6 +93,7 @@ impl DemoReport {
             lifecycle: Vec::new(),
             changes: Vec::new(),
             edited: None,
+            payment: None,
             checks: Vec::new(),
         }
     }
@@ -98,7 +109,7 @@ fn check(ok: bool, text: String) -> Check {
 }
 
 /// Decimal text or number in `v`, if any.
-fn decimal(v: &Value) -> Option<Decimal> {
+pub(super) fn decimal(v: &Value) -> Option<Decimal> {
     match v {
         Value::String(s) => s.parse().ok(),
         Value::Number(n) => n.to_string().parse().ok(),
@@ -206,6 +217,44 @@ pub(super) fn checks(
     out
 }
 
+/// The buyer's payment reached the ERP's outbox once, and B2B kept the paid balance.
+pub(super) fn payment_check(
+    report: &DemoReport,
+    control: &SandboxControl,
+    export_dir: &std::path::Path,
+) -> Check {
+    let Some(p) = &report.payment else {
+        return check(false, format!("a buyer paid {PAID_INVOICE} in B2B"));
+    };
+    let lines: Vec<Value> = std::fs::read_dir(export_dir.join("outbox"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("payments-"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str(t.trim()).ok())
+        .collect();
+    let ours = lines
+        .iter()
+        .filter(|l| l["payment_id"] == p.payment_id && l["external_id"] == PAID_INVOICE)
+        .count();
+    let amount = lines.first().and_then(|l| decimal(&l["amount"]));
+    let open = control
+        .invoice(settings::STORE_HASH, p.b2b_invoice_id)
+        .and_then(|v| decimal(&v["openBalance"]["value"]));
+    check(
+        lines.len() == 1 && ours == 1 && amount == Some(p.amount) && open == Some(p.open_after),
+        format!(
+            "the buyer's payment of {} on {PAID_INVOICE} reached the ERP's outbox once ({} file{}), and B2B keeps open balance {} (expected {})",
+            p.amount,
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            shown(open.map(|d| d.normalize())),
+            p.open_after
+        ),
+    )
+}
+
 fn shown(d: Option<Decimal>) -> String {
     d.map_or_else(|| "missing".to_owned(), |d| d.to_string())
 }
@@ -219,6 +268,7 @@ fn route_words(route: &str) -> &'static str {
         "GET /ip/invoices/{id}" => "single reads",
         "PUT /ip/invoices/{id}" => "updates",
         "DELETE /ip/invoices/{id}" => "deletes",
+        "GET /ip/payments" => "B2B payments since the last look",
         _ => "",
     }
 }
@@ -250,6 +300,14 @@ fn write_cycle(f: &mut fmt::Formatter<'_>, cycle: &CycleSummary) -> fmt::Result 
         "  invoices   {} created, {} updated, {} unchanged, {} deleted, {} failed, {} recovered",
         c.created, c.updated, c.unchanged, c.deleted, c.failed, c.recovered
     )?;
+    let p = &cycle.run.payments;
+    if p.detected + p.written + p.failed > 0 {
+        writeln!(
+            f,
+            "  payments   {} new in B2B, {} written back to the ERP, {} failed",
+            p.detected, p.written, p.failed
+        )?;
+    }
     writeln!(f, "  API calls  {} (as B2B saw them)", cycle.total_calls())?;
     for (route, n) in &cycle.calls {
         writeln!(f, "    {n:>4}  {route:<26} {}", route_words(route))?;
@@ -346,6 +404,16 @@ impl fmt::Display for DemoReport {
                 EDITED_INVOICE.trim_start_matches("ERP-INV-")
             )?,
             None => writeln!(f, "  the person could not edit {EDITED_INVOICE}: it is not in B2B")?,
+        }
+        if let Some(p) = &self.payment {
+            writeln!(
+                f,
+                "  a buyer paid {} of invoice {} (B2B id {}) in the buyer portal: open balance {} in B2B; the ERP does not know yet",
+                p.amount,
+                PAID_INVOICE.trim_start_matches("ERP-INV-"),
+                p.b2b_invoice_id,
+                p.open_after
+            )?;
         }
         if let Some(second) = self.cycles.get(1) {
             writeln!(f)?;

@@ -78,7 +78,11 @@ pub fn build(
         failures: FailurePolicy::default(),
         schedule: crate::schedule::CronSchedule::every_five_minutes(),
         start_jitter: std::time::Duration::ZERO,
-        payments: crate::config::PaymentSettings::default(),
+        payments: crate::config::PaymentSettings {
+            enabled: true,
+            write_back: true,
+            ..crate::config::PaymentSettings::default()
+        },
     };
     Ok(Settings {
         telemetry: TelemetrySettings {

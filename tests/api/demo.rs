@@ -92,6 +92,9 @@ async fn the_demo_runs_from_a_missing_database_to_its_summary_and_again() {
             "Cycle 2",
             "0 created, 3 updated, 1 unchanged",
             "GET /companies             customer lookups: all from the cache",
+            "a buyer paid ",
+            "payments   1 new in B2B, 1 written back to the ERP, 0 failed",
+            "[ ok ] the buyer's payment of ",
             "[ ok ] the person's edit survived the update: details.personNote = \"call before shipping\"",
             "Demo complete.",
         ] {
