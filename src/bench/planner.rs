@@ -1,5 +1,5 @@
 //! `bench planner`: the diff of N synthetic invoices against N state rows, the way a cycle
-//! plans them: pages of records through `prepare_page` (map + fingerprint), `state::load` (one
+//! plans them: pages of records through `prepare_page` (map + fingerprint), `state::load_for_plan` (one
 //! `= ANY($2)` query per page) and `sync::plan::plan`, nothing sent anywhere.
 //!
 //! The state rows are filled in bulk (UNNEST, batches of 10 000) with the fingerprints and
@@ -25,8 +25,6 @@ use crate::domain::{fingerprint, map_invoice, RawInvoice, RecordLocator, SourceI
 use crate::store::state;
 use crate::sync::plan::plan;
 use crate::sync::prepare::{prepare_page, Prepared};
-
-mod lean;
 
 const SOURCE: &str = "erp";
 
@@ -208,21 +206,12 @@ async fn with_database(
         .collect();
     let mut runs = Vec::new();
     let none = HashSet::new();
-    for (label, changed, how) in [
-        ("nothing changed".to_owned(), &none, Load::Engine),
-        (
-            format!("{} % changed", opts.change_percent),
-            &changed,
-            Load::Engine,
-        ),
-        (
-            "nothing changed, what-if: state read without `owned`".to_owned(),
-            &none,
-            Load::WithoutOwned,
-        ),
+    for (label, changed) in [
+        ("nothing changed".to_owned(), &none),
+        (format!("{} % changed", opts.change_percent), &changed),
     ] {
         tracing::info!(run = %label, "planning");
-        let run = stream(db, opts, &mapping, &label, changed, how).await?;
+        let run = stream(db, opts, &mapping, &label, changed).await?;
         tracing::info!(run = %label, took = %table::duration(run.wall), "planned");
         runs.push(run);
     }
@@ -341,23 +330,12 @@ async fn fill(
     Ok(())
 }
 
-/// How a run reads the state rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Load {
-    /// `store::state::load`, as the engine does.
-    Engine,
-    /// What-if: the same query without the `owned` column, which only an update's field diff
-    /// reads (see `BENCHMARKS.md`). Not what the daemon does today.
-    WithoutOwned,
-}
-
 async fn stream(
     db: &BenchDatabase,
     opts: &PlannerOptions,
     mapping: &MappingSettings,
     label: &str,
     changed: &HashSet<u64>,
-    how: Load,
 ) -> Result<PlannerRun, BenchError> {
     let customers = resolver()?;
     let pg_before = db.settled_counters().await?;
@@ -384,14 +362,20 @@ async fn stream(
             }
         };
         took.prepare += t.elapsed();
-        let ids: Vec<String> = page.iter().map(|p| p.external_id().to_owned()).collect();
+        let (ids, fingerprints): (Vec<String>, Vec<String>) = page
+            .iter()
+            .map(|p| {
+                (
+                    p.external_id().to_owned(),
+                    p.fingerprint.as_str().to_owned(),
+                )
+            })
+            .unzip();
         let t = Instant::now();
-        let states = match how {
-            Load::Engine => state::load(&pool, SOURCE, &ids)
-                .await
-                .map_err(BenchError::from),
-            Load::WithoutOwned => lean::load(&pool, SOURCE, &ids).await,
-        };
+        // As the engine reads a page's state.
+        let states = state::load_for_plan(&pool, SOURCE, &ids, &fingerprints)
+            .await
+            .map_err(BenchError::from);
         let states = match states {
             Ok(states) => states,
             Err(e) => {
@@ -470,7 +454,7 @@ impl PlannerReport {
         }
         let u = &self.unit_costs;
         out.push_str(&format!(
-            "\nPer invoice, mean of {} timed one at a time: generating the record {}, `SourceInvoice::parse` {}, `map_invoice` {}, `fingerprint` {} (of which building the canonical document {}); `state::load` {:.1} ms per page of {} in the first run.\n",
+            "\nPer invoice, mean of {} timed one at a time: generating the record {}, `SourceInvoice::parse` {}, `map_invoice` {}, `fingerprint` {} (of which building the canonical document {}); `state::load_for_plan` {:.1} ms per page of {} in the first run.\n",
             u.invoices,
             u.micros(u.generate),
             u.micros(u.parse),

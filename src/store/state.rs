@@ -130,6 +130,41 @@ pub async fn load(
         .collect())
 }
 
+/// The rows of `source` for a page being planned: `(external_id, fingerprint)` per invoice, in
+/// one query. `owned` (only an update's field diff reads it) comes back only for rows whose
+/// fingerprint differs from the page's: for the usual unchanged invoice the large JSON is
+/// neither sent nor decoded, which halves the cost of a steady-state read.
+pub async fn load_for_plan(
+    pool: &PgPool,
+    source: &str,
+    external_ids: &[String],
+    fingerprints: &[String],
+) -> Result<HashMap<String, StateRow>, StoreError> {
+    let columns = COLUMNS
+        .split(',')
+        .map(|c| match c.trim() {
+            "owned" => "CASE WHEN s.fingerprint IS DISTINCT FROM p.fp THEN s.owned END".to_owned(),
+            other => format!("s.{other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<Raw> = sqlx::query_as(&format!(
+        "SELECT {columns} FROM UNNEST($2::text[], $3::text[]) AS p(external_id, fp)
+           JOIN invoice_state s ON s.source = $1 AND s.external_id = p.external_id"
+    ))
+    .bind(source)
+    .bind(external_ids)
+    .bind(fingerprints)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading invoice_state"))?;
+    Ok(rows
+        .into_iter()
+        .map(row)
+        .map(|r| (r.external_id.clone(), r))
+        .collect())
+}
+
 /// Failed invoices of `source` whose retry time has come and whose ERP record is kept.
 pub async fn due_failures(
     pool: &PgPool,

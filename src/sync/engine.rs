@@ -338,18 +338,8 @@ impl Engine {
     ) -> Result<(), CycleError> {
         let customers = rt.customers(&self.pool, ctx.client)?;
         let prepared = prepare_page(records, &customers, &rt.settings.mapping).await?;
-        let ids: Vec<String> = prepared
-            .iter()
-            .filter_map(|r| match r {
-                Ok(p) => Some(p.external_id().to_owned()),
-                Err(InvoiceFailure::UnmappedCustomer { invoice, .. }) => {
-                    Some(invoice.external_id.clone())
-                }
-                Err(InvoiceFailure::Record(_)) => None,
-            })
-            .collect();
-        let states = state::load(&self.pool, &rt.settings.name, &ids).await?;
         let mut ready = Vec::new();
+        let mut unmapped = Vec::new();
         for item in prepared {
             match item {
                 Ok(p) => ready.push(p),
@@ -358,24 +348,44 @@ impl Engine {
                     st.fail(e.to_string());
                 }
                 Err(InvoiceFailure::UnmappedCustomer { invoice, reason }) => {
-                    let attempts = failed_attempts(states.get(&invoice.external_id));
-                    let outcome = record_failure(
-                        &self.pool,
-                        &rt.settings.failures,
-                        &invoice,
-                        None,
-                        attempts,
-                        reason,
-                        Retry::Backoff,
-                    )
-                    .await?;
-                    st.count(outcome);
+                    unmapped.push((invoice, reason));
                 }
             }
         }
+        // Before the state read: the fingerprints the plan compares are the adjusted ones.
         if rt.settings.payments.enabled {
             crate::payments::adjust::adjust_page(&self.pool, &rt.settings.name, &mut ready, true)
                 .await?;
+        }
+        let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
+            .iter()
+            .map(|p| {
+                (
+                    p.external_id().to_owned(),
+                    p.fingerprint.as_str().to_owned(),
+                )
+            })
+            .chain(
+                unmapped
+                    .iter()
+                    .map(|(invoice, _)| (invoice.external_id.clone(), String::new())),
+            )
+            .unzip();
+        let states =
+            state::load_for_plan(&self.pool, &rt.settings.name, &ids, &fingerprints).await?;
+        for (invoice, reason) in unmapped {
+            let attempts = failed_attempts(states.get(&invoice.external_id));
+            let outcome = record_failure(
+                &self.pool,
+                &rt.settings.failures,
+                &invoice,
+                None,
+                attempts,
+                reason,
+                Retry::Backoff,
+            )
+            .await?;
+            st.count(outcome);
         }
         let mut creates = Vec::new();
         for action in plan(ready, &states, Utc::now()) {
@@ -651,12 +661,6 @@ impl Engine {
         while let Some(page) = pages.next().await {
             let customers = rt.customers(&self.pool, &rt.client)?;
             let prepared = prepare_page(page?.records, &customers, &rt.settings.mapping).await?;
-            let ids: Vec<String> = prepared
-                .iter()
-                .filter_map(|r| r.as_ref().ok())
-                .map(|p| p.external_id().to_owned())
-                .collect();
-            let states = state::load(&self.pool, source, &ids).await?;
             let mut ready = Vec::new();
             for item in prepared {
                 match item {
@@ -683,6 +687,16 @@ impl Engine {
             if rt.settings.payments.enabled {
                 crate::payments::adjust::adjust_page(&self.pool, source, &mut ready, false).await?;
             }
+            let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
+                .iter()
+                .map(|p| {
+                    (
+                        p.external_id().to_owned(),
+                        p.fingerprint.as_str().to_owned(),
+                    )
+                })
+                .unzip();
+            let states = state::load_for_plan(&self.pool, source, &ids, &fingerprints).await?;
             for action in plan(ready, &states, Utc::now()) {
                 *report.counts.entry(action.name()).or_default() += 1;
                 let entry = match action {
