@@ -441,6 +441,16 @@ pub async fn begin_write(
     Ok(done.rows_affected() == 1)
 }
 
+/// One more attempt, for a failure before any intent was taken (reading the ERP failed).
+pub async fn count_attempt(pool: &PgPool, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE payment_events SET attempts = attempts + 1 WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(StoreError::query("counting a payment write-back attempt"))?;
+    Ok(())
+}
+
 /// Settles an event's write-back.
 pub async fn settle(
     pool: &PgPool,
@@ -492,11 +502,13 @@ pub async fn list(
     Ok(rows.into_iter().map(Event::from).collect())
 }
 
-/// `payments retry ID`: a failed, dead, unknown or skipped write-back is tried again next cycle.
+/// `payments retry ID`: a failed, dead, unknown or skipped write-back is tried again next cycle,
+/// with its attempts reset.
 pub async fn retry(pool: &PgPool, id: i64) -> Result<Option<Event>, StoreError> {
     let row: Option<Raw> = sqlx::query_as(&format!(
         "UPDATE payment_events
-            SET write_state = 'pending', next_attempt_at = NULL, last_error = NULL, updated_at = now()
+            SET write_state = 'pending', attempts = 0, next_attempt_at = NULL, last_error = NULL,
+                updated_at = now()
           WHERE id = $1 AND write_state IN ('failed', 'dead', 'unknown', 'skipped')
           RETURNING {COLUMNS}"
     ))

@@ -180,7 +180,12 @@ async fn write(
     let src = &ctx.source.name;
     let current = match writer.current(&e.external_id).await {
         Ok(c) => c,
-        Err(err) => return failed(ctx, e, err, counts).await,
+        Err(err) => {
+            // No intent was taken: count the attempt here, so a read that keeps failing ends in
+            // the dead letter like a refused write.
+            events::count_attempt(ctx.pool, e.id).await?;
+            return failed(ctx, e, err, counts).await;
+        }
     };
     let before = match &current {
         Some(ErpBalance { total, balance, .. }) => {

@@ -93,15 +93,20 @@ pub fn plan(
     states: &HashMap<String, StateRow>,
     now: DateTime<Utc>,
 ) -> Vec<Action> {
-    let mut latest: BTreeMap<String, (usize, Prepared)> = BTreeMap::new();
-    for (i, p) in prepared.into_iter().enumerate() {
-        latest.insert(p.external_id().to_owned(), (i, p));
-    }
-    let mut ordered: Vec<(usize, Prepared)> = latest.into_values().collect();
-    ordered.sort_by_key(|(i, _)| *i);
-    ordered
+    let keep: Vec<bool> = {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(prepared.len());
+        for (i, p) in prepared.iter().enumerate() {
+            last.insert(p.external_id(), i);
+        }
+        (0..prepared.len())
+            .map(|i| last.get(prepared[i].external_id()) == Some(&i))
+            .collect()
+    };
+    prepared
         .into_iter()
-        .map(|(_, p)| {
+        .zip(keep)
+        .filter(|(_, keep)| *keep)
+        .map(|(p, _)| {
             let state = states.get(p.external_id());
             plan_one(p, state, now)
         })

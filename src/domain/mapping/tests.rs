@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::*;
-use crate::domain::fingerprint::fingerprint;
+use crate::domain::fingerprint::{fingerprint, fingerprint_of_document};
 use crate::domain::invoice::{RawAddress, RawInvoice, RawLineItem};
 use crate::domain::record::RecordLocator;
 
@@ -363,6 +363,28 @@ proptest! {
         let body = serde_json::to_value(d.to_new_invoice()).expect("json");
         let total_text = body["originalBalance"]["value"].to_string();
         prop_assert_eq!(total_text.parse::<Decimal>().ok(), Some(src.total));
+    }
+
+    #[test]
+    fn the_streamed_fingerprint_hashes_the_canonical_document(
+        raw in arb_invoice(),
+        which in 0usize..OwnedField::ALL.len(),
+        extra in proptest::collection::btree_map("[a-zA-Z\"\\\\é ]{0,6}", "[ -~é\u{1F600}]{0,6}", 0..3),
+    ) {
+        let mut d = map_invoice(&parse(raw), "1", &MappingSettings::default());
+        prop_assert_eq!(fingerprint(&d), fingerprint_of_document(&d));
+        mutate(&mut d, OwnedField::ALL[which]);
+        // Keys a B2B model does not know, in any order, on lines and addresses.
+        for (k, v) in extra.iter().rev() {
+            if let Some(line) = d.line_items.first_mut() {
+                line.other.insert(k.clone(), json!(v));
+            }
+            if let Some(address) = d.billing_address.as_mut() {
+                address.other.insert(k.clone(), json!({"z": v, "a": [1, v]}));
+            }
+            d.extra_fields.insert(k.clone(), v.clone());
+        }
+        prop_assert_eq!(fingerprint(&d), fingerprint_of_document(&d));
     }
 
     #[test]
