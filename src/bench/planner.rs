@@ -109,7 +109,7 @@ pub struct UnitCosts {
     pub generate: Duration,
     pub parse: Duration,
     pub map: Duration,
-    /// The canonical document alone (part of `fingerprint`).
+    /// The canonical document built as JSON values (diffs and the ledger; the fingerprint streams it).
     pub canonical: Duration,
     pub fingerprint: Duration,
 }
@@ -454,7 +454,7 @@ impl PlannerReport {
         }
         let u = &self.unit_costs;
         out.push_str(&format!(
-            "\nPer invoice, mean of {} timed one at a time: generating the record {}, `SourceInvoice::parse` {}, `map_invoice` {}, `fingerprint` {} (of which building the canonical document {}); `state::load_for_plan` {:.1} ms per page of {} in the first run.\n",
+            "\nPer invoice, mean of {} timed one at a time: generating the record {}, `SourceInvoice::parse` {}, `map_invoice` {}, `fingerprint` {} (streamed; building the canonical document as JSON values, which only an update's diff and the ledger do, {}); `state::load_for_plan` {:.1} ms per page of {} in the first run.\n",
             u.invoices,
             u.micros(u.generate),
             u.micros(u.parse),
