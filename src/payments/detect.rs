@@ -213,6 +213,7 @@ async fn insert(
     counts: &mut Counts,
 ) -> Result<(), PaymentsError> {
     if events::insert(ctx.pool, event).await? {
+        events::ensure_baseline(ctx.pool, &ctx.source.name, &event.owner.external_id).await?;
         counts.detected += 1;
         tracing::info!(
             external_id = %event.owner.external_id,

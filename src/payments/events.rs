@@ -267,6 +267,29 @@ pub async fn insert(pool: &PgPool, e: &NewEvent<'_>) -> Result<bool, StoreError>
     Ok(done.rows_affected() == 1)
 }
 
+/// Rows synced before payments were tracked have no `erp_paid`: take it from what was last
+/// written (no payment adjusted it then), so the ERP's first import of a payment is seen as one.
+pub async fn ensure_baseline(
+    pool: &PgPool,
+    source: &str,
+    external_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        r"UPDATE invoice_state
+             SET erp_paid = (owned->'original_balance'->>1)::numeric - written_open,
+                 erp_balance = written_open
+           WHERE source = $1 AND external_id = $2 AND erp_paid IS NULL
+             AND written_open IS NOT NULL
+             AND (owned->'original_balance'->>1) ~ '^-?[0-9]+(\.[0-9]+)?$'",
+    )
+    .bind(source)
+    .bind(external_id)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("recording what the ERP was paid"))?;
+    Ok(())
+}
+
 /// Whether this payment line is already recorded in that direction.
 pub async fn exists(
     pool: &PgPool,

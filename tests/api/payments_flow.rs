@@ -577,3 +577,31 @@ async fn a_payment_made_after_the_scan_is_not_undone_by_the_same_cycle() {
     assert_eq!(evs.len(), 1, "{evs:#?}");
     assert_eq!(evs[0].amount, dec("40"));
 }
+
+/// Invoices synced before payments were tracked (no `erp_paid` yet): the ERP's first import of
+/// a B2B payment still ends the adjustment.
+#[tokio::test]
+async fn invoices_synced_before_payments_were_tracked_are_acknowledged_too() {
+    let (world, rid, id) = world(true).await;
+    sqlx::query("UPDATE invoice_state SET erp_paid = NULL, erp_balance = NULL")
+        .execute(&world.db.pool)
+        .await
+        .expect("as before the migration");
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    quiet(&world.engine()).await;
+    assert_eq!(erp_balance(&world, &rid), dec("60"));
+    assert_eq!(b2b_open(&world, id), dec("60"));
+    assert!(events_of(&world).await[0].acknowledged_at.is_some());
+    // Later ERP changes keep the ERP's own balance.
+    world
+        .erp
+        .control()
+        .update_invoice(&rid, &json!({ "memo": "later" }))
+        .expect("ERP edit");
+    quiet(&world.engine()).await;
+    assert_eq!(b2b_open(&world, id), dec("60"));
+}
