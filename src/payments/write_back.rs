@@ -53,7 +53,7 @@ async fn one(ctx: &PaymentsCtx<'_>, e: Event, counts: &mut Counts) -> Result<(),
         return Ok(());
     };
     if e.write_state == WriteState::InFlight {
-        match settle_in_flight(ctx, writer, &e).await? {
+        match settle_in_flight(ctx, writer, &e, counts).await? {
             Settled::Done => return Ok(()),
             Settled::NotApplied => {}
         }
@@ -77,6 +77,7 @@ async fn settle_in_flight(
     ctx: &PaymentsCtx<'_>,
     writer: &dyn PaymentWriter,
     e: &Event,
+    counts: &mut Counts,
 ) -> Result<Settled, PaymentsError> {
     let request = request(ctx, e, e.target_balance.unwrap_or(Decimal::ZERO))?;
     let applied = match writer.current(&e.external_id).await {
@@ -100,6 +101,7 @@ async fn settle_in_flight(
             let note = "settled: the ERP shows the earlier write";
             events::settle(ctx.pool, e.id, WriteState::Written, Some(note), None, None).await?;
             tracing::info!("an earlier write-back had been applied; not sent again");
+            counts.written += 1;
             metrics::counter!(crate::telemetry_metrics::PAYMENTS_WRITTEN, "source" => ctx.source.name.clone(), "kind" => e.kind.as_str())
                 .increment(1);
             Ok(Settled::Done)

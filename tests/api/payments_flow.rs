@@ -605,3 +605,94 @@ async fn invoices_synced_before_payments_were_tracked_are_acknowledged_too() {
     quiet(&world.engine()).await;
     assert_eq!(b2b_open(&world, id), dec("60"));
 }
+
+/// Many payments through ERP and B2B faults: every payment reaches the ERP exactly once, with
+/// the right balance, and B2B keeps every payment.
+#[tokio::test]
+async fn payments_under_faults_reach_the_erp_exactly_once() {
+    use b2b_invoice_sync::config::FailurePolicy;
+    use b2b_invoice_sync::sandbox::b2b::{Fault as B2bFault, FaultRule as B2bRule};
+    use std::time::Duration;
+
+    let mut world = World::new(24).await;
+    world.source_mut().payments = PaymentSettings {
+        enabled: true,
+        write_back: true,
+        ..PaymentSettings::default()
+    };
+    world.source_mut().failures = FailurePolicy {
+        max_attempts: 50,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    };
+    let engine = world.engine();
+    quiet(&engine).await;
+    // Open invoices (balance = total), a third of each paid in B2B.
+    let mut paid = Vec::new();
+    for (rid, inv) in world.b2b_by_external_id() {
+        let Some(amounts) = world.erp.control().amounts(&rid) else {
+            continue;
+        };
+        if amounts.balance != amounts.total || paid.len() >= 10 {
+            continue;
+        }
+        let id = inv["id"].as_u64().expect("id");
+        let part = (amounts.balance / Decimal::from(3))
+            .round_dp(0)
+            .max(Decimal::ONE);
+        world
+            .b2b
+            .control()
+            .pay_invoice(STORE_HASH, id, part)
+            .expect("buyer pays");
+        paid.push((rid, id, amounts.balance - part));
+    }
+    assert!(paid.len() >= 6, "enough open invoices: {}", paid.len());
+    let erp = world.erp.control();
+    for fault in [
+        Fault::ApplyThen500,
+        Fault::ApplyThenDrop,
+        Fault::Status500,
+        Fault::DropBeforeApply,
+        Fault::Status503,
+        Fault::ApplyThen500,
+    ] {
+        erp.push_fault(FaultRule::once(fault).on_method("PUT"));
+    }
+    erp.push_fault(FaultRule::once(Fault::Status500).on_method("GET").times(2));
+    let b2b = world.b2b.control();
+    b2b.push_fault(B2bRule::once(B2bFault::Status500).on_path_containing("/ip/payments"));
+    b2b.push_fault(
+        B2bRule::once(B2bFault::Status429 {
+            retry_after_secs: Some(1),
+        })
+        .on_path_containing("/ip/payments"),
+    );
+
+    let mut reports = Vec::new();
+    for _ in 0..20 {
+        let r = engine.run_cycle(SOURCE).await.expect("cycle runs");
+        let done = !busy(&r);
+        reports.push(r);
+        if done {
+            break;
+        }
+    }
+    assert!(!busy(reports.last().expect("a cycle")), "{reports:#?}");
+    for (rid, id, left) in &paid {
+        assert_eq!(
+            balances_received(&world, rid),
+            vec![*left],
+            "invoice {rid}: {reports:#?}"
+        );
+        assert_eq!(erp_balance(&world, rid), *left, "invoice {rid}");
+        assert_eq!(b2b_open(&world, *id), *left, "invoice {rid}");
+    }
+    let evs = events_of(&world).await;
+    assert_eq!(evs.len(), paid.len());
+    assert!(
+        evs.iter()
+            .all(|e| e.write_state == WriteState::Written && e.acknowledged_at.is_some()),
+        "{evs:#?}"
+    );
+}
