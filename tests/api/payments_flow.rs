@@ -696,3 +696,116 @@ async fn payments_under_faults_reach_the_erp_exactly_once() {
         "{evs:#?}"
     );
 }
+
+/// The real binary, SIGKILLed at random moments while it writes payments back to a slow ERP:
+/// every payment still reaches the ERP exactly once.
+#[tokio::test]
+async fn payments_reach_the_erp_exactly_once_when_the_binary_is_killed_at_random_points() {
+    use rand::{Rng, SeedableRng};
+    use std::time::Duration;
+
+    let mut world = World::new(12).await;
+    world.source_mut().payments = PaymentSettings {
+        enabled: true,
+        write_back: true,
+        ..PaymentSettings::default()
+    };
+    let engine = world.engine();
+    quiet(&engine).await;
+    let mut paid = Vec::new();
+    for (rid, inv) in world.b2b_by_external_id() {
+        let Some(a) = world.erp.control().amounts(&rid) else {
+            continue;
+        };
+        if a.balance != a.total {
+            continue;
+        }
+        let part = (a.balance / Decimal::from(4)).round_dp(0).max(Decimal::ONE);
+        let id = inv["id"].as_u64().expect("id");
+        world
+            .b2b
+            .control()
+            .pay_invoice(STORE_HASH, id, part)
+            .expect("buyer pays");
+        paid.push((rid, id, a.balance - part));
+    }
+    assert!(paid.len() >= 5, "{}", paid.len());
+    // A slow ERP: most kills land while a write-back is on the wire.
+    world
+        .erp
+        .control()
+        .set_latency(Duration::from_millis(150), Duration::from_millis(100));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telemetry]\nlog_filter = \"warn\"\n[database]\nurl = \"{db}\"\n\
+             [stores.acme.b2b]\nbase_url = \"{b2b}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{token}\"\n\
+             [sources.{SOURCE}]\nkind = \"unified\"\nstore = \"acme\"\n\
+             [sources.{SOURCE}.unified]\nbase_url = \"{erp}\"\napi_key = \"{key}\"\ncredential_id = \"{cred}\"\n\
+             [sources.{SOURCE}.customers]\nstrategy = \"static\"\nmap = {{ {map} }}\n\
+             [sources.{SOURCE}.payments]\nenabled = true\nwrite_back = true\n",
+            db = world.db.url,
+            b2b = world.b2b.base_url(),
+            token = crate::helpers::TOKEN,
+            erp = world.erp.base_url(),
+            key = b2b_invoice_sync::sandbox::unified::DEFAULT_API_KEY,
+            cred = b2b_invoice_sync::sandbox::unified::DEFAULT_CREDENTIAL_ID,
+            map = (1..=10)
+                .map(|i| format!("\"CUST-{i:05}\" = \"{i}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    )
+    .expect("config");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut killed_mid_write = 0;
+    let mut kills = 0;
+    // Until two kills have landed mid-write (each does about a third of the time), at most 25.
+    while killed_mid_write < 2 && kills < 25 {
+        kills += 1;
+        let before = world.erp.control().received_writes().len();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_b2b-invoice-sync"))
+            .args(["sync", "--once", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(150..1500))).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        // What the killed process had sent lands before the next one starts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let in_flight: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM payment_events WHERE write_state = 'in_flight'",
+        )
+        .fetch_one(&world.db.pool)
+        .await
+        .expect("count");
+        if in_flight > 0 && world.erp.control().received_writes().len() > before {
+            killed_mid_write += 1;
+        }
+    }
+    world
+        .erp
+        .control()
+        .set_latency(Duration::ZERO, Duration::ZERO);
+    quiet(&engine).await;
+    for (rid, id, left) in &paid {
+        assert_eq!(balances_received(&world, rid), vec![*left], "invoice {rid}");
+        assert_eq!(erp_balance(&world, rid), *left);
+        assert_eq!(b2b_open(&world, *id), *left);
+    }
+    eprintln!(
+        "{killed_mid_write} of {kills} kills left a write-back in flight after the ERP took it"
+    );
+    assert!(
+        killed_mid_write >= 1,
+        "no kill landed mid-write in {kills} tries"
+    );
+}
