@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use b2b_invoice_sync::config::Settings;
+use b2b_invoice_sync::payments::events;
 use b2b_invoice_sync::store::runs::{self, RunRow};
 use b2b_invoice_sync::store::state::{self, Status};
 use b2b_invoice_sync::store::{cursors, ledger};
@@ -41,6 +42,10 @@ struct SourceStatus {
     flagged: u64,
     /// Mutations sent whose outcome is unknown until the next cycle's recovery.
     in_flight: i64,
+    /// B2B payments not yet written back to the ERP (pending, in flight, failed).
+    payments_pending: i64,
+    /// Payment write-backs that need a person (dead, unknown outcome).
+    payments_stuck: i64,
     runs: Vec<RunRow>,
 }
 
@@ -78,6 +83,7 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
     }
     for (name, s) in sources.iter_mut() {
         s.watermark = cursors::load(&pool, name).await?.watermark;
+        (s.payments_pending, s.payments_stuck) = events::health(&pool, name).await?;
     }
     let status = StatusReport {
         sources: sources.into_values().collect(),
@@ -107,6 +113,8 @@ impl SourceStatus {
             dead: 0,
             flagged: 0,
             in_flight: 0,
+            payments_pending: 0,
+            payments_stuck: 0,
             runs: Vec::new(),
         }
     }
@@ -126,6 +134,7 @@ fn render(sources: &[SourceStatus]) -> String {
         "DEAD",
         "FLAGGED",
         "IN FLIGHT",
+        "PAYMENTS",
         "LAST RUN",
     ]);
     for s in sources {
@@ -142,6 +151,11 @@ fn render(sources: &[SourceStatus]) -> String {
             s.dead.to_string(),
             s.flagged.to_string(),
             s.in_flight.to_string(),
+            match (s.payments_pending, s.payments_stuck) {
+                (0, 0) => "-".to_owned(),
+                (p, 0) => format!("{p}-pending"),
+                (p, x) => format!("{p}-pending,{x}-stuck"),
+            },
             last,
         ]);
     }
@@ -200,6 +214,11 @@ fn render(sources: &[SourceStatus]) -> String {
         out.push_str(&format!(
             "\n{waiting} invoice(s) failed, dead-lettered or flagged: `b2b-invoice-sync failures list` shows them\n"
         ));
+    }
+    if sources.iter().any(|s| s.payments_stuck > 0) {
+        out.push_str(
+            "stuck payments: B2B payments the ERP does not have and the daemon stopped trying to write: `b2b-invoice-sync payments list --pending`\n",
+        );
     }
     if sources.iter().any(|s| s.in_flight > 0) {
         out.push_str(

@@ -307,6 +307,7 @@ async fn status_shows_the_runs_and_what_waits() {
         "DEAD",
         "FLAGGED",
         "IN FLIGHT",
+        "PAYMENTS",
         "LAST RUN",
     ] {
         assert!(header.contains(column), "{header}");
@@ -314,8 +315,8 @@ async fn status_shows_the_runs_and_what_waits() {
     let row = stdout.lines().nth(1).unwrap_or_default();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
-        &cells[..8],
-        ["erp", "files", "test", "-", "1", "0", "0", "0"],
+        &cells[..9],
+        ["erp", "files", "test", "-", "1", "0", "0", "0", "-"],
         "{stdout}"
     );
     assert!(row.ends_with("partial"), "{row}");
@@ -329,6 +330,7 @@ async fn status_shows_the_runs_and_what_waits() {
     assert_eq!(erp["kind"], "files");
     assert_eq!(erp["failed"], 1);
     assert_eq!(erp["in_flight"], 0);
+    assert_eq!(erp["payments_pending"], 0);
     assert_eq!(erp["runs"][0]["outcome"], "partial");
     assert_eq!(erp["runs"][0]["counts"]["created"], 1);
     assert_eq!(erp["runs"][0]["counts"]["failed"], 1);
