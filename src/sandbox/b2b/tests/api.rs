@@ -30,7 +30,16 @@ async fn create_get_and_duplicate_number() {
         body,
         json!({"code": 400, "data": {"errMsg": "The invoice number already exists."}, "meta": {"message": "Bad Requests Error"}})
     );
-    let (status, body) = read(h.get("ip/invoices/2").await).await;
+    // Numbers compare without case, ASCII or not.
+    for taken in ["inv-1", "Inv-1"] {
+        let (status, _) = read(h.create(&invoice_body(taken)).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{taken}");
+    }
+    let (status, _) = read(h.create(&invoice_body("ÄB-7")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = read(h.create(&invoice_body("äb-7")).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = read(h.get("ip/invoices/3").await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         body,
