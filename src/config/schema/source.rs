@@ -92,7 +92,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     let adapter = adapter(&mut t, kind);
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
-    let payments = payments(t.section("payments"));
+    let payments = payments(t.section("payments"), kind);
     if !name_ok {
         return None;
     }
@@ -112,7 +112,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     })
 }
 
-fn payments(mut t: Table<'_>) -> Option<PaymentSettings> {
+fn payments(mut t: Table<'_>, kind: Option<Kind>) -> Option<PaymentSettings> {
     let enabled = t.or("enabled", false, boolean);
     let write_back = t.or("write_back", false, boolean);
     let statuses = t.list_or("statuses", vec!["completed"], payment_status);
@@ -135,11 +135,29 @@ fn payments(mut t: Table<'_>) -> Option<PaymentSettings> {
         );
         return None;
     }
+    let reference_field = reference_field?;
+    match (kind, reference_field.as_deref()) {
+        (Some(Kind::Rebillia), Some(field)) if field != "comments" => {
+            t.problem(
+                "reference_field",
+                "Rebillia keeps a payment reference only in \"comments\"; set that or leave it out",
+            );
+            return None;
+        }
+        (Some(Kind::Files), Some(_)) => {
+            t.problem(
+                "reference_field",
+                "the files outbox always carries the reference in each line; leave it out",
+            );
+            return None;
+        }
+        _ => {}
+    }
     Some(PaymentSettings {
         enabled,
         write_back,
         statuses,
-        reference_field: reference_field?,
+        reference_field,
     })
 }
 

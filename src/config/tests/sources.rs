@@ -862,4 +862,20 @@ fn payment_mistakes_are_named_by_key() {
     assert!(
         message(&errors, "sources.billing.payments.statuses[1]").contains("refunds always count")
     );
+    // Where the reference can go depends on the adapter.
+    let text = format!(
+        "{}[sources.billing.payments]\nreference_field = \"memo\"\n\
+         [sources.exports.payments]\nreference_field = \"ref\"\n",
+        minimal_sources()
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(
+        keys(&errors),
+        [
+            "sources.billing.payments.reference_field",
+            "sources.exports.payments.reference_field",
+        ],
+        "{errors}"
+    );
+    assert!(message(&errors, "sources.billing.payments.reference_field").contains("comments"));
 }
