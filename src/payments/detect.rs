@@ -36,14 +36,7 @@ pub async fn run(ctx: &PaymentsCtx<'_>, counts: &mut Counts) -> Result<(), Payme
     let mut newest = cursor.unwrap_or(0);
     let mut offset = 0u64;
     loop {
-        let page = ctx
-            .client
-            .list_payments_page(&query, offset)
-            .await
-            .map_err(|error| PaymentsError::Scan {
-                source_name: src.clone(),
-                error,
-            })?;
+        let page = page_of(ctx, &query, offset).await?;
         let n = page.items.len();
         let mut reached_cursor = false;
         let mut fresh = Vec::with_capacity(n);
@@ -75,14 +68,7 @@ pub async fn check_invoice(
     let mut counts = Counts::default();
     let mut offset = 0u64;
     loop {
-        let page = ctx
-            .client
-            .list_payments_page(&query, offset)
-            .await
-            .map_err(|error| PaymentsError::Scan {
-                source_name: ctx.source.name.clone(),
-                error,
-            })?;
+        let page = page_of(ctx, &query, offset).await?;
         let n = page.items.len();
         record(ctx, &page.items, false, &mut counts).await?;
         offset += n as u64;
@@ -91,6 +77,20 @@ pub async fn check_invoice(
         }
     }
     Ok(counts.detected)
+}
+
+async fn page_of(
+    ctx: &PaymentsCtx<'_>,
+    query: &PaymentQuery,
+    offset: u64,
+) -> Result<crate::b2b::Page<Payment>, PaymentsError> {
+    ctx.client
+        .list_payments_page(query, offset)
+        .await
+        .map_err(|error| PaymentsError::Scan {
+            source_name: ctx.source.name.clone(),
+            error,
+        })
 }
 
 /// Records the lines of `payments` that are on the source's invoices.

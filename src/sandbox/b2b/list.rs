@@ -131,22 +131,17 @@ pub(crate) fn select<'s>(
     store: &'s StoreData,
     query: &ListQuery,
 ) -> (usize, Vec<&'s InvoiceRecord>) {
-    let mut matching: Vec<&InvoiceRecord> = store
+    let matching: Vec<&InvoiceRecord> = store
         .invoices
         .values()
         .filter(|invoice| matches(store, invoice, query))
         .collect();
-    matching.sort_by(|a, b| {
-        // Ties are broken by id so that paging through equal keys is stable.
-        let order = compare(a, b, query.sort_by).then(a.id.cmp(&b.id));
-        if query.descending {
-            order.reverse()
-        } else {
-            order
-        }
-    });
-    let total = matching.len();
-    (total, query.page.slice(matching))
+    query.page.sorted(
+        matching,
+        query.descending,
+        |a, b| compare(a, b, query.sort_by),
+        |r| r.id,
+    )
 }
 
 fn matches(store: &StoreData, invoice: &InvoiceRecord, query: &ListQuery) -> bool {

@@ -206,22 +206,17 @@ pub(crate) fn select<'s>(
     store: &'s StoreData,
     query: &PaymentListQuery,
 ) -> (usize, Vec<&'s PaymentRecord>) {
-    let mut matching: Vec<&PaymentRecord> = store
+    let matching: Vec<&PaymentRecord> = store
         .payments
         .values()
         .filter(|payment| matches(store, payment, query))
         .collect();
-    matching.sort_by(|a, b| {
-        // Ties are broken by id so that paging through equal keys is stable.
-        let order = compare(a, b, query.sort_by).then(a.id.cmp(&b.id));
-        if query.descending {
-            order.reverse()
-        } else {
-            order
-        }
-    });
-    let total = matching.len();
-    (total, query.page.slice(matching))
+    query.page.sorted(
+        matching,
+        query.descending,
+        |a, b| compare(a, b, query.sort_by),
+        |r| r.id,
+    )
 }
 
 fn matches(store: &StoreData, payment: &PaymentRecord, query: &PaymentListQuery) -> bool {

@@ -99,6 +99,26 @@ impl Page {
         Ok(Self { offset, limit })
     }
 
+    /// How many items match, and this page of them sorted by `order` (reversed when
+    /// `descending`), ties broken by `id` so that paging through equal keys is stable.
+    pub(crate) fn sorted<'s, T>(
+        &self,
+        mut matching: Vec<&'s T>,
+        descending: bool,
+        order: impl Fn(&T, &T) -> std::cmp::Ordering,
+        id: impl Fn(&T) -> u64,
+    ) -> (usize, Vec<&'s T>) {
+        matching.sort_by(|a, b| {
+            let order = order(a, b).then(id(a).cmp(&id(b)));
+            if descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        (matching.len(), self.slice(matching))
+    }
+
     /// The items of this page.
     pub(crate) fn slice<T>(&self, items: Vec<T>) -> Vec<T> {
         items
