@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::model::{Amount, InvoiceId};
-use super::query::{SortOrder, MAX_PAGE_SIZE};
+use super::query::{list_pairs, SortOrder, MAX_PAGE_SIZE};
 use super::wire;
 
 /// The B2B Edition id of a payment.
@@ -242,23 +242,13 @@ impl PaymentQuery {
 
     /// Query-string pairs for one page.
     pub fn to_pairs(&self, offset: u64) -> Vec<(&'static str, String)> {
-        let mut pairs = vec![
-            ("offset", offset.to_string()),
-            ("limit", self.page_size().to_string()),
-        ];
-        if let Some(field) = self.sort_by {
-            pairs.push(("sortBy", field.as_str().to_owned()));
-        }
-        if let Some(order) = self.order {
-            let order = match order {
-                SortOrder::Asc => "ASC",
-                SortOrder::Desc => "DESC",
-            };
-            pairs.push(("orderBy", order.to_owned()));
-        }
-        if let Some(field) = self.search_by {
-            pairs.push(("searchBy", field.as_str().to_owned()));
-        }
+        let mut pairs = list_pairs(
+            offset,
+            self.page_size(),
+            self.sort_by.map(|s| s.as_str()),
+            self.order,
+            self.search_by.map(|s| s.as_str()),
+        );
         for (key, value) in [("q", &self.q), ("customerName", &self.customer_name)] {
             if let Some(value) = value {
                 pairs.push((key, value.clone()));

@@ -44,6 +44,38 @@ pub enum SortOrder {
     Desc,
 }
 
+impl SortOrder {
+    /// As `orderBy` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "ASC",
+            Self::Desc => "DESC",
+        }
+    }
+}
+
+/// The paging, sorting and `searchBy` pairs every B2B list endpoint takes.
+pub(crate) fn list_pairs(
+    offset: u64,
+    limit: u32,
+    sort_by: Option<&'static str>,
+    order: Option<SortOrder>,
+    search_by: Option<&'static str>,
+) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![("offset", offset.to_string()), ("limit", limit.to_string())];
+    let optional = [
+        ("sortBy", sort_by),
+        ("orderBy", order.map(SortOrder::as_str)),
+        ("searchBy", search_by),
+    ];
+    pairs.extend(
+        optional
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, value?.to_owned()))),
+    );
+    pairs
+}
+
 /// The fields `searchBy` + `q` can search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvoiceSearchField {
@@ -138,23 +170,13 @@ impl InvoiceQuery {
 
     /// Query-string pairs for one page.
     pub fn to_pairs(&self, offset: u64) -> Vec<(&'static str, String)> {
-        let mut pairs = vec![
-            ("offset", offset.to_string()),
-            ("limit", self.page_size().to_string()),
-        ];
-        if let Some(s) = self.sort_by {
-            pairs.push(("sortBy", s.as_str().to_owned()));
-        }
-        if let Some(o) = self.order {
-            let o = match o {
-                SortOrder::Asc => "ASC",
-                SortOrder::Desc => "DESC",
-            };
-            pairs.push(("orderBy", o.to_owned()));
-        }
-        if let Some(s) = self.search_by {
-            pairs.push(("searchBy", s.as_str().to_owned()));
-        }
+        let mut pairs = list_pairs(
+            offset,
+            self.page_size(),
+            self.sort_by.map(|s| s.as_str()),
+            self.order,
+            self.search_by.map(|s| s.as_str()),
+        );
         let optional = [
             ("q", &self.q),
             ("customerName", &self.customer_name),

@@ -34,35 +34,16 @@ pub async fn adjust_page(
         let Some((seen, events)) = unacked.get(p.external_id()) else {
             continue;
         };
-        let Some(paid_now) = p.invoice.total.checked_sub(p.invoice.open_balance) else {
-            continue;
-        };
-        let acked = match seen {
-            Some(seen) => paid_now
-                .checked_sub(*seen)
-                .map(|delta| acknowledged(delta, events))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        if persist && (*seen != Some(paid_now) || !acked.is_empty()) {
-            events::acknowledge(
-                pool,
-                source,
-                p.external_id(),
-                paid_now,
-                Some(p.invoice.open_balance),
-                &acked,
-            )
-            .await?;
-            if !acked.is_empty() {
-                tracing::info!(
-                    external_id = %p.external_id(),
-                    invoice_number = %p.invoice_number(),
-                    events = ?acked,
-                    "the ERP's balance now reflects these B2B payments"
-                );
-            }
-        }
+        let acked = take_in(
+            pool,
+            source,
+            p.external_id(),
+            *seen,
+            (p.invoice.total, p.invoice.open_balance),
+            events,
+            persist,
+        )
+        .await?;
         let left: Vec<Unacked> = events
             .iter()
             .copied()
@@ -71,6 +52,38 @@ pub async fn adjust_page(
         apply(p, adjustment(&left));
     }
     Ok(())
+}
+
+/// What the ERP shows now (`total`, `balance`) compared with what it had been paid when last
+/// seen (`seen`): the events of `unacked` (oldest first) it has taken in. With `persist`, those
+/// are recorded as acknowledged together with the new paid amount.
+pub async fn take_in(
+    pool: &PgPool,
+    source: &str,
+    external_id: &str,
+    seen: Option<Decimal>,
+    (total, balance): (Decimal, Decimal),
+    unacked: &[Unacked],
+    persist: bool,
+) -> Result<Vec<i64>, StoreError> {
+    let Some(paid_now) = total.checked_sub(balance) else {
+        return Ok(Vec::new());
+    };
+    let acked = seen
+        .and_then(|seen| paid_now.checked_sub(seen))
+        .map(|delta| acknowledged(delta, unacked))
+        .unwrap_or_default();
+    if persist && (seen != Some(paid_now) || !acked.is_empty()) {
+        events::acknowledge(pool, source, external_id, paid_now, Some(balance), &acked).await?;
+        if !acked.is_empty() {
+            tracing::info!(
+                external_id = %external_id,
+                events = ?acked,
+                "the ERP's balance now reflects these B2B payments"
+            );
+        }
+    }
+    Ok(acked)
 }
 
 /// `p` as B2B should hold it with `adjustment` kept off the ERP's balance.

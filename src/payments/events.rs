@@ -398,31 +398,17 @@ pub async fn to_write(pool: &PgPool, source: &str, limit: i64) -> Result<Vec<Eve
     Ok(rows.into_iter().map(Event::from).collect())
 }
 
-/// Unacknowledged events of one invoice up to and including `up_to`, oldest first.
-pub async fn unacked_up_to(
+/// Unacknowledged events of one invoice, oldest first.
+pub async fn unacked_of(
     pool: &PgPool,
     source: &str,
     external_id: &str,
-    up_to: i64,
 ) -> Result<Vec<Unacked>, StoreError> {
-    let rows: Vec<(i64, String, Decimal)> = sqlx::query_as(
-        "SELECT id, kind, amount FROM payment_events
-          WHERE source = $1 AND external_id = $2 AND acknowledged_at IS NULL AND id <= $3
-          ORDER BY id",
-    )
-    .bind(source)
-    .bind(external_id)
-    .bind(up_to)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::query("reading unacknowledged payments"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, kind, amount)| Unacked {
-            id,
-            signed: if kind == "refund" { -amount } else { amount },
-        })
-        .collect())
+    let mut all = unacked(pool, source, &[external_id.to_owned()]).await?;
+    Ok(all
+        .remove(external_id)
+        .map(|(_, events)| events)
+        .unwrap_or_default())
 }
 
 /// The ERP's paid amount and balance as the daemon last saw them.

@@ -6,7 +6,8 @@
 use chrono::Utc;
 use rust_decimal::Decimal;
 
-use super::acknowledge::{acknowledged, adjustment, pushed_balance};
+use super::acknowledge::{adjustment, pushed_balance};
+use super::adjust::take_in;
 use super::events::{self, Event, WriteState};
 use super::{Counts, PaymentsCtx, PaymentsError};
 use crate::domain::money::Currency;
@@ -189,41 +190,35 @@ async fn write(
             return failed(ctx, e, err, counts).await;
         }
     };
+    // Every event of the invoice the ERP does not show yet, oldest first.
+    let mut unacked = events::unacked_of(ctx.pool, src, &e.external_id).await?;
+    let (seen, seen_balance) = events::erp_seen(ctx.pool, src, &e.external_id).await?;
     let before = match &current {
         Some(ErpBalance { total, balance, .. }) => {
             // The ERP may have taken payments in since the invoice was last synced.
-            let (seen, _) = events::erp_seen(ctx.pool, src, &e.external_id).await?;
-            let unacked = events::unacked_up_to(ctx.pool, src, &e.external_id, i64::MAX).await?;
-            if let (Some(seen), Some(paid_now)) = (seen, total.checked_sub(*balance)) {
-                let acked = paid_now
-                    .checked_sub(seen)
-                    .map(|d| acknowledged(d, &unacked))
-                    .unwrap_or_default();
-                if seen != paid_now || !acked.is_empty() {
-                    events::acknowledge(
-                        ctx.pool,
-                        src,
-                        &e.external_id,
-                        paid_now,
-                        Some(*balance),
-                        &acked,
-                    )
-                    .await?;
-                }
-                if acked.contains(&e.id) {
-                    let note = "not written: the ERP's balance already reflected it";
-                    events::settle(ctx.pool, e.id, WriteState::Skipped, Some(note), None, None)
-                        .await?;
-                    return Ok(());
-                }
+            let acked = take_in(
+                ctx.pool,
+                src,
+                &e.external_id,
+                seen,
+                (*total, *balance),
+                &unacked,
+                true,
+            )
+            .await?;
+            if acked.contains(&e.id) {
+                let note = "not written: the ERP's balance already reflected it";
+                events::settle(ctx.pool, e.id, WriteState::Skipped, Some(note), None, None).await?;
+                return Ok(());
             }
+            unacked.retain(|u| !acked.contains(&u.id));
             Some(*balance)
         }
-        None => events::erp_seen(ctx.pool, src, &e.external_id).await?.1,
+        None => seen_balance,
     };
     // What the ERP should show once this event is in: its balance minus every event up to this
     // one that it does not show yet.
-    let through_this = events::unacked_up_to(ctx.pool, src, &e.external_id, e.id).await?;
+    let through_this: Vec<_> = unacked.iter().filter(|u| u.id <= e.id).copied().collect();
     let target = before
         .map(|b| pushed_balance(b, adjustment(&through_this)))
         .unwrap_or(Decimal::ZERO);

@@ -1,4 +1,8 @@
-//! A fresh PostgreSQL database per test, migrated, dropped when the test ends.
+//! A fresh PostgreSQL database per test, migrated, dropped when the test ends. Shared by both
+//! test binaries (`tests/reliability` includes this file), so parts one of them does not use
+//! are allowed to be unused.
+
+use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -16,7 +20,27 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    #[allow(dead_code)]
     pub async fn new() -> Self {
+        Self::create(|url| async move {
+            PgPoolOptions::new()
+                .max_connections(5)
+                .connect(&url)
+                .await
+                .expect("connect to the test database")
+        })
+        .await
+    }
+
+    /// With a [`pool`] that gives up on a dead server quickly (the fault matrix cuts it).
+    #[allow(dead_code)]
+    pub async fn failing_fast() -> Self {
+        Self::create(|url| async move { pool(&url).await }).await
+    }
+
+    async fn create<F: std::future::Future<Output = PgPool>>(
+        connect: impl FnOnce(String) -> F,
+    ) -> Self {
         let name = format!("b2bsync_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url())
             .await
@@ -30,22 +54,42 @@ impl TestDb {
             Some((server, _)) => format!("{server}/{name}"),
             None => panic!("B2BSYNC_TEST_POSTGRES must end with /<database>"),
         };
-        let pool = PgPoolOptions::new()
-            .max_connections(5)
-            .connect(&url)
-            .await
-            .expect("connect to the test database");
+        let pool = connect(url.clone()).await;
         b2b_invoice_sync::store::migrate(&pool)
             .await
             .expect("migrations apply");
         Self { pool, url, name }
     }
+
+    /// The server's `host:port` as it appears in [`Self::url`].
+    #[allow(dead_code)]
+    pub fn server_authority(&self) -> String {
+        let after_at = self
+            .url
+            .rsplit_once('@')
+            .map_or(self.url.as_str(), |(_, a)| a);
+        after_at
+            .split_once('/')
+            .map_or(after_at, |(authority, _)| authority)
+            .to_owned()
+    }
+}
+
+/// A pool that gives up on a dead server quickly, so a cut connection fails a cycle in seconds.
+#[allow(dead_code)]
+pub async fn pool(url: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(url)
+        .await
+        .expect("connect to the test database")
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime, which cannot be blocked on; a thread with its
-        // own small runtime removes the database (FORCE ends the pool's connections).
+        // own small runtime removes the database (FORCE ends the pools' connections).
         let name = self.name.clone();
         let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

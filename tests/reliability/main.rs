@@ -8,6 +8,7 @@
 //! fixed seeds, printed by each row (`B2BSYNC_FAULTS_SEED` overrides them to replay or explore).
 
 mod bad_input;
+#[path = "../api/db.rs"]
 mod db;
 mod erp;
 mod invariants;

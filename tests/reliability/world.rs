@@ -92,7 +92,7 @@ impl World {
     }
 
     pub async fn with_b2b(row: &'static str, seed: u64, erp: Erp, b2b: B2bSandboxConfig) -> Self {
-        let db = TestDb::new().await;
+        let db = TestDb::failing_fast().await;
         let b2b = b2b_sandbox::start(
             B2bSandboxConfig {
                 stores: vec![SandboxStore::new(STORE_HASH, TOKEN, LEGACY_TOKEN)],

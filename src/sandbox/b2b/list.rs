@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::query::{Page, RawQuery};
+use super::query::{contains, search_matches, Page, RawQuery};
 use super::render;
 use super::reply::{self, ApiReply};
 use super::state::{InvoiceRecord, StoreData};
@@ -145,9 +145,6 @@ pub(crate) fn select<'s>(
 }
 
 fn matches(store: &StoreData, invoice: &InvoiceRecord, query: &ListQuery) -> bool {
-    let contains = |field: Option<&str>, needle: &str| {
-        field.is_some_and(|text| text.to_lowercase().contains(needle))
-    };
     let searched = |field: &str, needle: &str| match field {
         "invoiceNumber" => contains(Some(&invoice.invoice_number), needle),
         "type" => contains(Some(&invoice.kind), needle),
@@ -157,12 +154,7 @@ fn matches(store: &StoreData, invoice: &InvoiceRecord, query: &ListQuery) -> boo
         "externalCustomerId" => contains(invoice.external_customer_id.as_deref(), needle),
         _ => false,
     };
-    let search_ok = match &query.search {
-        None => true,
-        Some((Some(field), needle)) => searched(field, needle),
-        Some((None, needle)) => SEARCH_FIELDS.iter().any(|field| searched(field, needle)),
-    };
-    search_ok
+    search_matches(&query.search, SEARCH_FIELDS, searched)
         && query
             .customer_name
             .as_deref()

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::list::channel_ids;
 use super::money::render_money;
-use super::query::{Page, RawQuery};
+use super::query::{contains, search_matches, Page, RawQuery};
 use super::render::channel_name;
 use super::reply::{self, ApiReply};
 use super::state::{Money, StoreData};
@@ -220,9 +220,6 @@ pub(crate) fn select<'s>(
 }
 
 fn matches(store: &StoreData, payment: &PaymentRecord, query: &PaymentListQuery) -> bool {
-    let contains = |field: Option<&str>, needle: &str| {
-        field.is_some_and(|text| text.to_lowercase().contains(needle))
-    };
     let searched = |field: &str, needle: &str| match field {
         "id" => contains(Some(&payment.id.to_string()), needle),
         "customerId" => contains(Some(&payment.customer_id.to_string()), needle),
@@ -230,12 +227,7 @@ fn matches(store: &StoreData, payment: &PaymentRecord, query: &PaymentListQuery)
         // Sandbox payments never carry an external id.
         _ => false,
     };
-    let search_ok = match &query.search {
-        None => true,
-        Some((Some(field), needle)) => searched(field, needle),
-        Some((None, needle)) => SEARCH_FIELDS.iter().any(|field| searched(field, needle)),
-    };
-    search_ok
+    search_matches(&query.search, SEARCH_FIELDS, searched)
         && query
             .customer_name
             .as_deref()

@@ -129,6 +129,25 @@ impl Page {
     }
 }
 
+/// `needle` (already lowercase) in `field`, without case.
+pub(crate) fn contains(field: Option<&str>, needle: &str) -> bool {
+    field.is_some_and(|text| text.to_lowercase().contains(needle))
+}
+
+/// Whether a `searchBy` + `q` search matches: on its field, or on any of `fields` when no field
+/// was named; `searched(field, needle)` looks in one field.
+pub(crate) fn search_matches(
+    search: &Option<(Option<&'static str>, String)>,
+    fields: &[&str],
+    searched: impl Fn(&str, &str) -> bool,
+) -> bool {
+    match search {
+        None => true,
+        Some((Some(field), needle)) => searched(field, needle),
+        Some((None, needle)) => fields.iter().any(|field| searched(field, needle)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
