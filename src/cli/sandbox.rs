@@ -6,14 +6,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use b2b_invoice_sync::sandbox::b2b::{self, B2bSandboxConfig, SandboxStore};
-use b2b_invoice_sync::sandbox::unified::{self, UnifiedSandboxConfig};
+use b2b_invoice_sync::sandbox::unified::{self, AlloyVersion, SandboxApi, UnifiedSandboxConfig};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
     /// An in-memory B2B Edition Invoice API (auth, limits, paging, faults) on localhost.
     B2b(B2bArgs),
-    /// An in-memory unified accounting API (api-docs 004): bearer key, credentials, cursor
-    /// paging by remoteUpdatedAt, faults; controls under /__sandbox/.
+    /// An in-memory unified accounting API: the generic one of api-docs 004 (bearer key,
+    /// credentials, cursor paging by remoteUpdatedAt), or Alloy's Unified API with
+    /// --api-version 2024-03 | 2023-12; faults; controls under /__sandbox/.
     Unified(UnifiedArgs),
     /// An in-memory Rebillia billing API (invoices in cents, paging, faults) on localhost.
     Rebillia(RebilliaArgs),
@@ -92,6 +93,19 @@ async fn run_b2b(args: B2bArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which unified API the sandbox serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiVersion {
+    /// The generic unified API of api-docs 004 (every name configurable in the adapter).
+    Generic,
+    /// Alloy's Unified API 2024-03: /2024-03/one/accounting/..., credentialId, pageNumber.
+    #[value(name = "2024-03")]
+    Alloy2024,
+    /// Alloy's Unified API 2023-12: /2023-12/one/accounting/..., connectionId, cursor + pageInfo.
+    #[value(name = "2023-12")]
+    Alloy2023,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct UnifiedArgs {
     /// Address to listen on; keep it on loopback, the sandbox has no real security.
@@ -99,6 +113,25 @@ pub struct UnifiedArgs {
     bind: IpAddr,
     #[arg(long, default_value_t = 8751)]
     port: u16,
+    /// The API served: generic, or Alloy's 2024-03 or 2023-12 (base URL
+    /// http://HOST:PORT/<version>/one).
+    #[arg(long, value_enum, default_value = "generic")]
+    api_version: ApiVersion,
+    /// Alloy 2024-03: also take connectionId (as Alloy's Node SDK sends it) for credentialId.
+    #[arg(long)]
+    accept_connection_id: bool,
+    /// Alloy: dates as Unix seconds instead of YYYY-MM-DD.
+    #[arg(long)]
+    unix_dates: bool,
+    /// Alloy: amounts as decimal strings instead of JSON numbers.
+    #[arg(long)]
+    string_amounts: bool,
+    /// Alloy: refuse a pageSize above 100 (400) instead of clamping it to 100.
+    #[arg(long)]
+    reject_oversize_pages: bool,
+    /// Alloy: take a PUT without lineItems (the docs mark them required).
+    #[arg(long)]
+    partial_put: bool,
     /// Invoices to seed (generated from their index on demand: 100000 costs no memory).
     #[arg(long, default_value_t = 25)]
     seed_invoices: usize,
@@ -111,12 +144,12 @@ pub struct UnifiedArgs {
     /// A credentialId the sandbox accepts; repeat for several.
     #[arg(long = "credential-id", default_value = unified::DEFAULT_CREDENTIAL_ID)]
     credential_ids: Vec<String>,
-    /// The largest `limit` accepted.
+    /// The largest `limit` accepted (generic API; Alloy's is 100).
     #[arg(long, default_value_t = 1000)]
     max_limit: u32,
-    /// Requests per credential per minute before 429 (0: unlimited).
-    #[arg(long, default_value_t = 0)]
-    rate_limit: u32,
+    /// Requests per credential per minute before 429, 0: unlimited [default: 0; Alloy: 150].
+    #[arg(long)]
+    rate_limit: Option<u32>,
     /// Added to every API request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -129,19 +162,41 @@ pub struct UnifiedArgs {
 }
 
 async fn run_unified(args: UnifiedArgs) -> anyhow::Result<()> {
+    let alloy = match args.api_version {
+        ApiVersion::Generic => None,
+        ApiVersion::Alloy2024 => Some(AlloyVersion::V2024_03),
+        ApiVersion::Alloy2023 => Some(AlloyVersion::V2023_12),
+    };
+    let base = match alloy {
+        Some(version) => {
+            let mut base = UnifiedSandboxConfig::alloy(version);
+            if let SandboxApi::Alloy(options) = &mut base.api {
+                options.accept_connection_id = args.accept_connection_id;
+                options.unix_dates = args.unix_dates;
+                options.string_amounts = args.string_amounts;
+                options.reject_oversize = args.reject_oversize_pages;
+                options.partial_put = args.partial_put;
+            }
+            base
+        }
+        None => UnifiedSandboxConfig {
+            // The default page must fit under a lowered maximum.
+            default_limit: args.max_limit.min(100),
+            max_limit: args.max_limit,
+            rate_limit: 0,
+            ..UnifiedSandboxConfig::default()
+        },
+    };
     let config = UnifiedSandboxConfig {
         api_key: args.api_key,
         credential_ids: args.credential_ids,
         seed_invoices: args.seed_invoices,
         seed_customers: args.seed_customers,
-        // The default page must fit under a lowered maximum.
-        default_limit: args.max_limit.min(100),
-        max_limit: args.max_limit,
-        rate_limit: args.rate_limit,
+        rate_limit: args.rate_limit.unwrap_or(base.rate_limit),
         latency: Duration::from_millis(args.latency_ms),
         latency_jitter: Duration::from_millis(args.latency_jitter_ms),
         rng_seed: args.rng_seed,
-        ..UnifiedSandboxConfig::default()
+        ..base
     };
     let addr = SocketAddr::new(args.bind, args.port);
     let sandbox = unified::start(config, addr)

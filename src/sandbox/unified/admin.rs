@@ -16,7 +16,13 @@
 //!   (answers `{"applied": n}`), `GET /__sandbox/writes` (`{"received": [{"id", "body"}],
 //!   "queued": [...]}`)
 //!
-//! Changes answer `{"id": ..., "remote_updated_at": ...}` where they have them.
+//! - Alloy: `GET /__sandbox/alloy-counters` ([`AlloyCounters`](super::AlloyCounters)),
+//!   `POST /__sandbox/customers/create` `{"remote_id": "..", "name": ".."}` (answers
+//!   `{"id": "<uuid>"}`), `POST /__sandbox/invoices/{id}/create-before` (a new invoice listed
+//!   just before `{id}`)
+//!
+//! Changes answer `{"id": ..., "remote_updated_at": ...}` where they have them. Invoice ids may
+//! be the sandbox's, or (Alloy) the served `remoteId` or Alloy's own id.
 
 use std::time::Duration;
 
@@ -57,6 +63,35 @@ pub(crate) fn routes() -> Router<UnifiedSandboxControl> {
         .route("/__sandbox/writes", get(writes))
         .route("/__sandbox/writes/hold", put(hold_writes))
         .route("/__sandbox/writes/acknowledge", post(acknowledge_writes))
+        .route("/__sandbox/alloy-counters", get(alloy_counters))
+        .route("/__sandbox/customers/create", post(create_customer))
+        .route(
+            "/__sandbox/invoices/{id}/create-before",
+            post(create_before),
+        )
+}
+
+async fn alloy_counters(State(control): State<UnifiedSandboxControl>) -> Response {
+    Json(control.alloy_counters()).into_response()
+}
+
+#[derive(Deserialize)]
+struct CustomerBody {
+    remote_id: String,
+    name: String,
+}
+
+async fn create_customer(State(control): State<UnifiedSandboxControl>, body: Bytes) -> AdminResult {
+    let body: CustomerBody = decode(&body)?;
+    let id = control.create_customer(&body.remote_id, &body.name);
+    Ok(Json(json!({ "id": id })).into_response())
+}
+
+async fn create_before(
+    State(control): State<UnifiedSandboxControl>,
+    Path(id): Path<String>,
+) -> AdminResult {
+    changed(&control.create_invoice_before(&id)?, None)
 }
 
 struct AdminError(StatusCode, String);

@@ -14,9 +14,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::seed::remote_id;
+use super::alloy::{self, AlloyCounters};
+use super::seed::{self, remote_id};
 use super::state::{lock, Shared};
 use super::write;
+use super::SandboxApi;
 use crate::domain::amount_text;
 use crate::domain::money::parse_amount;
 use crate::sandbox::faults::{ErrorRates, FaultRule};
@@ -104,8 +106,15 @@ impl UnifiedSandboxControl {
         lock(&self.shared.stats).requests()
     }
 
+    /// Resets the request counters (and Alloy's [`AlloyCounters`]).
     pub fn reset_stats(&self) {
         lock(&self.shared.stats).reset();
+        *lock(&self.shared.alloy) = AlloyCounters::default();
+    }
+
+    /// What an Alloy client did that it should not (all zero for the generic API).
+    pub fn alloy_counters(&self) -> AlloyCounters {
+        lock(&self.shared.alloy).clone()
     }
 
     /// The sandbox clock (follows a paused tokio clock).
@@ -118,9 +127,59 @@ impl UnifiedSandboxControl {
         lock(&self.shared.invoices).len()
     }
 
-    /// An invoice as `GET {invoices_path}/{id}` serves it.
+    /// An invoice as `GET {invoices_path}/{id}` serves it. Alloy: `id` may be Alloy's id, the
+    /// served `remoteId` or the sandbox's own `rmt-` id.
     pub fn invoice(&self, id: &str) -> Option<Value> {
-        lock(&self.shared.invoices).get(id)
+        let key = self.key(id)?;
+        let body = lock(&self.shared.invoices).get(&key)?;
+        Some(self.render(&key, body))
+    }
+
+    /// The sandbox's own id (`rmt-000007`) of an invoice named any way a test may name it.
+    fn key(&self, id: &str) -> Option<String> {
+        let SandboxApi::Alloy(_) = &self.shared.api else {
+            return Some(id.to_owned());
+        };
+        if seed::index_of(id).is_some() {
+            return Some(id.to_owned());
+        }
+        if let Some(index) = alloy::invoice_index_of_id(id) {
+            return Some(seed::remote_id(index));
+        }
+        let invoices = lock(&self.shared.invoices);
+        if let Some(key) = invoices.find_by_remote_id(id) {
+            return Some(key);
+        }
+        alloy::index_of_remote_id(id).map(seed::remote_id)
+    }
+
+    /// An invoice as served, from its stored form.
+    fn render(&self, key: &str, body: Value) -> Value {
+        match (&self.shared.api, seed::index_of(key)) {
+            (SandboxApi::Alloy(options), Some(index)) => {
+                alloy::render_invoice(options, index, body)
+            }
+            _ => body,
+        }
+    }
+
+    /// The id the adapter sees as the ERP's (the B2B `externalId`): the generic API's
+    /// `remoteId` is the sandbox's own id; Alloy's is the served `remoteId`.
+    fn public_id(&self, key: &str) -> String {
+        if let SandboxApi::Generic = &self.shared.api {
+            return key.to_owned();
+        }
+        let body = lock(&self.shared.invoices).get(key);
+        body.map(|b| self.render(key, b))
+            .and_then(|b| b.get("remoteId").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| key.to_owned())
+    }
+
+    /// Alloy: the ERP's `remoteId` and Alloy's `id` of an invoice named any way.
+    pub fn alloy_ids(&self, id: &str) -> Option<(String, String)> {
+        let invoice = self.invoice(id)?;
+        let text = |k: &str| invoice.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some((text("remoteId")?, text("id")?))
     }
 
     /// The invoice's total, balance and status; `None` when it does not exist or has no readable
@@ -152,20 +211,25 @@ impl UnifiedSandboxControl {
         let mut invoices = lock(&self.shared.invoices);
         queued
             .iter()
-            .filter(|(id, body)| write::apply(&mut invoices, id, body, now).is_some())
+            .filter(|(id, _, body)| write::apply(&mut invoices, id, body, now).is_some())
             .count()
     }
 
-    /// Every `PUT` body the sandbox accepted, in order, as `(remoteId, body)`: applied, queued,
+    /// Every `PUT` body the sandbox accepted, in order, as `(id in the URL, body)` (the generic
+    /// API's `remoteId`, Alloy's own id): applied, queued,
     /// or applied and then answered with an injected fault. Refused bodies (400, 404) and
     /// requests a fault stopped before they were applied are not in it.
     pub fn received_writes(&self) -> Vec<(String, Value)> {
         lock(&self.shared.writes).received.clone()
     }
 
-    /// The `PUT`s held and not yet acknowledged, as `(remoteId, body)`.
+    /// The `PUT`s held and not yet acknowledged, as `(id in the URL, body)`.
     pub fn queued_writes(&self) -> Vec<(String, Value)> {
-        lock(&self.shared.writes).queue.clone()
+        lock(&self.shared.writes)
+            .queue
+            .iter()
+            .map(|(_, shown, body)| (shown.clone(), body.clone()))
+            .collect()
     }
 
     /// The ERP changes fields of the invoice: `patch`'s keys replace the invoice's (e.g.
@@ -198,14 +262,37 @@ impl UnifiedSandboxControl {
         self.update_invoice(id, &json!({ "invoiceStatus": "VOIDED" }))
     }
 
-    /// The ERP creates a new, valid invoice (generated like the seeded ones); returns its id.
+    /// The ERP creates a new, valid invoice (generated like the seeded ones); returns its id
+    /// (Alloy: its `remoteId`). Alloy lists it last.
     pub fn create_invoice(&self) -> String {
-        self.add(|_| {})
+        self.add(None, |_| {})
+    }
+
+    /// Alloy: the ERP creates an invoice that the API lists just before invoice `before`
+    /// (Alloy's cache order is its own, not creation order); returns its `remoteId`.
+    pub fn create_invoice_before(&self, before: &str) -> Result<String, UnifiedSandboxError> {
+        let key = self
+            .key(before)
+            .ok_or_else(|| UnifiedSandboxError::UnknownInvoice(before.to_owned()))?;
+        let index = seed::index_of(&key)
+            .ok_or_else(|| UnifiedSandboxError::UnknownInvoice(before.to_owned()))?;
+        Ok(self.add(Some(index), |_| {}))
+    }
+
+    /// Alloy: a new customer with this `remoteId` and name; returns its Alloy id.
+    pub fn create_customer(&self, remote_id: &str, name: &str) -> String {
+        let now = self.shared.clock.now_ms();
+        lock(&self.shared.customers).add(remote_id, name, now)
+    }
+
+    /// Alloy: how many customers the list holds.
+    pub fn customer_count(&self) -> u64 {
+        lock(&self.shared.customers).count()
     }
 
     /// The ERP holds a record a reader cannot take; returns its id.
     pub fn insert_malformed(&self, kind: Malformation) -> String {
-        self.add(|invoice| match kind {
+        self.add(None, |invoice| match kind {
             Malformation::BadCurrency => invoice["currency"] = json!("USX"),
             Malformation::NonNumericAmount => invoice["totalAmount"] = json!("12O.00"),
             Malformation::BadDate => invoice["issueDate"] = json!("2026-02-30"),
@@ -214,9 +301,34 @@ impl UnifiedSandboxControl {
     }
 
     /// Adds any JSON as a record, stamped now. Its id is its `remoteId` when that is a string,
-    /// else a new one (not written into the record). Returns the id.
+    /// else a new one (not written into the record). Returns the id. (Alloy: the record gets an
+    /// index and Alloy id of its own and is listed last.)
     pub fn insert_raw(&self, record: Value) -> Result<String, UnifiedSandboxError> {
         let now = self.shared.clock.now_ms();
+        if let SandboxApi::Alloy(_) = &self.shared.api {
+            let given = record
+                .get("remoteId")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(id) = &given {
+                if self
+                    .key(id)
+                    .is_some_and(|k| lock(&self.shared.invoices).get(&k).is_some())
+                {
+                    return Err(UnifiedSandboxError::Invalid(format!(
+                        "remoteId {id} already exists; update it instead"
+                    )));
+                }
+            }
+            let mut invoices = lock(&self.shared.invoices);
+            let index = invoices.allocate_index();
+            let stamp = invoices.next_stamp(now);
+            let key = seed::remote_id(index);
+            invoices.put(&key, stamp, record);
+            invoices.list(index, None);
+            drop(invoices);
+            return Ok(given.unwrap_or_else(|| self.public_id(&key)));
+        }
         let mut invoices = lock(&self.shared.invoices);
         let id = match record.get("remoteId").and_then(Value::as_str) {
             Some(id) if invoices.get(id).is_some() => {
@@ -232,7 +344,7 @@ impl UnifiedSandboxControl {
         Ok(id)
     }
 
-    fn add(&self, shape: impl FnOnce(&mut Value)) -> String {
+    fn add(&self, before: Option<u64>, shape: impl FnOnce(&mut Value)) -> String {
         let now = self.shared.clock.now_ms();
         let mut invoices = lock(&self.shared.invoices);
         let index = invoices.allocate_index();
@@ -241,7 +353,9 @@ impl UnifiedSandboxControl {
         shape(&mut invoice);
         let id = remote_id(index);
         invoices.put(&id, stamp, invoice);
-        id
+        invoices.list(index, before);
+        drop(invoices);
+        self.public_id(&id)
     }
 
     fn change(
@@ -251,16 +365,19 @@ impl UnifiedSandboxControl {
         edit: impl FnOnce(&mut Value) -> Result<(), UnifiedSandboxError>,
     ) -> Result<DateTime<Utc>, UnifiedSandboxError> {
         let now = self.shared.clock.now_ms();
+        let key = self
+            .key(id)
+            .ok_or_else(|| UnifiedSandboxError::UnknownInvoice(id.to_owned()))?;
         let mut invoices = lock(&self.shared.invoices);
         let mut invoice = invoices
-            .get(id)
+            .get(&key)
             .ok_or_else(|| UnifiedSandboxError::UnknownInvoice(id.to_owned()))?;
         edit(&mut invoice)?;
         let stamp = match at {
             Some(at) => at.timestamp_millis(),
             None => invoices.next_stamp(now),
         };
-        invoices.put(id, stamp, invoice);
+        invoices.put(&key, stamp, invoice);
         Ok(DateTime::from_timestamp_millis(stamp).unwrap_or_default())
     }
 }

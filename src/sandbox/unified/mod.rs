@@ -1,5 +1,9 @@
-//! An in-memory fake of the unified accounting API (api-docs 004), served over real HTTP for
-//! the unified adapter's tests, the demo and benchmarks.
+//! An in-memory fake of a unified accounting API, served over real HTTP for the unified
+//! adapter's tests, the demo and benchmarks: either the generic API of api-docs 004 described
+//! below ([`SandboxApi::Generic`], the default), or Alloy Automation's Unified API in its
+//! versions 2024-03 and 2023-12 ([`SandboxApi::Alloy`], see `alloy` for what differs:
+//! `/{version}/one/accounting/...`, Alloy's ids and customers, page-number or `pageInfo`
+//! paging capped at 100, creation order, no updated-since filter).
 //!
 //! - Auth: `Authorization: Bearer <api_key>` (401 otherwise); the `credentialId` query parameter
 //!   is required (400 when missing) and must be one of the configured credentials (404). All
@@ -36,6 +40,7 @@
 //! ```
 
 mod admin;
+mod alloy;
 mod control;
 mod list;
 mod pipeline;
@@ -57,6 +62,10 @@ use chrono::{DateTime, Utc};
 
 pub use crate::sandbox::faults::{ErrorRates, Fault, FaultRule};
 pub use crate::sandbox::stats::{RequestRecord, RouteCount, SandboxStats};
+pub use alloy::{
+    alloy_customer_id, alloy_customer_remote_id, alloy_invoice_id, alloy_remote_id, AlloyCounters,
+    AlloyOptions, AlloyVersion,
+};
 pub use control::{InvoiceAmounts, Malformation, UnifiedSandboxControl, UnifiedSandboxError};
 pub use seed::remote_id;
 
@@ -102,15 +111,27 @@ impl Default for SandboxNames {
     }
 }
 
+/// Which API the sandbox serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SandboxApi {
+    /// The generic unified API of api-docs 004, every name from [`SandboxNames`].
+    #[default]
+    Generic,
+    /// Alloy Automation's Unified API (`names` are not used).
+    Alloy(AlloyOptions),
+}
+
 /// How a sandbox starts. `Debug` never shows the API key.
 #[derive(Clone)]
 pub struct UnifiedSandboxConfig {
+    pub api: SandboxApi,
     pub api_key: String,
     pub credential_ids: Vec<String>,
     pub names: SandboxNames,
     /// Invoices `remote_id(1..=N)`, generated on demand.
     pub seed_invoices: usize,
-    /// Customers `CUST-00001..`: the B2B sandbox's default 10 companies carry these ids.
+    /// Customers `CUST-00001..`: the B2B sandbox's default 10 companies carry these ids. (Alloy:
+    /// the customers list, each with a UUID and that `remoteId`.)
     pub seed_customers: usize,
     /// `remoteUpdatedAt` of seeded invoice 1; invoice `i` is `(i-1) * seed_spacing` later.
     pub seed_epoch: DateTime<Utc>,
@@ -126,9 +147,25 @@ pub struct UnifiedSandboxConfig {
     pub rng_seed: Option<u64>,
 }
 
+impl UnifiedSandboxConfig {
+    /// Alloy's Unified API in `version`, with Alloy's limits: 100 invoices a page at most, 150
+    /// requests a minute per connection.
+    pub fn alloy(version: AlloyVersion) -> Self {
+        let options = AlloyOptions::new(version);
+        Self {
+            default_limit: options.default_page_size,
+            max_limit: options.max_page_size,
+            api: SandboxApi::Alloy(options),
+            rate_limit: 150,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for UnifiedSandboxConfig {
     fn default() -> Self {
         Self {
+            api: SandboxApi::Generic,
             api_key: DEFAULT_API_KEY.to_owned(),
             credential_ids: vec![DEFAULT_CREDENTIAL_ID.to_owned()],
             names: SandboxNames::default(),
@@ -150,6 +187,7 @@ impl Default for UnifiedSandboxConfig {
 impl fmt::Debug for UnifiedSandboxConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnifiedSandboxConfig")
+            .field("api", &self.api)
             .field("api_key", &"<redacted>")
             .field("credential_ids", &self.credential_ids)
             .field("names", &self.names)
@@ -192,20 +230,46 @@ pub async fn start(
         epoch_ms: config.seed_epoch.timestamp_millis(),
         spacing_ms,
     };
-    let path = config.names.invoices_path.trim_matches('/').to_owned();
+    let alloy = match &config.api {
+        SandboxApi::Alloy(options) => Some(options.clone()),
+        SandboxApi::Generic => None,
+    };
+    let path = match &alloy {
+        Some(_) => "accounting/invoices".to_owned(),
+        None => config.names.invoices_path.trim_matches('/').to_owned(),
+    };
+    let clock = Clock::new();
+    let customers = match &alloy {
+        Some(_) => alloy::Customers::seeded(seed.customers, clock.now_ms()),
+        None => alloy::Customers::default(),
+    };
+    let invoices = match &alloy {
+        Some(_) => Invoices::listed(seed),
+        None => Invoices::new(seed),
+    };
+    let (default_limit, max_limit) = match &alloy {
+        Some(options) => (options.default_page_size, options.max_page_size),
+        None => (config.default_limit, config.max_limit),
+    };
     let shared = Arc::new(Shared {
-        clock: Clock::new(),
+        clock,
         api_key: Redacted(config.api_key),
         credentials: config.credential_ids,
         routes: Routes {
             list: format!("GET /{path}"),
             get: format!("GET /{path}/{{id}}"),
             put: format!("PUT /{path}/{{id}}"),
+            count: format!("GET /{path}/count"),
+            customers: "GET /accounting/customers".to_owned(),
+            customer: "GET /accounting/customers/{id}".to_owned(),
         },
         names: config.names,
-        default_limit: config.default_limit,
-        max_limit: config.max_limit,
-        invoices: Mutex::new(Invoices::new(seed)),
+        default_limit,
+        max_limit,
+        api: config.api,
+        invoices: Mutex::new(invoices),
+        customers: Mutex::new(customers),
+        alloy: Mutex::new(alloy::AlloyCounters::default()),
         writes: Mutex::new(Writes::default()),
         limiter: Mutex::new(RateLimiter::new(config.rate_limit, config.rate_window)),
         faults: Mutex::new(FaultState::new(
@@ -216,8 +280,19 @@ pub async fn start(
         stats: Mutex::new(Stats::default()),
     });
     let control = UnifiedSandboxControl::new(shared);
-    let server = Server::bind(addr, routes::router(control.clone(), &path)).await?;
-    Ok(RunningUnifiedSandbox { server, control })
+    let router = match &alloy {
+        Some(options) => routes::alloy_router(control.clone(), options.version),
+        None => routes::router(control.clone(), &path),
+    };
+    let server = Server::bind(addr, router).await?;
+    let prefix = alloy
+        .map(|o| format!("{}/one/", o.version.as_str()))
+        .unwrap_or_default();
+    Ok(RunningUnifiedSandbox {
+        server,
+        control,
+        prefix,
+    })
 }
 
 fn validate(config: &UnifiedSandboxConfig) -> io::Result<()> {
@@ -261,6 +336,15 @@ fn validate(config: &UnifiedSandboxConfig) -> io::Result<()> {
     if config.max_limit == 0 || !(1..=config.max_limit).contains(&config.default_limit) {
         return invalid("the sandbox limits need 1 <= default_limit <= max_limit".to_owned());
     }
+    if let SandboxApi::Alloy(options) = &config.api {
+        if options.max_page_size == 0
+            || !(1..=options.max_page_size).contains(&options.default_page_size)
+        {
+            return invalid(
+                "Alloy page sizes need 1 <= default_page_size <= max_page_size".to_owned(),
+            );
+        }
+    }
     if config.seed_spacing < Duration::from_millis(1) {
         return invalid("seed_spacing must be at least 1 ms".to_owned());
     }
@@ -288,6 +372,8 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 pub struct RunningUnifiedSandbox {
     server: Server,
     control: UnifiedSandboxControl,
+    /// Alloy: `{version}/one/`, the path below which the API lives.
+    prefix: String,
 }
 
 impl RunningUnifiedSandbox {
@@ -295,9 +381,10 @@ impl RunningUnifiedSandbox {
         self.server.local_addr()
     }
 
-    /// `http://127.0.0.1:PORT/`: the adapter's `base_url` (the invoices path goes below it).
+    /// `http://127.0.0.1:PORT/` (Alloy: `http://127.0.0.1:PORT/2024-03/one/`): the adapter's
+    /// `base_url` (the invoices path goes below it). The test controls are at the root.
     pub fn base_url(&self) -> String {
-        format!("http://{}/", reachable(self.addr()))
+        format!("http://{}/{}", reachable(self.addr()), self.prefix)
     }
 
     pub fn control(&self) -> UnifiedSandboxControl {

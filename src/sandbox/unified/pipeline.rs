@@ -15,11 +15,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::alloy::{self, AlloyOptions};
 use super::control::UnifiedSandboxControl;
 use super::list;
 use super::reply::{self, Reply};
+use super::seed;
 use super::state::{lock, Shared};
 use super::write;
+use super::SandboxApi;
 use crate::sandbox::faults::Fault;
 use crate::sandbox::serve::ConnectionKill;
 use crate::sandbox::stats::{Cause, RequestRecord};
@@ -30,7 +33,15 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub(crate) enum Op {
     List,
     Get(String),
-    Put { id: String, body: Bytes },
+    Put {
+        id: String,
+        body: Bytes,
+    },
+    /// Alloy: `GET /accounting/invoices/count`.
+    Count,
+    /// Alloy: `GET /accounting/customers` and `/accounting/customers/{id}`.
+    Customers,
+    Customer(String),
 }
 
 /// What a request comes to.
@@ -73,6 +84,9 @@ impl Call {
             Op::List => self.shared.routes.list.clone(),
             Op::Get(_) => self.shared.routes.get.clone(),
             Op::Put { .. } => self.shared.routes.put.clone(),
+            Op::Count => self.shared.routes.count.clone(),
+            Op::Customers => self.shared.routes.customers.clone(),
+            Op::Customer(_) => self.shared.routes.customer.clone(),
         }
     }
 
@@ -100,6 +114,34 @@ pub(crate) async fn list(
     let call = Call::new(&control, &request);
     let kill = call.kill.clone();
     respond(run(call, Op::List).await, kill).await
+}
+
+pub(crate) async fn count(
+    State(control): State<UnifiedSandboxControl>,
+    request: Request,
+) -> Response {
+    let call = Call::new(&control, &request);
+    let kill = call.kill.clone();
+    respond(run(call, Op::Count).await, kill).await
+}
+
+pub(crate) async fn customers(
+    State(control): State<UnifiedSandboxControl>,
+    request: Request,
+) -> Response {
+    let call = Call::new(&control, &request);
+    let kill = call.kill.clone();
+    respond(run(call, Op::Customers).await, kill).await
+}
+
+pub(crate) async fn customer(
+    State(control): State<UnifiedSandboxControl>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let call = Call::new(&control, &request);
+    let kill = call.kill.clone();
+    respond(run(call, Op::Customer(id)).await, kill).await
 }
 
 pub(crate) async fn get_one(
@@ -166,19 +208,17 @@ async fn process(call: &Call, op: &Op) -> Option<Response> {
         let refused = reply::error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
         return refuse(refused, None, Cause::Other);
     }
-    let names = &call.shared.names;
-    let credential = match call.params.get(&names.credential_param) {
-        None => {
-            let message = format!("{} is required", names.credential_param);
+    let credential = match credential_of(call) {
+        Err(message) => {
             let refused = reply::error(StatusCode::BAD_REQUEST, &message);
             return refuse(refused, None, Cause::Other);
         }
-        Some(id) if !call.shared.credentials.contains(id) => {
+        Ok(id) if !call.shared.credentials.contains(&id) => {
             let message = format!("Credential {id} not found");
             let refused = reply::error(StatusCode::NOT_FOUND, &message);
             return refuse(refused, None, Cause::Other);
         }
-        Some(id) => id.clone(),
+        Ok(id) => id,
     };
     let admitted = lock(&call.shared.limiter).admit(&credential, Instant::now());
     if let Err(retry_after) = admitted {
@@ -215,6 +255,40 @@ async fn process(call: &Call, op: &Op) -> Option<Response> {
     Some(call.finish(op, Some(&credential), answer, Cause::Other))
 }
 
+/// The credential the request names, or the 400 message. Alloy takes `credentialId` (2024-03)
+/// or `connectionId` (2023-12, and 2024-03 when the alias is on); the other version's name is
+/// counted and refused.
+fn credential_of(call: &Call) -> Result<String, String> {
+    match &call.shared.api {
+        SandboxApi::Generic => {
+            let param = &call.shared.names.credential_param;
+            call.params
+                .get(param)
+                .cloned()
+                .ok_or_else(|| format!("{param} is required"))
+        }
+        SandboxApi::Alloy(options) => {
+            if let Some((_, id)) = call
+                .params
+                .iter()
+                .find(|(k, _)| options.is_credential_param(k))
+            {
+                return Ok(id.clone());
+            }
+            if ["credentialId", "connectionId"]
+                .iter()
+                .any(|p| call.params.contains_key(*p))
+            {
+                lock(&call.shared.alloy).wrong_credential_params += 1;
+            }
+            Err(format!(
+                "{} is required",
+                options.version.credential_param()
+            ))
+        }
+    }
+}
+
 /// Closes the connection without a response.
 async fn drop_connection(kill: Option<ConnectionKill>) -> Response {
     match kill {
@@ -247,6 +321,9 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 
 fn apply(call: &Call, op: &Op) -> Reply {
     let shared = &call.shared;
+    if let SandboxApi::Alloy(options) = &shared.api {
+        return alloy_apply(call, op, options);
+    }
     let names = &shared.names;
     match op {
         Op::List => {
@@ -277,5 +354,143 @@ fn apply(call: &Call, op: &Op) -> Reply {
             None => reply::error(StatusCode::NOT_FOUND, &format!("Invoice {id} not found")),
         },
         Op::Put { id, body } => write::put(shared, id, body),
+        Op::Count | Op::Customers | Op::Customer(_) => {
+            reply::error(StatusCode::NOT_FOUND, "Route not found")
+        }
+    }
+}
+
+/// Alloy's answers (see `alloy`).
+fn alloy_apply(call: &Call, op: &Op, options: &AlloyOptions) -> Reply {
+    let shared = &call.shared;
+    let not_found = |what: &str, id: &str| {
+        reply::error(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
+    };
+    let query = || {
+        let query = alloy::page_query(options, &call.params)?;
+        let mut counters = lock(&shared.alloy);
+        if query.clamped {
+            counters.clamped_pages += 1;
+        }
+        if query.remote_id.is_some() {
+            counters.remote_id_lookups += 1;
+        }
+        for param in &query.ignored {
+            *counters.ignored_params.entry(param.clone()).or_default() += 1;
+        }
+        Ok::<_, String>(query)
+    };
+    match op {
+        Op::List => {
+            let query = match query() {
+                Ok(query) => query,
+                Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
+            };
+            let invoices = lock(&shared.invoices);
+            let listing: &[u64] = invoices.listing.as_deref().unwrap_or(&[]);
+            let served = |index: u64| {
+                invoices
+                    .get(&seed::remote_id(index))
+                    .map(|body| alloy::render_invoice(options, index, body))
+            };
+            let (records, total) = match &query.remote_id {
+                Some(wanted) => {
+                    let matching: Vec<Value> = listing
+                        .iter()
+                        .filter_map(|i| served(*i))
+                        .filter(|inv| inv.get("remoteId").and_then(Value::as_str) == Some(wanted))
+                        .collect();
+                    let total = matching.len();
+                    let page = matching
+                        .into_iter()
+                        .skip(query.offset)
+                        .take(query.size)
+                        .collect();
+                    (page, total)
+                }
+                None => {
+                    let page = listing
+                        .iter()
+                        .skip(query.offset)
+                        .take(query.size)
+                        .filter_map(|i| served(*i))
+                        .collect();
+                    (page, listing.len())
+                }
+            };
+            reply::ok(alloy::list_body(
+                options, "invoices", records, &query, total,
+            ))
+        }
+        Op::Count => {
+            let count = lock(&shared.invoices).len();
+            reply::ok(serde_json::json!({ "count": count }))
+        }
+        Op::Get(id) => {
+            let invoices = lock(&shared.invoices);
+            let found = alloy::invoice_index_of_id(id).and_then(|index| {
+                invoices
+                    .get(&seed::remote_id(index))
+                    .map(|body| alloy::render_invoice(options, index, body))
+            });
+            match found {
+                Some(invoice) => reply::ok(serde_json::json!({ "invoice": invoice })),
+                None => {
+                    drop(invoices);
+                    count_remote_id_lookup(shared, id);
+                    not_found("Invoice", id)
+                }
+            }
+        }
+        Op::Put { id, body } => {
+            let Some(index) = alloy::invoice_index_of_id(id) else {
+                count_remote_id_lookup(shared, id);
+                return not_found("Invoice", id);
+            };
+            let render = |body: Value| alloy::render_invoice(options, index, body);
+            let rules = write::PutRules {
+                shown: id,
+                require_lines: !options.partial_put,
+                render: &render,
+            };
+            write::put_with(shared, &seed::remote_id(index), body, &rules)
+        }
+        Op::Customers => {
+            let query = match query() {
+                Ok(query) => query,
+                Err(message) => return reply::error(StatusCode::BAD_REQUEST, &message),
+            };
+            let customers = lock(&shared.customers);
+            let records = customers
+                .list
+                .iter()
+                .skip(query.offset)
+                .take(query.size)
+                .map(|c| alloy::render_customer(options, c))
+                .collect();
+            let total = customers.list.len();
+            reply::ok(alloy::list_body(
+                options,
+                "customers",
+                records,
+                &query,
+                total,
+            ))
+        }
+        Op::Customer(id) => match lock(&shared.customers).get(id) {
+            Some(customer) => reply::ok(serde_json::json!({
+                "customer": alloy::render_customer(options, customer),
+            })),
+            None => not_found("Customer", id),
+        },
+    }
+}
+
+/// A `GET`/`PUT` that named an invoice by its `remoteId` where Alloy wants its own id.
+fn count_remote_id_lookup(shared: &Shared, id: &str) {
+    let known = alloy::index_of_remote_id(id).is_some()
+        || lock(&shared.invoices).find_by_remote_id(id).is_some();
+    if known {
+        lock(&shared.alloy).remote_id_lookups += 1;
     }
 }

@@ -1,5 +1,6 @@
-//! The sandbox's URL space: the API at `/{invoices_path}` (from the configured names), the
-//! test controls under `/__sandbox/`, and a JSON 404 for anything else.
+//! The sandbox's URL space: the API at `/{invoices_path}` (from the configured names; Alloy:
+//! `/{version}/one/accounting/...`), the test controls under `/__sandbox/`, and a JSON 404 for
+//! anything else.
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
@@ -8,6 +9,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::admin;
+use super::alloy::AlloyVersion;
 use super::control::UnifiedSandboxControl;
 use super::pipeline;
 use super::reply;
@@ -22,6 +24,23 @@ pub(crate) fn router(control: UnifiedSandboxControl, invoices_path: &str) -> Rou
             &format!("/{invoices_path}/{{id}}"),
             get(pipeline::get_one).put(pipeline::put_one),
         )
+        .merge(admin::routes())
+        .fallback(unmatched)
+        .with_state(control)
+}
+
+/// Alloy's paths under `/{version}/one/`.
+pub(crate) fn alloy_router(control: UnifiedSandboxControl, version: AlloyVersion) -> Router {
+    let base = format!("/{}/one/accounting", version.as_str());
+    Router::new()
+        .route(&format!("{base}/invoices"), get(pipeline::list))
+        .route(&format!("{base}/invoices/count"), get(pipeline::count))
+        .route(
+            &format!("{base}/invoices/{{id}}"),
+            get(pipeline::get_one).put(pipeline::put_one),
+        )
+        .route(&format!("{base}/customers"), get(pipeline::customers))
+        .route(&format!("{base}/customers/{{id}}"), get(pipeline::customer))
         .merge(admin::routes())
         .fallback(unmatched)
         .with_state(control)

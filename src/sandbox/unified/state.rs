@@ -69,6 +69,9 @@ pub(crate) struct Invoices {
     last_stamp: i64,
     /// Index of the next invoice the ERP "creates" (after the seeded ones).
     next_index: u64,
+    /// Alloy: the list order, by index (creation order, or where a test put an invoice);
+    /// `None`: the generic order by `(remoteUpdatedAt, remoteId)`.
+    pub listing: Option<Vec<u64>>,
 }
 
 impl Invoices {
@@ -80,7 +83,35 @@ impl Invoices {
             overridden: HashSet::new(),
             last_stamp: seed.last_stamp().unwrap_or(i64::MIN),
             next_index: seed.count + 1,
+            listing: None,
         }
+    }
+
+    /// Listed in an order of their own (Alloy's cache order) rather than by update time.
+    pub(crate) fn listed(seed: Seed) -> Self {
+        Self {
+            listing: Some((1..=seed.count).collect()),
+            ..Self::new(seed)
+        }
+    }
+
+    /// Alloy: puts new invoice `index` in the list, at the end or just before `before`.
+    pub(crate) fn list(&mut self, index: u64, before: Option<u64>) {
+        if let Some(listing) = &mut self.listing {
+            let at = before
+                .and_then(|b| listing.iter().position(|i| *i == b))
+                .unwrap_or(listing.len());
+            listing.insert(at, index);
+        }
+    }
+
+    /// The invoice (internal id) that carries `remote_id` as its own `remoteId` field: raw
+    /// records a test inserted with an id of their own.
+    pub(crate) fn find_by_remote_id(&self, remote_id: &str) -> Option<String> {
+        self.overrides
+            .iter()
+            .find(|(_, s)| s.body.get("remoteId").and_then(Value::as_str) == Some(remote_id))
+            .map(|(key, _)| key.clone())
     }
 
     /// The seeded index of `id` when that invoice is still as seeded.
@@ -145,6 +176,9 @@ impl Invoices {
 
     /// How many invoices the list holds.
     pub(crate) fn len(&self) -> u64 {
+        if let Some(listing) = &self.listing {
+            return listing.len() as u64;
+        }
         let hidden = self.overridden.len() as u64;
         self.seed.count - hidden + self.overrides.len() as u64
     }
@@ -156,6 +190,9 @@ pub(crate) struct Routes {
     pub list: String,
     pub get: String,
     pub put: String,
+    pub count: String,
+    pub customers: String,
+    pub customer: String,
 }
 
 /// Everything a running sandbox shares between connections and the control handle.
@@ -168,7 +205,13 @@ pub(crate) struct Shared {
     pub default_limit: u32,
     pub max_limit: u32,
     pub routes: Routes,
+    /// The generic unified API, or Alloy's.
+    pub api: super::SandboxApi,
     pub invoices: Mutex<Invoices>,
+    /// Alloy's customers; locked after `invoices`, never before.
+    pub customers: Mutex<super::alloy::Customers>,
+    /// What Alloy clients did that they should not.
+    pub alloy: Mutex<super::alloy::AlloyCounters>,
     /// The payments write-back's `PUT`s (see `write`); locked after `invoices`, never before.
     pub writes: Mutex<Writes>,
     pub limiter: Mutex<RateLimiter>,

@@ -63,14 +63,34 @@ const TEXTS: [&str; 6] = [
 #[derive(Debug, Default)]
 pub(crate) struct Writes {
     pub held: bool,
-    /// Accepted while held, in arrival order: `(remoteId, body)`.
-    pub queue: Vec<(String, Value)>,
-    /// Every accepted body, in arrival order.
+    /// Accepted while held, in arrival order: `(internal id, id in the URL, body)`.
+    pub queue: Vec<(String, String, Value)>,
+    /// Every accepted body, in arrival order, by the id in the URL.
     pub received: Vec<(String, Value)>,
 }
 
-/// Handles one `PUT`: validates, records, then applies or queues.
+/// How a `PUT` is taken: what the URL named, and the API's rules.
+pub(crate) struct PutRules<'a> {
+    /// The id in the URL (Alloy: its UUID), as recorded for tests.
+    pub shown: &'a str,
+    /// `lineItems` must be present (004; Alloy's reference marks them required).
+    pub require_lines: bool,
+    /// The invoice as served (Alloy's rendering; identity for the generic API).
+    pub render: &'a dyn Fn(Value) -> Value,
+}
+
+/// Handles one `PUT` of the generic API: validates, records, then applies or queues.
 pub(crate) fn put(shared: &Shared, id: &str, body: &[u8]) -> Reply {
+    let rules = PutRules {
+        shown: id,
+        require_lines: true,
+        render: &|v| v,
+    };
+    put_with(shared, id, body, &rules)
+}
+
+/// Handles one `PUT` of invoice `id` (the sandbox's own id) under `rules`.
+pub(crate) fn put_with(shared: &Shared, id: &str, body: &[u8], rules: &PutRules<'_>) -> Reply {
     let body: Value = match serde_json::from_slice(body) {
         Ok(body) => body,
         Err(_) => {
@@ -80,7 +100,7 @@ pub(crate) fn put(shared: &Shared, id: &str, body: &[u8]) -> Reply {
             )
         }
     };
-    if let Err(message) = validate(&body) {
+    if let Err(message) = validate_with(&body, rules.require_lines) {
         return reply::error(StatusCode::BAD_REQUEST, &message);
     }
     let now = shared.clock.now_ms();
@@ -96,16 +116,22 @@ pub(crate) fn put(shared: &Shared, id: &str, body: &[u8]) -> Reply {
         );
     }
     let mut writes = lock(&shared.writes);
-    writes.received.push((id.to_owned(), body.clone()));
+    writes.received.push((rules.shown.to_owned(), body.clone()));
     let served = if writes.held {
-        writes.queue.push((id.to_owned(), body));
+        writes
+            .queue
+            .push((id.to_owned(), rules.shown.to_owned(), body));
         current
     } else {
         drop(writes);
         apply(&mut invoices, id, &body, now).unwrap_or(current)
     };
     let mut answer = Map::new();
-    answer.insert(shared.names.single_field.clone(), served);
+    let field = match &shared.api {
+        super::SandboxApi::Alloy(_) => "invoice".to_owned(),
+        super::SandboxApi::Generic => shared.names.single_field.clone(),
+    };
+    answer.insert(field, (rules.render)(served));
     reply::ok(Value::Object(answer))
 }
 
@@ -213,7 +239,13 @@ fn decimal(value: &Value) -> Option<Decimal> {
 }
 
 /// 004's rules for an update body; the message of the first problem.
+#[cfg(test)]
 pub(crate) fn validate(body: &Value) -> Result<(), String> {
+    validate_with(body, true)
+}
+
+/// [`validate`], `lineItems` optional unless `require_lines`.
+pub(crate) fn validate_with(body: &Value, require_lines: bool) -> Result<(), String> {
     let Value::Object(body) = body else {
         return Err("The request body must be a JSON object".to_owned());
     };
@@ -221,6 +253,7 @@ pub(crate) fn validate(body: &Value) -> Result<(), String> {
         return Err(format!("`{unknown}` is not a field of an invoice update"));
     }
     let lines: Vec<&Value> = match body.get("lineItems") {
+        None | Some(Value::Null) if !require_lines => Vec::new(),
         None | Some(Value::Null) => return Err("lineItems is required".to_owned()),
         Some(Value::Array(lines)) => lines.iter().collect(),
         Some(line @ Value::Object(_)) => vec![line],
