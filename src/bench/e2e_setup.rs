@@ -14,7 +14,7 @@ use crate::config::{
     AdapterSettings, B2bAuth, B2bSettings, BudgetSettings, CustomerMapping, DaemonSettings,
     DatabaseSettings, DeletedPolicy, EngineSettings, FailurePolicy, HttpSettings, LogFormat,
     MappingSettings, MissingPolicy, RetrySettings, Settings, SourceSettings, StoreSettings,
-    TelemetrySettings, UnifiedNames, UnifiedSettings,
+    TelemetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
 };
 use crate::sandbox::unified::{DEFAULT_API_KEY, DEFAULT_CREDENTIAL_ID};
 
@@ -95,6 +95,7 @@ pub(crate) fn source(erp_base_url: &str) -> Result<SourceSettings, BenchError> {
                 page_size: non_zero(100),
             },
             names: UnifiedNames::default(),
+            api: UnifiedApi::default(),
         })),
         mapping: MappingSettings::default(),
         customers: CustomerMapping::Static(customer_map()),

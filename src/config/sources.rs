@@ -190,15 +190,199 @@ pub struct UnifiedSettings {
     pub base_url: Url,
     /// Sent as `Authorization: Bearer <api_key>` (`api_key` or `api_key_file`).
     pub api_key: SecretString,
-    /// The required `credentialId` query parameter: which connected ERP to read.
+    /// The required credential query parameter (`credentialId`, Alloy 2023-12: `connectionId`):
+    /// which connected ERP to read.
     pub credential_id: String,
     pub http: HttpSettings,
     /// Names of paths, parameters and fields: vendors of such APIs differ in them.
     pub names: UnifiedNames,
+    /// Which API this is (`preset`) and how it is read: paging, full scan or incremental,
+    /// customer resolution, the request budget.
+    pub api: UnifiedApi,
+}
+
+impl UnifiedSettings {
+    /// Settings of an Alloy preset: its wire names, paging, full scan, customer resolution and
+    /// budget (for code that builds settings: tests, the benchmarks).
+    pub fn alloy(
+        preset: UnifiedPreset,
+        base_url: Url,
+        api_key: SecretString,
+        credential_id: String,
+        http: HttpSettings,
+    ) -> Self {
+        Self {
+            base_url,
+            api_key,
+            credential_id,
+            http,
+            names: UnifiedNames::for_preset(preset),
+            api: UnifiedApi::for_preset(preset),
+        }
+    }
+}
+
+/// `[sources.<name>.unified] preset`: which unified API the source speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnifiedPreset {
+    /// Alloy Automation's Unified API, version 2024-03: `credentialId`, `pageNumber` from 1 and
+    /// `pageSize` (at most 100), `{"invoices": [...]}` without a cursor.
+    Alloy2024_03,
+    /// Alloy's version 2023-12: `connectionId`, `cursor` + `pageSize`, `pageInfo {hasNext,
+    /// nextCursor}`.
+    Alloy2023_12,
+    /// Every wire name and the paging configured (`[names]`, `paging`, `scan`).
+    #[default]
+    Custom,
+}
+
+impl UnifiedPreset {
+    pub const ALL: [UnifiedPreset; 3] = [Self::Alloy2024_03, Self::Alloy2023_12, Self::Custom];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alloy2024_03 => "alloy-2024-03",
+            Self::Alloy2023_12 => "alloy-2023-12",
+            Self::Custom => "custom",
+        }
+    }
+
+    pub fn is_alloy(self) -> bool {
+        self != Self::Custom
+    }
+
+    /// The API version in Alloy's URL path.
+    pub fn alloy_version(self) -> Option<&'static str> {
+        match self {
+            Self::Alloy2024_03 => Some("2024-03"),
+            Self::Alloy2023_12 => Some("2023-12"),
+            Self::Custom => None,
+        }
+    }
+
+    /// Alloy's documented base URL of this version.
+    pub fn default_base_url(self) -> Option<String> {
+        self.alloy_version()
+            .map(|v| format!("https://embedded.runalloy.com/{v}/one"))
+    }
+}
+
+/// How a list is paged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PagingStyle {
+    /// The answer carries the next page's cursor in `names.next_field`; it goes back as
+    /// `names.cursor_param`. A missing or null cursor ends the list.
+    #[default]
+    NextField,
+    /// `names.page_param` counts pages from `first_page`; a short or empty page ends the list.
+    PageNumber,
+    /// The cursor sits at a dotted path of the answer (`names.next_cursor_path`, e.g.
+    /// `pageInfo.nextCursor`), optionally with a has-more flag (`names.has_more_path`); it goes
+    /// back as `names.cursor_param`.
+    BodyCursor,
+    /// `names.offset_param` counts records from 0; a short or empty page ends the list.
+    Offset,
+}
+
+impl PagingStyle {
+    pub const ALL: [PagingStyle; 4] = [
+        Self::NextField,
+        Self::PageNumber,
+        Self::BodyCursor,
+        Self::Offset,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NextField => "next_field",
+            Self::PageNumber => "page_number",
+            Self::BodyCursor => "body_cursor",
+            Self::Offset => "offset",
+        }
+    }
+}
+
+/// What a cycle reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanMode {
+    /// Invoices updated since the cursor (minus the overlap), through `names.updated_after_param`;
+    /// the API must filter and sort by update time.
+    #[default]
+    Incremental,
+    /// Every invoice, every cycle; unchanged ones cost no B2B call (their fingerprint is
+    /// unchanged). For APIs without an updated-since filter (Alloy).
+    Full,
+}
+
+impl ScanMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Incremental => "incremental",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// Which API, and how it is read. `Default` is today's `custom` behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnifiedApi {
+    pub preset: UnifiedPreset,
+    pub paging: PagingStyle,
+    /// The first page's number with [`PagingStyle::PageNumber`] (Alloy: 1).
+    pub first_page: u32,
+    pub scan: ScanMode,
+    /// `Some(refresh)`: an invoice's `customerId` is the API's own customer id, resolved to the
+    /// customer's ERP id (`names.customer_remote_id_field`) through the customers list, cached
+    /// in PostgreSQL and read whole again every `refresh`. `None`: `customerId` is the ERP's
+    /// customer id.
+    pub customer_lookup: Option<Duration>,
+    /// Requests a minute this daemon sends to the source, all requests together (Alloy: 150
+    /// per connection). `None`: no limit. No 60 s window ever holds more.
+    pub requests_per_minute: Option<NonZeroU32>,
+}
+
+impl Default for UnifiedApi {
+    fn default() -> Self {
+        Self {
+            preset: UnifiedPreset::Custom,
+            paging: PagingStyle::NextField,
+            first_page: 1,
+            scan: ScanMode::Incremental,
+            customer_lookup: None,
+            requests_per_minute: None,
+        }
+    }
+}
+
+/// Alloy's rate limit per connection on its basic plan.
+pub const ALLOY_REQUESTS_PER_MINUTE: u32 = 150;
+/// How often the Alloy customers list is read whole by default.
+pub const DEFAULT_CUSTOMERS_REFRESH: Duration = Duration::from_secs(86_400);
+
+impl UnifiedApi {
+    /// What a preset fixes (`Custom`: the defaults).
+    pub fn for_preset(preset: UnifiedPreset) -> Self {
+        match preset {
+            UnifiedPreset::Custom => Self::default(),
+            UnifiedPreset::Alloy2024_03 | UnifiedPreset::Alloy2023_12 => Self {
+                preset,
+                paging: if preset == UnifiedPreset::Alloy2024_03 {
+                    PagingStyle::PageNumber
+                } else {
+                    PagingStyle::BodyCursor
+                },
+                first_page: 1,
+                scan: ScanMode::Full,
+                customer_lookup: Some(DEFAULT_CUSTOMERS_REFRESH),
+                requests_per_minute: NonZeroU32::new(ALLOY_REQUESTS_PER_MINUTE),
+            },
+        }
+    }
 }
 
 /// Every wire name the unified adapter uses, in one place, each overridable in config
-/// (`[sources.<name>.unified.names]`).
+/// (`[sources.<name>.unified.names]`, preset `custom`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnifiedNames {
     /// Path of the invoice list and, with `/{id}`, of one invoice (default `accounting/invoices`).
@@ -208,11 +392,33 @@ pub struct UnifiedNames {
     pub limit_param: String,
     pub cursor_param: String,
     pub updated_after_param: String,
+    /// Paging by page number (`page`) or offset (`offset`).
+    pub page_param: String,
+    pub offset_param: String,
     /// Response fields: the list's array (`invoices`), its next-page cursor (`next`), and the
     /// single-invoice wrapper (`invoice`).
     pub list_field: String,
     pub next_field: String,
     pub single_field: String,
+    /// Paging by a cursor in the body: its dotted path (`pageInfo.nextCursor`) and that of a
+    /// has-more flag (`pageInfo.hasNext`; empty: none).
+    pub next_cursor_path: String,
+    pub has_more_path: String,
+    /// The invoice field that addresses one invoice in `{invoices_path}/{id}` (Alloy: `id`;
+    /// default `remoteId`), and the one holding the ERP's own id, which becomes the B2B
+    /// `externalId` (`remoteId`).
+    pub id_field: String,
+    pub external_id_field: String,
+    /// Customer resolution (when on): the customers list and one customer
+    /// (`accounting/customers`), the list's array (`customers`), the single wrapper
+    /// (`customer`), and a customer's own id (`id`), ERP id (`remoteId`) and name
+    /// (`customerName`).
+    pub customers_path: String,
+    pub customers_field: String,
+    pub customer_field: String,
+    pub customer_id_field: String,
+    pub customer_remote_id_field: String,
+    pub customer_name_field: String,
 }
 
 impl Default for UnifiedNames {
@@ -223,9 +429,43 @@ impl Default for UnifiedNames {
             limit_param: "limit".to_owned(),
             cursor_param: "next".to_owned(),
             updated_after_param: "updatedAfter".to_owned(),
+            page_param: "page".to_owned(),
+            offset_param: "offset".to_owned(),
             list_field: "invoices".to_owned(),
             next_field: "next".to_owned(),
             single_field: "invoice".to_owned(),
+            next_cursor_path: "pageInfo.nextCursor".to_owned(),
+            has_more_path: String::new(),
+            id_field: "remoteId".to_owned(),
+            external_id_field: "remoteId".to_owned(),
+            customers_path: "accounting/customers".to_owned(),
+            customers_field: "customers".to_owned(),
+            customer_field: "customer".to_owned(),
+            customer_id_field: "id".to_owned(),
+            customer_remote_id_field: "remoteId".to_owned(),
+            customer_name_field: "customerName".to_owned(),
+        }
+    }
+}
+
+impl UnifiedNames {
+    /// The names a preset fixes (`Custom`: the defaults).
+    pub fn for_preset(preset: UnifiedPreset) -> Self {
+        let alloy = Self {
+            limit_param: "pageSize".to_owned(),
+            page_param: "pageNumber".to_owned(),
+            cursor_param: "cursor".to_owned(),
+            has_more_path: "pageInfo.hasNext".to_owned(),
+            id_field: "id".to_owned(),
+            ..Self::default()
+        };
+        match preset {
+            UnifiedPreset::Custom => Self::default(),
+            UnifiedPreset::Alloy2024_03 => alloy,
+            UnifiedPreset::Alloy2023_12 => Self {
+                credential_param: "connectionId".to_owned(),
+                ..alloy
+            },
         }
     }
 }

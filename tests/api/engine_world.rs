@@ -154,6 +154,7 @@ fn settings(db: &TestDb, b2b: &RunningB2bSandbox, erp: &RunningUnifiedSandbox) -
                 page_size: NonZeroU32::new(100).expect("non-zero"),
             },
             names: UnifiedNames::default(),
+            api: UnifiedApi::default(),
         })),
         mapping: MappingSettings::default(),
         customers: CustomerMapping::Static(customer_map()),

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use b2b_invoice_sync::config::{
     AdapterSettings, FilesSettings, HttpSettings, ReadyRule, RebilliaSettings, SourceSettings,
-    UnifiedNames, UnifiedSettings,
+    UnifiedApi, UnifiedNames, UnifiedSettings,
 };
 use b2b_invoice_sync::domain::Currency;
 use b2b_invoice_sync::sandbox::rebillia::{
@@ -95,6 +95,7 @@ fn unified_source(sandbox: &RunningUnifiedSandbox, request_timeout: Duration) ->
         credential_id: unified::DEFAULT_CREDENTIAL_ID.to_owned(),
         http: http(request_timeout),
         names: UnifiedNames::default(),
+        api: UnifiedApi::default(),
     })))
 }
 

@@ -15,8 +15,8 @@ use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};
 
 use b2b_invoice_sync::config::{
-    load_with_env, FilesSettings, HttpSettings, MappingSettings, ReadyRule, UnifiedNames,
-    UnifiedSettings,
+    load_with_env, FilesSettings, HttpSettings, MappingSettings, ReadyRule, UnifiedApi,
+    UnifiedNames, UnifiedSettings,
 };
 use b2b_invoice_sync::domain::money::parse_amount;
 use b2b_invoice_sync::domain::{
@@ -643,6 +643,7 @@ fn unified_source(base_url: &str, page_size: u32) -> UnifiedSource {
             page_size: NonZeroU32::new(page_size).expect("non-zero"),
         },
         names: UnifiedNames::default(),
+        api: UnifiedApi::default(),
     };
     UnifiedSource::new(SOURCE, &settings, Duration::from_secs(300)).expect("adapter")
 }

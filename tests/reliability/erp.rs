@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use b2b_invoice_sync::config::{
     AdapterSettings, FilesSettings, HttpSettings, ReadyRule, RebilliaSettings, RetrySettings,
-    UnifiedNames, UnifiedSettings,
+    UnifiedApi, UnifiedNames, UnifiedSettings,
 };
 use b2b_invoice_sync::domain::{
     Lifecycle, RawInvoice, RawLineItem, RecordError, RecordLocator, SourceInvoice,
@@ -236,6 +236,7 @@ impl Erp {
                 credential_id: unified::DEFAULT_CREDENTIAL_ID.to_owned(),
                 http: http(10),
                 names: UnifiedNames::default(),
+                api: UnifiedApi::default(),
             })),
             Self::Rebillia(s) => AdapterSettings::Rebillia(RebilliaSettings {
                 base_url: s.base_url().parse().expect("ERP URL"),

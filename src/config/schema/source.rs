@@ -4,10 +4,14 @@
 //! values, and every problem is reported with its key path.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use config::{Value, ValueKind};
+use secrecy::SecretString;
+use url::Url;
 
 use super::{http_url, retry, timeouts};
 use crate::config::node::{
@@ -16,8 +20,10 @@ use crate::config::node::{
 };
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
-    HttpSettings, MappingSettings, MissingPolicy, OwnedField, PaymentSettings, PaymentStatus,
-    ReadyRule, RebilliaSettings, SourceField, SourceSettings, UnifiedNames, UnifiedSettings,
+    HttpSettings, MappingSettings, MissingPolicy, OwnedField, PagingStyle, PaymentSettings,
+    PaymentStatus, ReadyRule, RebilliaSettings, ScanMode, SourceField, SourceSettings, UnifiedApi,
+    UnifiedNames, UnifiedPreset, UnifiedSettings, ALLOY_REQUESTS_PER_MINUTE,
+    DEFAULT_CUSTOMERS_REFRESH,
 };
 
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
@@ -264,27 +270,207 @@ fn read_adapter(kind: Kind, t: Table<'_>) -> Option<AdapterSettings> {
     }
 }
 
+const PRESETS: &[(&str, UnifiedPreset)] = &[
+    ("alloy-2024-03", UnifiedPreset::Alloy2024_03),
+    ("alloy-2023-12", UnifiedPreset::Alloy2023_12),
+    ("custom", UnifiedPreset::Custom),
+];
+
+const PAGING_STYLES: &[(&str, PagingStyle)] = &[
+    ("next_field", PagingStyle::NextField),
+    ("page_number", PagingStyle::PageNumber),
+    ("body_cursor", PagingStyle::BodyCursor),
+    ("offset", PagingStyle::Offset),
+];
+
+const SCAN_MODES: &[(&str, ScanMode)] = &[
+    ("incremental", ScanMode::Incremental),
+    ("full", ScanMode::Full),
+];
+
+/// Keys only `preset = "custom"` reads: a preset fixes them.
+const CUSTOM_ONLY: &[&str] = &["paging", "scan", "first_page", "customer_lookup"];
+
+/// Alloy answers at most 100 invoices a page (a larger `pageSize` is not honoured).
+const ALLOY_MAX_PAGE_SIZE: u32 = 100;
+
 fn unified(mut t: Table<'_>) -> Option<UnifiedSettings> {
-    let base_url = t.required(
-        "base_url",
-        "the unified API's root URL, like \"https://api.example-unified.com\"",
-        http_url,
-    );
+    let Some(preset) = t.or("preset", "custom", choice(PRESETS)) else {
+        // Without a preset, which keys belong cannot be judged: check the common ones and
+        // take the rest as read, so that the one real mistake is not buried in others.
+        let _ = unified_common(&mut t, UnifiedPreset::Custom);
+        for key in t.keys() {
+            let _ = t.field(&key, |_| Ok(()));
+        }
+        return None;
+    };
+    let common = unified_common(&mut t, preset);
+    let parsed = if preset.is_alloy() {
+        alloy_api(&mut t, preset)
+    } else {
+        custom_api(&mut t)
+    };
+    let common = common?;
+    let (names, mut api) = parsed?;
+    api.customer_lookup = api.customer_lookup.map(|_| common.customers_refresh);
+    api.requests_per_minute = common.requests_per_minute;
+    Some(UnifiedSettings {
+        base_url: common.base_url,
+        api_key: common.api_key,
+        credential_id: common.credential_id,
+        http: common.http,
+        names,
+        api,
+    })
+}
+
+/// What every preset reads.
+struct UnifiedCommon {
+    base_url: Url,
+    api_key: SecretString,
+    credential_id: String,
+    http: HttpSettings,
+    requests_per_minute: Option<NonZeroU32>,
+    customers_refresh: Duration,
+}
+
+fn unified_common(t: &mut Table<'_>, preset: UnifiedPreset) -> Option<UnifiedCommon> {
+    let base_url = match preset.default_base_url() {
+        Some(default) => t.or("base_url", default, alloy_url(preset)),
+        None => t.required(
+            "base_url",
+            "the unified API's root URL, like \"https://api.example-unified.com\"",
+            http_url,
+        ),
+    };
     let api_key = t.exactly_one(("api_key", secret), ("api_key_file", secret_file));
     let credential_id = t.required(
         "credential_id",
-        "the credentialId of the connected ERP to read",
+        if preset == UnifiedPreset::Alloy2023_12 {
+            "the connectionId of the connected ERP to read"
+        } else {
+            "the credentialId of the connected ERP to read"
+        },
         text,
     );
-    let http = http(&mut t, 100, 1..=1000);
-    let names = fill(t.section("names"), UnifiedNames::default(), UNIFIED_NAMES);
-    Some(UnifiedSettings {
+    let http = if preset.is_alloy() {
+        http(t, ALLOY_MAX_PAGE_SIZE, 1..=ALLOY_MAX_PAGE_SIZE)
+    } else {
+        http(t, 100, 1..=1000)
+    };
+    let default_rpm = if preset.is_alloy() {
+        ALLOY_REQUESTS_PER_MINUTE
+    } else {
+        0
+    };
+    let requests_per_minute = t.or("requests_per_minute", default_rpm, |v: &Value| {
+        let n = whole(0..=1_000_000)(v)?;
+        if n == 0 && preset.is_alloy() {
+            return Err(
+                "Alloy limits every connection: give its requests per minute (150 on \
+                        the basic plan; 300, 500, 1000 on larger ones)"
+                    .to_owned(),
+            );
+        }
+        Ok(NonZeroU32::new(n))
+    });
+    let customers_refresh = t.or("customers_refresh_secs", 86_400, secs(60..=2_592_000));
+    Some(UnifiedCommon {
         base_url: base_url?,
         api_key: api_key?,
         credential_id: credential_id?,
         http: http?,
-        names: names?,
+        requests_per_minute: requests_per_minute?,
+        customers_refresh: customers_refresh?,
     })
+}
+
+/// An Alloy base URL: an http(s) URL whose path, when it names an API version, names the
+/// preset's.
+fn alloy_url(preset: UnifiedPreset) -> impl Fn(&Value) -> Result<Url, String> {
+    move |value| {
+        let url = http_url(value)?;
+        let want = preset.alloy_version().unwrap_or_default();
+        let named = url.path_segments().into_iter().flatten().find(|segment| {
+            let b = segment.as_bytes();
+            b.len() == 7
+                && b[4] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 4 || c.is_ascii_digit())
+        });
+        match named {
+            Some(version) if version != want => Err(format!(
+                "names Alloy API version {version}, but preset = \"{}\" speaks {want}; \
+                 use https://embedded.runalloy.com/{want}/one or change the preset",
+                preset.name()
+            )),
+            _ => Ok(url),
+        }
+    }
+}
+
+/// An Alloy preset: everything but the budget, the page size and (for the documented
+/// ambiguity of 2024-03) the credential parameter is fixed; setting it is a mistake.
+fn alloy_api(t: &mut Table<'_>, preset: UnifiedPreset) -> Option<(UnifiedNames, UnifiedApi)> {
+    let fixed = format!(
+        "fixed by preset = \"{}\"; remove it, or use preset = \"custom\" to configure every \
+         wire name and the paging yourself",
+        preset.name()
+    );
+    let mut clean = true;
+    for key in CUSTOM_ONLY {
+        if t.has(key) {
+            let _ = t.field(key, |_| Ok(()));
+            t.problem(key, &fixed);
+            clean = false;
+        }
+    }
+    let mut names = UnifiedNames::for_preset(preset);
+    if let Some(mut section) = t.optional_section("names") {
+        for key in section.keys() {
+            if key == "credential_param" {
+                match section.field(&key, text) {
+                    Ok(Some(param)) => names.credential_param = param,
+                    _ => clean = false,
+                }
+            } else {
+                let _ = section.field(&key, |_| Ok(()));
+                section.problem(&key, &fixed);
+                clean = false;
+            }
+        }
+    }
+    clean.then(|| (names, UnifiedApi::for_preset(preset)))
+}
+
+fn custom_api(t: &mut Table<'_>) -> Option<(UnifiedNames, UnifiedApi)> {
+    let paging = t.or("paging", "next_field", choice(PAGING_STYLES));
+    let scan = t.or("scan", "incremental", choice(SCAN_MODES));
+    let first_page = t.or("first_page", 1, whole(0..=1_000_000));
+    let lookup = t.or("customer_lookup", false, boolean);
+    let names = fill(t.section("names"), UnifiedNames::default(), UNIFIED_NAMES);
+    let (paging, names, lookup) = (paging?, names?, lookup?);
+    if t.has("customers_refresh_secs") && !lookup {
+        t.problem(
+            "customers_refresh_secs",
+            "only used with customer_lookup = true (or an Alloy preset)",
+        );
+        return None;
+    }
+    if t.has("first_page") && paging != PagingStyle::PageNumber {
+        t.problem("first_page", "only used with paging = \"page_number\"");
+        return None;
+    }
+    let api = UnifiedApi {
+        preset: UnifiedPreset::Custom,
+        paging,
+        first_page: first_page?,
+        scan: scan?,
+        customer_lookup: lookup.then_some(DEFAULT_CUSTOMERS_REFRESH),
+        requests_per_minute: None,
+    };
+    Some((names, api))
 }
 
 fn rebillia(mut t: Table<'_>) -> Option<RebilliaSettings> {
@@ -476,10 +662,47 @@ const UNIFIED_NAMES: &[Slot<UnifiedNames, String>] = &[
     ("limit_param", |n| &mut n.limit_param, text),
     ("cursor_param", |n| &mut n.cursor_param, text),
     ("updated_after_param", |n| &mut n.updated_after_param, text),
+    ("page_param", |n| &mut n.page_param, text),
+    ("offset_param", |n| &mut n.offset_param, text),
     ("list_field", |n| &mut n.list_field, text),
     ("next_field", |n| &mut n.next_field, text),
     ("single_field", |n| &mut n.single_field, text),
+    ("next_cursor_path", |n| &mut n.next_cursor_path, dotted_path),
+    (
+        "has_more_path",
+        |n| &mut n.has_more_path,
+        optional_dotted_path,
+    ),
+    ("id_field", |n| &mut n.id_field, text),
+    ("external_id_field", |n| &mut n.external_id_field, text),
+    ("customers_path", |n| &mut n.customers_path, relative_path),
+    ("customers_field", |n| &mut n.customers_field, text),
+    ("customer_field", |n| &mut n.customer_field, text),
+    ("customer_id_field", |n| &mut n.customer_id_field, text),
+    (
+        "customer_remote_id_field",
+        |n| &mut n.customer_remote_id_field,
+        text,
+    ),
+    ("customer_name_field", |n| &mut n.customer_name_field, text),
 ];
+
+/// A dotted path of field names into a JSON answer (`pageInfo.nextCursor`).
+fn dotted_path(value: &Value) -> Result<String, String> {
+    let path = text(value)?.trim().to_owned();
+    if path.split('.').any(|segment| segment.trim().is_empty()) {
+        return Err("must be field names joined by dots, like \"pageInfo.nextCursor\"".to_owned());
+    }
+    Ok(path)
+}
+
+/// A dotted path, or `""` for none.
+fn optional_dotted_path(value: &Value) -> Result<String, String> {
+    if string(value)?.trim().is_empty() {
+        return Ok(String::new());
+    }
+    dotted_path(value)
+}
 
 const COST_LINES: &[Slot<CostLineLabels, String>] = &[
     ("subtotal", |c| &mut c.subtotal, text),

@@ -200,6 +200,7 @@ strategy = "table"
             list_field: "data".to_owned(),
             next_field: "next_cursor".to_owned(),
             single_field: "data".to_owned(),
+            ..UnifiedNames::default()
         }
     );
 
@@ -878,4 +879,200 @@ fn payment_mistakes_are_named_by_key() {
         "{errors}"
     );
     assert!(message(&errors, "sources.billing.payments.reference_field").contains("comments"));
+}
+
+/// The issue's own example: an Alloy source with nothing but the preset, URL and credentials.
+fn alloy_source(preset: &str, version: &str, extra: &str) -> String {
+    format!(
+        r#"{MINIMAL}
+[sources.erp_main]
+kind = "unified"
+store = "acme"
+[sources.erp_main.unified]
+preset = "{preset}"
+base_url = "https://embedded.runalloy.com/{version}/one"
+api_key = "{API_KEY}"
+credential_id = "cred-alloy-1"
+{extra}"#
+    )
+}
+
+#[test]
+fn alloy_presets_fill_paging_ids_customers_and_the_budget() {
+    let settings = ok(&alloy_source("alloy-2024-03", "2024-03", ""), &[]);
+    let unified = unified_of(source(&settings, "erp_main"));
+    assert_eq!(unified.api.preset, UnifiedPreset::Alloy2024_03);
+    assert_eq!(unified.api.paging, PagingStyle::PageNumber);
+    assert_eq!(unified.api.first_page, 1);
+    assert_eq!(unified.api.scan, ScanMode::Full);
+    assert_eq!(
+        unified.api.customer_lookup,
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(unified.api.requests_per_minute.map(|n| n.get()), Some(150));
+    assert_eq!(unified.http.page_size.get(), 100);
+    assert_eq!(unified.names.credential_param, "credentialId");
+    assert_eq!(unified.names.page_param, "pageNumber");
+    assert_eq!(unified.names.limit_param, "pageSize");
+    assert_eq!(unified.names.id_field, "id");
+    assert_eq!(unified.names.external_id_field, "remoteId");
+    assert_eq!(unified.names.customers_path, "accounting/customers");
+    assert_eq!(
+        unified.base_url.as_str(),
+        "https://embedded.runalloy.com/2024-03/one/"
+    );
+
+    let settings = ok(
+        &alloy_source(
+            "alloy-2023-12",
+            "2023-12",
+            "page_size = 50\nrequests_per_minute = 300\ncustomers_refresh_secs = 3600\n",
+        ),
+        &[],
+    );
+    let unified = unified_of(source(&settings, "erp_main"));
+    assert_eq!(unified.api.paging, PagingStyle::BodyCursor);
+    assert_eq!(unified.names.credential_param, "connectionId");
+    assert_eq!(unified.names.cursor_param, "cursor");
+    assert_eq!(unified.names.next_cursor_path, "pageInfo.nextCursor");
+    assert_eq!(unified.names.has_more_path, "pageInfo.hasNext");
+    assert_eq!(unified.http.page_size.get(), 50);
+    assert_eq!(unified.api.requests_per_minute.map(|n| n.get()), Some(300));
+    assert_eq!(unified.api.customer_lookup, Some(Duration::from_secs(3600)));
+
+    // Without base_url, the version's documented one; the credential parameter may follow
+    // the Node SDK's reading of 2024-03.
+    let text = alloy_source(
+        "alloy-2024-03",
+        "2024-03",
+        "[sources.erp_main.unified.names]\ncredential_param = \"connectionId\"\n",
+    )
+    .replace(
+        "base_url = \"https://embedded.runalloy.com/2024-03/one\"\n",
+        "",
+    );
+    let settings = ok(&text, &[]);
+    let unified = unified_of(source(&settings, "erp_main"));
+    assert_eq!(
+        unified.base_url.as_str(),
+        "https://embedded.runalloy.com/2024-03/one/"
+    );
+    assert_eq!(unified.names.credential_param, "connectionId");
+
+    // A source without a preset is `custom`, as before presets existed.
+    let settings = ok(&minimal_sources(), &[]);
+    let unified = unified_of(source(&settings, "erp"));
+    assert_eq!(unified.api, UnifiedApi::default());
+    assert_eq!(unified.names, UnifiedNames::default());
+}
+
+#[test]
+fn an_unknown_preset_is_named_with_the_choices_and_nothing_else_is_blamed() {
+    let errors = problems_of(
+        &alloy_source("alloy-2025-01", "2024-03", "page_size = 100\n"),
+        &[],
+    );
+    assert_eq!(
+        keys(&errors),
+        ["sources.erp_main.unified.preset"],
+        "{errors}"
+    );
+    assert!(
+        message(&errors, "sources.erp_main.unified.preset")
+            .starts_with("expected one of \"alloy-2024-03\", \"alloy-2023-12\", \"custom\""),
+        "{errors}"
+    );
+}
+
+#[test]
+fn alloy_presets_refuse_what_they_fix_and_alloys_limits() {
+    let text = alloy_source(
+        "alloy-2024-03",
+        "2023-12",
+        "page_size = 250\nrequests_per_minute = 0\nscan = \"incremental\"\npaging = \"offset\"\n\
+         [sources.erp_main.unified.names]\npage_param = \"page\"\ncredential_param = \"credentialId\"\n",
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(
+        keys(&errors),
+        [
+            "sources.erp_main.unified.base_url",
+            "sources.erp_main.unified.names.page_param",
+            "sources.erp_main.unified.page_size",
+            "sources.erp_main.unified.paging",
+            "sources.erp_main.unified.requests_per_minute",
+            "sources.erp_main.unified.scan",
+        ],
+        "{errors}"
+    );
+    assert!(message(&errors, "sources.erp_main.unified.base_url")
+        .starts_with("names Alloy API version 2023-12, but preset = \"alloy-2024-03\""));
+    assert!(message(&errors, "sources.erp_main.unified.page_size")
+        .starts_with("must be between 1 and 100 (got 250)"));
+    assert!(
+        message(&errors, "sources.erp_main.unified.requests_per_minute")
+            .contains("Alloy limits every connection")
+    );
+    for key in ["scan", "paging", "names.page_param"] {
+        assert!(
+            message(&errors, &format!("sources.erp_main.unified.{key}"))
+                .starts_with("fixed by preset = \"alloy-2024-03\""),
+            "{key}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn custom_sources_choose_paging_scan_ids_and_customer_lookup() {
+    let text = minimal_sources().replace(
+        "credential_id = \"cred_123\"",
+        "credential_id = \"cred_123\"\npreset = \"custom\"\npaging = \"page_number\"\nfirst_page = 0\n\
+         scan = \"full\"\ncustomer_lookup = true\ncustomers_refresh_secs = 600\nrequests_per_minute = 90\n\
+         [sources.erp.unified.names]\npage_param = \"p\"\nid_field = \"uuid\"\nexternal_id_field = \"number\"\n\
+         has_more_path = \"meta.more\"\ncustomers_path = \"crm/clients\"\ncustomer_name_field = \"name\"",
+    );
+    let settings = ok(&text, &[]);
+    let unified = unified_of(source(&settings, "erp"));
+    assert_eq!(
+        unified.api,
+        UnifiedApi {
+            preset: UnifiedPreset::Custom,
+            paging: PagingStyle::PageNumber,
+            first_page: 0,
+            scan: ScanMode::Full,
+            customer_lookup: Some(Duration::from_secs(600)),
+            requests_per_minute: std::num::NonZeroU32::new(90),
+        }
+    );
+    assert_eq!(unified.names.page_param, "p");
+    assert_eq!(unified.names.id_field, "uuid");
+    assert_eq!(unified.names.external_id_field, "number");
+    assert_eq!(unified.names.has_more_path, "meta.more");
+    assert_eq!(unified.names.customers_path, "crm/clients");
+    assert_eq!(unified.names.customer_name_field, "name");
+
+    let text = minimal_sources().replace(
+        "credential_id = \"cred_123\"",
+        "credential_id = \"cred_123\"\nfirst_page = 2\ncustomers_refresh_secs = 600\npaging = \"pages\"\n\
+         [sources.erp.unified.names]\nnext_cursor_path = \"pageInfo..next\"",
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(
+        keys(&errors),
+        [
+            "sources.erp.unified.names.next_cursor_path",
+            "sources.erp.unified.paging",
+        ],
+        "{errors}"
+    );
+    let text = minimal_sources().replace(
+        "credential_id = \"cred_123\"",
+        "credential_id = \"cred_123\"\nfirst_page = 2\ncustomers_refresh_secs = 600",
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(
+        keys(&errors),
+        ["sources.erp.unified.customers_refresh_secs"],
+        "{errors}"
+    );
 }
