@@ -16,7 +16,7 @@ pub mod rebillia;
 pub mod unified;
 pub mod write_back;
 
-pub use build::build;
+pub use build::{build, build_with_pool};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +96,12 @@ pub enum SourceError {
         source_name: String,
         message: String,
     },
+    /// The adapter's own tables in PostgreSQL (the unified adapter's ids and customers).
+    #[error("source {source_name}: database: {message}")]
+    Database {
+        source_name: String,
+        message: String,
+    },
     /// A file or folder of the `files` adapter.
     #[error("source {source_name}: {}: {message}", path.display())]
     Io {
@@ -108,7 +114,10 @@ pub enum SourceError {
 impl SourceError {
     /// True when a later cycle may succeed without a config change.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Io { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Io { .. } | Self::Database { .. }
+        )
     }
 }
 

@@ -155,7 +155,7 @@ impl Engine {
                 name.clone(),
                 SourceRuntime {
                     settings: src.clone(),
-                    adapter: source::build(src)?,
+                    adapter: source::build_with_pool(src, Some(&pool))?,
                     client,
                     concurrency,
                 },

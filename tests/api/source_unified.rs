@@ -12,7 +12,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use b2b_invoice_sync::config::{
-    HttpSettings, LogFormat, RetrySettings, UnifiedNames, UnifiedSettings,
+    HttpSettings, LogFormat, RetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
 };
 use b2b_invoice_sync::domain::{Lifecycle, RecordError, SourceInvoice};
 use b2b_invoice_sync::sandbox::unified::{
@@ -67,6 +67,7 @@ fn settings(base_url: &str, page_size: u32) -> UnifiedSettings {
             page_size: NonZeroU32::new(page_size).expect("non-zero page size"),
         },
         names: UnifiedNames::default(),
+        api: UnifiedApi::default(),
     }
 }
 
@@ -523,6 +524,7 @@ async fn renamed_wire_names_come_from_the_settings() {
         list_field: "data".to_owned(),
         next_field: "nextPageToken".to_owned(),
         single_field: "bill".to_owned(),
+        ..UnifiedNames::default()
     };
     let source = UnifiedSource::new(SOURCE, &renamed, OVERLAP).expect("source");
     let first = read(&source, &Cursor::default()).await.expect("read");

@@ -1,11 +1,17 @@
-//! HTTP to the unified API: URLs built from [`UnifiedNames`], the bearer key, and retries of
-//! transient failures.
+//! HTTP to the unified API: URLs built from [`UnifiedNames`] and the paging style, the bearer
+//! key, the source's request budget, and retries of transient failures.
+//!
+//! Every request, reads and the payments write-back alike, goes through the source's
+//! [`RequestBudget`] (Alloy: 150 a minute per connection): no 60 s window holds more than the
+//! configured requests per minute, and a 429 holds back every request of the source for its
+//! `Retry-After`.
 //!
 //! Reads go through [`UnifiedClient::send`], which retries every transient failure. The payments
 //! write-back (`PUT {invoices_path}/{id}`) sends through [`UnifiedClient::exchange`] instead and
 //! sorts failures itself (`super::call`): a PUT that timed out or got a 5xx may have been
 //! applied, and is never retried blindly.
 
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +24,33 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::b2b::retry::backoff;
-use crate::config::{RetrySettings, UnifiedNames, UnifiedSettings};
+use crate::b2b::RequestBudget;
+use crate::config::{
+    BudgetSettings, PagingStyle, RetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
+};
 use crate::source::SourceError;
 
 /// Characters of a response body quoted in error messages.
 const EXCERPT_CHARS: usize = 300;
 /// A `Retry-After` longer than this is cut to it: a wrong header must not stall a cycle for hours.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+/// 429s in a row one request waits out before the read gives up: a 429 is the API asking to
+/// slow down, not a failure, so it does not use up `retry.max_attempts`.
+const MAX_RATE_LIMITED: u32 = 20;
+/// "No limit": far beyond what one process sends.
+const UNLIMITED_RPM: u32 = 6_000_000;
+
+/// Which page of a list to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PageAt {
+    /// The first page of a cursor-paged list (no cursor parameter).
+    First,
+    Cursor(String),
+    /// Page number (page-number paging).
+    Number(u64),
+    /// Records to skip (offset paging).
+    Offset(u64),
+}
 
 /// The unified API for one source.
 #[derive(Debug)]
@@ -39,8 +65,10 @@ pub(crate) struct UnifiedClient {
     api_key: SecretString,
     credential_id: String,
     names: UnifiedNames,
+    api: UnifiedApi,
     page_size: u32,
     retry: RetrySettings,
+    budget: Arc<RequestBudget>,
     list_endpoint: String,
     get_endpoint: String,
 }
@@ -55,13 +83,32 @@ pub(super) struct Answer {
 
 /// How one attempt failed.
 enum Failure {
-    /// May succeed if tried again (5xx, 429, timeouts, connection errors).
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    /// May succeed if tried again (5xx, timeouts, connection errors).
+    Transient { message: String },
+    /// 429: the budget is paused; send again once it lets us.
+    RateLimited { message: String },
     /// Will fail again: give up now.
     Final(SourceError),
+}
+
+/// The source's budget: `requests_per_minute` with no burst, paced so that no 60 s window
+/// (sliding, not only aligned minutes) holds more than that many requests.
+fn budget_settings(api: &UnifiedApi) -> BudgetSettings {
+    let one = NonZeroU32::MIN;
+    let (rate, burst) = match api.requests_per_minute {
+        // Cells every 60 s / (L - 1) put at most L of them in any closed 60 s window.
+        Some(limit) => (NonZeroU32::new(limit.get() - 1).unwrap_or(one), one),
+        None => (
+            NonZeroU32::new(UNLIMITED_RPM).unwrap_or(one),
+            NonZeroU32::new(1000).unwrap_or(one),
+        ),
+    };
+    BudgetSettings {
+        requests_per_minute: rate,
+        burst,
+        max_concurrent: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+        default_retry_after: Duration::from_secs(60),
+    }
 }
 
 impl UnifiedClient {
@@ -91,7 +138,7 @@ impl UnifiedClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let path = invoices_path(&settings.names);
+        let path = relative(&settings.names.invoices_path);
         Ok(Self {
             source: Arc::from(source),
             http,
@@ -100,8 +147,10 @@ impl UnifiedClient {
             api_key: settings.api_key.clone(),
             credential_id: settings.credential_id.clone(),
             names: settings.names.clone(),
+            api: settings.api.clone(),
             page_size: settings.http.page_size.get(),
             retry: settings.http.retry,
+            budget: Arc::new(RequestBudget::new(&budget_settings(&settings.api))),
             list_endpoint: format!("GET /{path}"),
             get_endpoint: format!("GET /{path}/{{id}}"),
         })
@@ -111,8 +160,20 @@ impl UnifiedClient {
         &self.names
     }
 
+    pub(crate) fn api(&self) -> &UnifiedApi {
+        &self.api
+    }
+
     pub(crate) fn page_size(&self) -> u32 {
         self.page_size
+    }
+
+    pub(crate) fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    pub(crate) fn credential_id(&self) -> &str {
+        &self.credential_id
     }
 
     pub(super) fn source_name(&self) -> &str {
@@ -121,6 +182,11 @@ impl UnifiedClient {
 
     pub(super) fn retry(&self) -> &RetrySettings {
         &self.retry
+    }
+
+    /// Requests the budget let through so far (for logs and tests).
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.budget.stats().granted
     }
 
     /// `PUT /{invoices_path}/{id}`, for logs and errors.
@@ -133,45 +199,87 @@ impl UnifiedClient {
         &self.get_endpoint
     }
 
-    /// `{base}/{invoices_path}?credentialId=..&limit=..[&next=..][&updatedAfter=..]`.
+    pub(crate) fn list_endpoint(&self) -> &str {
+        &self.list_endpoint
+    }
+
+    /// The first page of a list in this source's paging style.
+    pub(crate) fn first_page(&self) -> PageAt {
+        match self.api.paging {
+            PagingStyle::NextField | PagingStyle::BodyCursor => PageAt::First,
+            PagingStyle::PageNumber => PageAt::Number(u64::from(self.api.first_page)),
+            PagingStyle::Offset => PageAt::Offset(0),
+        }
+    }
+
+    /// `{base}/{invoices_path}?credentialId=..&limit=..[&<page>][&updatedAfter=..]`.
     pub(crate) fn list_url(
         &self,
         updated_after: Option<DateTime<Utc>>,
-        cursor: Option<&str>,
+        page: &PageAt,
     ) -> Result<Url, SourceError> {
-        let mut url = self.invoices_url()?;
+        let mut url = self.collection_url(&self.names.invoices_path, page)?;
+        if let Some(after) = updated_after {
+            url.query_pairs_mut().append_pair(
+                &self.names.updated_after_param,
+                &after.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            );
+        }
+        Ok(url)
+    }
+
+    /// `{base}/{customers_path}?credentialId=..&limit=..[&<page>]`.
+    pub(crate) fn customers_url(&self, page: &PageAt) -> Result<Url, SourceError> {
+        self.collection_url(&self.names.customers_path, page)
+    }
+
+    fn collection_url(&self, path: &str, page: &PageAt) -> Result<Url, SourceError> {
+        let mut url = self.join(path)?;
         {
             let mut query = url.query_pairs_mut();
             query.append_pair(&self.names.credential_param, &self.credential_id);
             query.append_pair(&self.names.limit_param, &self.page_size.to_string());
-            if let Some(cursor) = cursor {
-                query.append_pair(&self.names.cursor_param, cursor);
-            }
-            if let Some(after) = updated_after {
-                query.append_pair(
-                    &self.names.updated_after_param,
-                    &after.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                );
+            match page {
+                PageAt::First => {}
+                PageAt::Cursor(cursor) => {
+                    query.append_pair(&self.names.cursor_param, cursor);
+                }
+                PageAt::Number(n) => {
+                    query.append_pair(&self.names.page_param, &n.to_string());
+                }
+                PageAt::Offset(n) => {
+                    query.append_pair(&self.names.offset_param, &n.to_string());
+                }
             }
         }
         Ok(url)
     }
 
-    /// `{base}/{invoices_path}/{id}?credentialId=..`, the id percent-encoded as one segment.
-    pub(crate) fn invoice_url(&self, remote_id: &str) -> Result<Url, SourceError> {
-        let mut url = self.invoices_url()?;
+    /// `{base}/{invoices_path}/{id}?credentialId=..`, the id percent-encoded as one segment:
+    /// the API's own id of the invoice (`names.id_field`).
+    pub(crate) fn invoice_url(&self, id: &str) -> Result<Url, SourceError> {
+        self.item_url(&self.names.invoices_path, id)
+    }
+
+    /// `{base}/{customers_path}/{id}?credentialId=..`.
+    pub(crate) fn customer_url(&self, id: &str) -> Result<Url, SourceError> {
+        self.item_url(&self.names.customers_path, id)
+    }
+
+    fn item_url(&self, path: &str, id: &str) -> Result<Url, SourceError> {
+        let mut url = self.join(path)?;
         url.path_segments_mut()
             .map_err(|()| self.protocol(format!("base_url {} cannot hold a path", self.base)))?
-            .push(remote_id);
+            .push(id);
         url.query_pairs_mut()
             .append_pair(&self.names.credential_param, &self.credential_id);
         Ok(url)
     }
 
-    fn invoices_url(&self) -> Result<Url, SourceError> {
+    fn join(&self, path: &str) -> Result<Url, SourceError> {
         self.base
-            .join(&invoices_path(&self.names))
-            .map_err(|e| self.protocol(format!("cannot build the invoices URL: {e}")))
+            .join(&relative(path))
+            .map_err(|e| self.protocol(format!("cannot build the URL of {path}: {e}")))
     }
 
     pub(crate) async fn get_list(&self, url: Url) -> Result<Value, SourceError> {
@@ -184,8 +292,9 @@ impl UnifiedClient {
         self.send(&endpoint, Method::GET, url, None).await
     }
 
-    /// Sends a request, retrying transient failures with backoff (or the server's
-    /// `Retry-After` after a 429) up to `retry.max_attempts` attempts in all.
+    /// Sends a request, retrying transient failures with backoff up to `retry.max_attempts`
+    /// attempts in all; 429s are waited out (the budget pauses for their `Retry-After`) up to
+    /// [`MAX_RATE_LIMITED`] in a row without using up attempts.
     pub(crate) async fn send(
         &self,
         endpoint: &str,
@@ -198,29 +307,50 @@ impl UnifiedClient {
         })?;
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0;
+        let mut limited = 0;
         loop {
-            attempt += 1;
             let span = tracing::debug_span!(
                 "unified_request",
                 source = %self.source,
                 endpoint,
-                attempt,
+                attempt = attempt + 1,
             );
             let result = self
                 .send_once(endpoint, method.clone(), url.clone(), body.as_deref())
                 .instrument(span.clone())
                 .await;
-            let (message, retry_after) = match result {
+            let message = match result {
                 Ok(value) => return Ok(value),
                 Err(Failure::Final(err)) => {
                     span.in_scope(|| tracing::warn!(error = %err, "unified API request failed"));
                     return Err(err);
                 }
-                Err(Failure::Transient {
-                    message,
-                    retry_after,
-                }) => (message, retry_after),
+                Err(Failure::RateLimited { message }) => {
+                    limited += 1;
+                    if limited > MAX_RATE_LIMITED {
+                        let err = SourceError::Unavailable {
+                            source_name: self.source.to_string(),
+                            message: format!(
+                                "{endpoint}: {message} ({limited} times in a row; the API's \
+                                 rate limit is shared with something else, or \
+                                 requests_per_minute is above the plan's)"
+                            ),
+                        };
+                        span.in_scope(
+                            || tracing::warn!(error = %err, "unified API request failed"),
+                        );
+                        return Err(err);
+                    }
+                    span.in_scope(|| {
+                        tracing::info!(error = %message, limited, "rate limited by the unified API: the source's budget waits")
+                    });
+                    // The budget was paused for the Retry-After: the next acquire waits it out.
+                    continue;
+                }
+                Err(Failure::Transient { message }) => message,
             };
+            limited = 0;
+            attempt += 1;
             if attempt >= max_attempts {
                 let err = SourceError::Unavailable {
                     source_name: self.source.to_string(),
@@ -229,9 +359,7 @@ impl UnifiedClient {
                 span.in_scope(|| tracing::warn!(error = %err, "unified API request failed"));
                 return Err(err);
             }
-            let wait = retry_after
-                .map(|wait| wait.min(MAX_RETRY_AFTER))
-                .unwrap_or_else(|| backoff(&self.retry, attempt));
+            let wait = backoff(&self.retry, attempt);
             span.in_scope(|| {
                 tracing::info!(
                     error = %message,
@@ -260,11 +388,19 @@ impl UnifiedClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
+        let permit = self.budget.acquire().await;
         let started = tokio::time::Instant::now();
         let response = request.send().await?;
         let status = response.status();
         let retry_after = retry_after(response.headers()).map(|wait| wait.min(MAX_RETRY_AFTER));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Every request of the source waits, not only this one's retry. Without a
+            // Retry-After (Alloy documents none), the backoff's longest step.
+            self.budget
+                .pause_for(retry_after.unwrap_or(self.retry.max_delay));
+        }
         let bytes = response.bytes().await?;
+        drop(permit);
         tracing::debug!(
             status = status.as_u16(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -287,8 +423,8 @@ impl UnifiedClient {
     ) -> Result<Value, Failure> {
         let Answer {
             status,
-            retry_after,
             body: bytes,
+            ..
         } = self
             .exchange(method, url, body)
             .await
@@ -313,20 +449,11 @@ impl UnifiedClient {
                     ),
                 })
             }
-            StatusCode::TOO_MANY_REQUESTS => Failure::Transient {
-                message,
-                retry_after,
-            },
-            StatusCode::REQUEST_TIMEOUT => Failure::Transient {
-                message,
-                retry_after: None,
-            },
-            s if s.is_server_error() => Failure::Transient {
-                message,
-                retry_after: None,
-            },
+            StatusCode::TOO_MANY_REQUESTS => Failure::RateLimited { message },
+            StatusCode::REQUEST_TIMEOUT => Failure::Transient { message },
+            s if s.is_server_error() => Failure::Transient { message },
             StatusCode::NOT_FOUND => Failure::Final(self.protocol(format!(
-                "{endpoint}: {message}; check base_url, names.invoices_path and credential_id"
+                "{endpoint}: {message}; check base_url, the paths and credential_id"
             ))),
             _ => Failure::Final(self.protocol(format!("{endpoint}: refused: {message}"))),
         })
@@ -371,9 +498,9 @@ impl UnifiedClient {
     }
 }
 
-/// The configured path without surrounding slashes (a leading one would replace the base path).
-fn invoices_path(names: &UnifiedNames) -> String {
-    names.invoices_path.trim_matches('/').to_owned()
+/// A configured path without surrounding slashes (a leading one would replace the base path).
+fn relative(path: &str) -> String {
+    path.trim_matches('/').to_owned()
 }
 
 /// Every transport failure of a read is worth another try: timeouts, refused or reset
@@ -384,10 +511,7 @@ fn transport(err: &reqwest::Error) -> Failure {
     } else {
         error_chain(err)
     };
-    Failure::Transient {
-        message,
-        retry_after: None,
-    }
+    Failure::Transient { message }
 }
 
 /// The error and its causes on one line (reqwest's Display alone hides the cause).
@@ -449,6 +573,7 @@ mod tests {
                 page_size: NonZeroU32::new(250).unwrap(),
             },
             names,
+            api: UnifiedApi::default(),
         }
     }
 
@@ -465,12 +590,14 @@ mod tests {
             &settings("https://api.example.com/v1", UnifiedNames::default()),
         )
         .unwrap();
-        let url = client.list_url(Some(after()), Some("abc/+=")).unwrap();
+        let url = client
+            .list_url(Some(after()), &PageAt::Cursor("abc/+=".to_owned()))
+            .unwrap();
         assert_eq!(
             url.as_str(),
             "https://api.example.com/v1/accounting/invoices?credentialId=cred+1&limit=250&next=abc%2F%2B%3D&updatedAfter=2026-11-21T09%3A55%3A00.250Z"
         );
-        let first = client.list_url(None, None).unwrap();
+        let first = client.list_url(None, &client.first_page()).unwrap();
         assert_eq!(
             first.as_str(),
             "https://api.example.com/v1/accounting/invoices?credentialId=cred+1&limit=250"
@@ -493,9 +620,12 @@ mod tests {
             list_field: "data".to_owned(),
             next_field: "nextPageToken".to_owned(),
             single_field: "data".to_owned(),
+            ..UnifiedNames::default()
         };
         let client = UnifiedClient::new("erp", &settings("https://h.example/api/", names)).unwrap();
-        let url = client.list_url(Some(after()), Some("t1")).unwrap();
+        let url = client
+            .list_url(Some(after()), &PageAt::Cursor("t1".to_owned()))
+            .unwrap();
         assert_eq!(
             url.as_str(),
             "https://h.example/api/erp/bills?connection=cred+1&pageSize=250&pageToken=t1&modifiedSince=2026-11-21T09%3A55%3A00.250Z"
@@ -505,6 +635,56 @@ mod tests {
             "https://h.example/api/erp/bills/9?connection=cred+1"
         );
         assert_eq!(client.list_endpoint, "GET /erp/bills");
+    }
+
+    #[test]
+    fn alloy_urls_page_by_number_or_cursor_and_address_customers() {
+        let http = settings("https://x/", UnifiedNames::default()).http;
+        let alloy = |preset| {
+            let mut s = UnifiedSettings::alloy(
+                preset,
+                "https://embedded.runalloy.com/2024-03/one".parse().unwrap(),
+                SecretString::from("k"),
+                "cred-1".to_owned(),
+                http.clone(),
+            );
+            s.http.page_size = NonZeroU32::new(100).unwrap();
+            UnifiedClient::new("erp", &s).unwrap()
+        };
+        let v24 = alloy(crate::config::UnifiedPreset::Alloy2024_03);
+        assert_eq!(v24.first_page(), PageAt::Number(1));
+        assert_eq!(
+            v24.list_url(None, &PageAt::Number(3)).unwrap().as_str(),
+            "https://embedded.runalloy.com/2024-03/one/accounting/invoices?credentialId=cred-1&pageSize=100&pageNumber=3"
+        );
+        assert_eq!(
+            v24.customers_url(&PageAt::Number(1)).unwrap().as_str(),
+            "https://embedded.runalloy.com/2024-03/one/accounting/customers?credentialId=cred-1&pageSize=100&pageNumber=1"
+        );
+        assert_eq!(
+            v24.customer_url("c-uuid").unwrap().as_str(),
+            "https://embedded.runalloy.com/2024-03/one/accounting/customers/c-uuid?credentialId=cred-1"
+        );
+        let v23 = alloy(crate::config::UnifiedPreset::Alloy2023_12);
+        assert_eq!(v23.first_page(), PageAt::First);
+        assert_eq!(
+            v23.list_url(None, &PageAt::Cursor("eyJ".to_owned()))
+                .unwrap()
+                .as_str(),
+            "https://embedded.runalloy.com/2024-03/one/accounting/invoices?connectionId=cred-1&pageSize=100&cursor=eyJ"
+        );
+    }
+
+    #[test]
+    fn the_budget_never_lets_a_60_s_window_exceed_the_limit() {
+        let mut api = UnifiedApi::default();
+        assert_eq!(
+            budget_settings(&api).requests_per_minute.get(),
+            UNLIMITED_RPM
+        );
+        api.requests_per_minute = NonZeroU32::new(150);
+        let b = budget_settings(&api);
+        assert_eq!((b.requests_per_minute.get(), b.burst.get()), (149, 1));
     }
 
     #[test]

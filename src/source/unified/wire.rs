@@ -24,7 +24,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::config::UnifiedNames;
+use crate::config::{PagingStyle, UnifiedNames};
 use crate::domain::{amount_text, Currency, RawInvoice, RawLineItem, RecordError, RecordLocator};
 
 /// Seconds beyond this are taken as milliseconds (in seconds it is about the year 5138).
@@ -33,108 +33,247 @@ const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 /// The wire name of the record id, also used as the record's locator.
 const REMOTE_ID: &str = "remoteId";
 const REMOTE_UPDATED_AT: &str = "remoteUpdatedAt";
+/// Alloy 2023-12's name of the ERP's update time (milliseconds), read when `remoteUpdatedAt`
+/// is absent.
+const UPDATED_TIMESTAMP: &str = "updatedTimestamp";
 
-/// One page of the list as the API sent it.
+/// One page of a list as the API sent it.
 #[derive(Debug)]
 pub(crate) struct ListPage {
     pub records: Vec<Value>,
-    /// The cursor of the next page; `None` at the end.
+    /// The cursor of the next page (cursor paging); `None` at the end and for page-number and
+    /// offset paging.
     pub next: Option<String>,
+    /// Whether another page follows: a cursor came, or (page number, offset) the page was full.
+    pub more: bool,
 }
 
-/// Reads the list envelope `{"<list_field>": [...], "<next_field>": "..." | null}`.
+/// Reads the list envelope `{"<list_field>": [...], "<next_field>": "..." | null}` of
+/// [`PagingStyle::NextField`] paging.
 ///
 /// A missing `next` field ends the list only on a short page: a full page without it more
 /// likely means a renamed field, and stopping there would silently skip the rest of the list.
+#[cfg(test)]
 pub(crate) fn list_page(body: Value, names: &UnifiedNames, limit: u32) -> Result<ListPage, String> {
+    list_page_in(
+        body,
+        names,
+        PagingStyle::NextField,
+        limit,
+        &names.list_field,
+    )
+}
+
+/// Reads one page of a list whose records are under `list_field`, paged in `paging` style with
+/// `limit` records asked per page:
+/// - `NextField`: the cursor in `names.next_field` (see [`list_page`]);
+/// - `BodyCursor`: the cursor at the dotted `names.next_cursor_path` and, when configured, a
+///   has-more flag at `names.has_more_path` (`pageInfo {hasNext, nextCursor}`); `hasNext`
+///   false ends the list whatever the cursor says, true without a cursor is an error; without
+///   either, a full page is an error (a renamed field would silently end the list);
+/// - `PageNumber`, `Offset`: no cursor; a short or empty page is the last.
+pub(crate) fn list_page_in(
+    body: Value,
+    names: &UnifiedNames,
+    paging: PagingStyle,
+    limit: u32,
+    list_field: &str,
+) -> Result<ListPage, String> {
     let Value::Object(mut object) = body else {
         return Err(format!("the list answer is {}, not an object", kind(&body)));
     };
-    let records = match object.remove(&names.list_field) {
+    let records = match object.remove(list_field) {
         Some(Value::Array(records)) => records,
         Some(other) => {
             return Err(format!(
-                "`{}` is {}, not an array of invoices",
-                names.list_field,
+                "`{list_field}` is {}, not an array of records",
                 kind(&other)
             ))
         }
         None => {
             return Err(format!(
-                "the list answer has no `{}` field (fields: {}); check names.list_field",
-                names.list_field,
+                "the list answer has no `{list_field}` field (fields: {}); check the names \
+                 (names.list_field / names.customers_field) or the preset",
                 field_list(&object)
             ))
         }
     };
-    let next = match object.remove(&names.next_field) {
-        Some(Value::String(text)) if text.trim().is_empty() => None,
-        Some(Value::String(text)) => Some(text),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Null) => None,
-        Some(other) => {
-            return Err(format!(
-                "`{}` is {}, not a cursor string",
-                names.next_field,
-                kind(&other)
-            ))
+    let full = records.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
+    let next = match paging {
+        PagingStyle::PageNumber | PagingStyle::Offset => {
+            return Ok(ListPage {
+                records,
+                next: None,
+                more: full && limit > 0,
+            })
         }
-        None if records.len() < usize::try_from(limit).unwrap_or(usize::MAX) => None,
+        PagingStyle::BodyCursor => body_cursor(&object, names, records.len(), full)?,
+        PagingStyle::NextField => next_field(object, names, records.len(), full)?,
+    };
+    Ok(ListPage {
+        records,
+        more: next.is_some(),
+        next,
+    })
+}
+
+/// The value at a dotted path (`pageInfo.nextCursor`) of an object.
+pub(crate) fn at_path<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut value = object.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// A cursor value: text (blank: none) or a number; `Err` for other kinds.
+fn cursor_value(value: &Value, name: &str) -> Result<Option<String>, String> {
+    match value {
+        Value::String(text) if text.trim().is_empty() => Ok(None),
+        Value::String(text) => Ok(Some(text.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Null => Ok(None),
+        other => Err(format!("`{name}` is {}, not a cursor string", kind(other))),
+    }
+}
+
+fn body_cursor(
+    object: &Map<String, Value>,
+    names: &UnifiedNames,
+    count: usize,
+    full: bool,
+) -> Result<Option<String>, String> {
+    let path = names.next_cursor_path.as_str();
+    let has_more = match names.has_more_path.as_str() {
+        "" => None,
+        flag => match at_path(object, flag) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                return Err(format!("`{flag}` is {}, not true or false", kind(other)));
+            }
+        },
+    };
+    let cursor = at_path(object, path)
+        .map(|v| cursor_value(v, path))
+        .transpose()?;
+    match (has_more, cursor) {
+        (Some(false), _) => Ok(None),
+        (Some(true), Some(Some(cursor))) => Ok(Some(cursor)),
+        (Some(true), _) => Err(format!(
+            "`{}` is true but `{path}` holds no cursor: the rest of the list cannot be read",
+            names.has_more_path
+        )),
+        (None, Some(cursor)) => Ok(cursor),
+        (None, None) if !full => Ok(None),
+        (None, None) => Err(format!(
+            "a full page of {count} records came without `{path}`; check the paging names \
+             (names.next_cursor_path) or the preset"
+        )),
+    }
+}
+
+fn next_field(
+    mut object: Map<String, Value>,
+    names: &UnifiedNames,
+    count: usize,
+    full: bool,
+) -> Result<Option<String>, String> {
+    Ok(match object.remove(&names.next_field) {
+        Some(value) => cursor_value(&value, &names.next_field)?,
+        None if !full => None,
         None => {
             return Err(format!(
-                "a full page of {} invoices came without a `{}` field; check names.next_field",
-                records.len(),
+                "a full page of {count} invoices came without a `{}` field; check \
+                 names.next_field",
                 names.next_field
             ))
         }
-    };
-    Ok(ListPage { records, next })
+    })
 }
 
 /// Reads the single-invoice envelope `{"<single_field>": {...}}`.
+#[cfg(test)]
 pub(crate) fn single(body: Value, names: &UnifiedNames) -> Result<Value, String> {
+    single_in(body, &names.single_field)
+}
+
+/// Reads a single-record envelope `{"<field>": {...}}` (`invoice`, `customer`).
+pub(crate) fn single_in(body: Value, field: &str) -> Result<Value, String> {
     let Value::Object(mut object) = body else {
-        return Err(format!(
-            "the invoice answer is {}, not an object",
-            kind(&body)
-        ));
+        return Err(format!("the answer is {}, not an object", kind(&body)));
     };
-    object.remove(&names.single_field).ok_or_else(|| {
+    object.remove(field).ok_or_else(|| {
         format!(
-            "the invoice answer has no `{}` field (fields: {}); check names.single_field",
-            names.single_field,
+            "the answer has no `{field}` field (fields: {}); check the names or the preset",
             field_list(&object)
         )
     })
 }
 
 /// Who the record is, for error messages: its `remoteId`, else its `id`, else its position.
+#[cfg(test)]
 pub(crate) fn locator(record: &Value, position: usize) -> RecordLocator {
-    // A blank id names nothing: fall back to the position.
-    let id = |key: &str| {
-        record
-            .get(key)
-            .and_then(scalar_text)
-            .filter(|t| !t.trim().is_empty())
-    };
-    match id(REMOTE_ID).or_else(|| id("id")) {
+    locator_by(record, position, REMOTE_ID)
+}
+
+/// Who the record is: its ERP id (`external_id_field`), else its `id`, else its position.
+pub(crate) fn locator_by(
+    record: &Value,
+    position: usize,
+    external_id_field: &str,
+) -> RecordLocator {
+    match text_field(record, external_id_field).or_else(|| text_field(record, "id")) {
         Some(id) => RecordLocator::id(id),
-        None => RecordLocator::id(format!("#{} of the page (no remoteId)", position + 1)),
+        None => RecordLocator::id(format!(
+            "#{} of the page (no {external_id_field})",
+            position + 1
+        )),
+    }
+}
+
+/// A string or number field of a record as text; blank text names nothing.
+pub(crate) fn text_field(record: &Value, key: &str) -> Option<String> {
+    record
+        .get(key)
+        .and_then(scalar_text)
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// The field holding the ERP's update time: `remoteUpdatedAt`, else (Alloy 2023-12)
+/// `updatedTimestamp`.
+fn updated_key(record: &Value) -> &'static str {
+    match record.get(REMOTE_UPDATED_AT) {
+        Some(v) if !v.is_null() => REMOTE_UPDATED_AT,
+        _ if record.get(UPDATED_TIMESTAMP).is_some_and(|v| !v.is_null()) => UPDATED_TIMESTAMP,
+        _ => REMOTE_UPDATED_AT,
     }
 }
 
 /// `remoteUpdatedAt`, when readable, whatever else is wrong with the record: the cursor moves
 /// past bad records too, since the engine records them as failed.
 pub(crate) fn updated_at(record: &Value) -> Option<DateTime<Utc>> {
-    let text = timestamp_text(record.get(REMOTE_UPDATED_AT)?).ok()??;
+    let text = timestamp_text(record.get(updated_key(record))?).ok()??;
     crate::domain::invoice::parse_timestamp(&text)
 }
 
 /// Reads one 004 invoice into a [`RawInvoice`]; type problems name the canonical field.
+#[cfg(test)]
 pub(crate) fn raw_invoice(
     source: &str,
     locator: &RecordLocator,
     record: &Value,
+) -> Result<RawInvoice, RecordError> {
+    raw_invoice_by(source, locator, record, REMOTE_ID)
+}
+
+/// [`raw_invoice`] with the ERP id read from `external_id_field`.
+pub(crate) fn raw_invoice_by(
+    source: &str,
+    locator: &RecordLocator,
+    record: &Value,
+    external_id_field: &str,
 ) -> Result<RawInvoice, RecordError> {
     let Value::Object(object) = record else {
         return Err(RecordError::whole(
@@ -154,7 +293,7 @@ pub(crate) fn raw_invoice(
     let status = status.as_deref().map(status_kind);
     let line_items = line_items(&r, currency.as_deref())?;
     Ok(RawInvoice {
-        external_id: r.text(REMOTE_ID, "external_id")?,
+        external_id: r.text(external_id_field, "external_id")?,
         external_customer_id: r.text("customerId", "external_customer_id")?,
         invoice_number: r.text("invoiceNumber", "invoice_number")?,
         issue_date: r.date("issueDate", "issue_date")?,
@@ -169,7 +308,7 @@ pub(crate) fn raw_invoice(
         po_number: po_number(&r)?,
         memo: r.text("memo", "memo")?,
         extra_fields: extra_fields(&r)?,
-        updated_at: r.timestamp(REMOTE_UPDATED_AT, "updated_at")?,
+        updated_at: r.timestamp(updated_key(record), "updated_at")?,
         voided: status == Some(StatusKind::Voided),
         deleted: r.flag("remoteDeleted", "deleted")? || status == Some(StatusKind::Deleted),
         ..RawInvoice::default()

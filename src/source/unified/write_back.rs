@@ -1,5 +1,8 @@
-//! Payments written back to the unified API (api-docs 004): `PUT {invoices_path}/{id}` with the
-//! invoice's new `balance`.
+//! Payments written back to the unified API (api-docs 004, Alloy's "Update Invoice"):
+//! `PUT {invoices_path}/{id}` with the invoice's new `balance`. `{id}` is the API's own id of
+//! the invoice (Alloy's `id` UUID), looked up by the ERP id the payment names (`remoteId`, the
+//! B2B `externalId`) in what scans recorded; an invoice no scan has shown yet is `NotSent` and
+//! retried later. The `GET` before and the `PUT` go through the source's request budget.
 //!
 //! 004 requires `lineItems` (each with `description` and `totalAmount`) on every `PUT`, so a
 //! write reads the invoice first and sends its current lines back as they are, mapped to the
@@ -182,15 +185,27 @@ fn refusal(invoice: &Value, event: &PaymentWrite) -> Option<String> {
 }
 
 impl UnifiedSource {
+    /// The id that addresses invoice `external_id` in `{invoices_path}/{id}`.
+    async fn address(&self, external_id: &str, who: &str) -> Result<String, WriteBackError> {
+        match self.api_id(external_id).await {
+            Ok(Some(id)) => Ok(id),
+            Ok(None) => Err(WriteBackError::NotSent {
+                message: format!(
+                    "{who}: the API's own id of this invoice is not known yet (a scan of the \
+                     source records it); sent once it is"
+                ),
+            }),
+            Err(e) => Err(WriteBackError::NotSent {
+                message: format!("{who}: {e}"),
+            }),
+        }
+    }
+
     /// `GET` of the invoice for the write-back: never `Ambiguous` (nothing is written by it).
-    async fn fetch_for_write_back(
-        &self,
-        remote_id: &str,
-        who: &str,
-    ) -> Result<Value, WriteBackError> {
+    async fn fetch_for_write_back(&self, api_id: &str, who: &str) -> Result<Value, WriteBackError> {
         let url = self
             .client
-            .invoice_url(remote_id)
+            .invoice_url(api_id)
             .map_err(|e| no_url(who, &e))?;
         let endpoint = self.client.get_endpoint().to_owned();
         let body = call(&self.client, &endpoint, Method::GET, url, None)
@@ -214,7 +229,8 @@ impl UnifiedSource {
                 }
                 CallError::Unreadable { message } => unreadable(who, message),
             })?;
-        wire::single(body, self.client.names()).map_err(|message| unreadable(who, message))
+        wire::single_in(body, &self.client.names().single_field)
+            .map_err(|message| unreadable(who, message))
     }
 }
 
@@ -246,7 +262,8 @@ fn who(event: &PaymentWrite) -> String {
 impl PaymentWriter for UnifiedSource {
     async fn current(&self, external_id: &str) -> Result<Option<ErpBalance>, WriteBackError> {
         let who = format!("unified invoice {external_id}");
-        let invoice = self.fetch_for_write_back(external_id, &who).await?;
+        let api_id = self.address(external_id, &who).await?;
+        let invoice = self.fetch_for_write_back(&api_id, &who).await?;
         let read = |key: &str| amount(&invoice, key).map_err(|m| unreadable(&who, m));
         Ok(Some(ErpBalance {
             total: read("totalAmount")?,
@@ -257,7 +274,8 @@ impl PaymentWriter for UnifiedSource {
 
     async fn write(&self, event: &PaymentWrite) -> Result<Written, WriteBackError> {
         let who = who(event);
-        let invoice = self.fetch_for_write_back(&event.external_id, &who).await?;
+        let api_id = self.address(&event.external_id, &who).await?;
+        let invoice = self.fetch_for_write_back(&api_id, &who).await?;
         let skip = |reason: String| WriteBackError::Skip {
             reason: format!(
                 "{who}: the {} of {} {} cannot be written: {reason}",
@@ -276,7 +294,7 @@ impl PaymentWriter for UnifiedSource {
         let body = put_body(&invoice, event.target_balance, reference).map_err(skip)?;
         let url = self
             .client
-            .invoice_url(&event.external_id)
+            .invoice_url(&api_id)
             .map_err(|e| no_url(&who, &e))?;
         let endpoint = self.client.put_endpoint();
         let mut note = format!("PUT balance {}", event.target_balance);
