@@ -1,6 +1,7 @@
 //! Integration tests: the B2B Edition client against the in-repo sandbox over real HTTP, and the
 //! binary's commands. One test binary (faster to link); each test starts its own sandbox.
 
+mod alloy_world;
 mod bench;
 mod budget;
 mod check_config;
@@ -11,6 +12,7 @@ mod daemon;
 mod db;
 mod demo;
 mod deploy;
+mod engine_alloy;
 mod engine_failures;
 mod engine_faults;
 mod engine_sync;
@@ -22,6 +24,7 @@ mod payments_client;
 mod payments_erp;
 mod payments_flow;
 mod secrets;
+mod source_alloy;
 mod source_files;
 mod source_rebillia;
 mod source_unified;
