@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use b2b_invoice_sync::config::{
     AdapterSettings, FilesSettings, HttpSettings, ReadyRule, RebilliaSettings, RetrySettings,
-    UnifiedApi, UnifiedNames, UnifiedSettings,
+    UnifiedApi, UnifiedNames, UnifiedPreset, UnifiedSettings,
 };
 use b2b_invoice_sync::domain::{
     Lifecycle, RawInvoice, RawLineItem, RecordError, RecordLocator, SourceInvoice,
@@ -22,7 +22,9 @@ use b2b_invoice_sync::domain::{
 use b2b_invoice_sync::sandbox::rebillia::{
     self, InvoiceEdit, LineSpec, NewInvoice, RebilliaSandboxConfig, RunningRebilliaSandbox,
 };
-use b2b_invoice_sync::sandbox::unified::{self, RunningUnifiedSandbox, UnifiedSandboxConfig};
+use b2b_invoice_sync::sandbox::unified::{
+    self, AlloyVersion, RunningUnifiedSandbox, UnifiedSandboxConfig,
+};
 use b2b_invoice_sync::source::files::FilesSource;
 use b2b_invoice_sync::source::rebillia::RebilliaSource;
 use b2b_invoice_sync::source::unified::UnifiedSource;
@@ -207,6 +209,24 @@ impl Erp {
         Self::Unified(sandbox)
     }
 
+    /// Alloy's Unified API in `version` (its rate limit off: the budget has tests of its own,
+    /// and here the binary, the in-process engine and the expected-state reader share it).
+    pub async fn alloy(version: AlloyVersion, invoices: usize, seed: u64) -> Self {
+        let sandbox = unified::start(
+            UnifiedSandboxConfig {
+                seed_invoices: invoices,
+                seed_customers: 10,
+                rng_seed: Some(seed),
+                rate_limit: 0,
+                ..UnifiedSandboxConfig::alloy(version)
+            },
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("Alloy sandbox starts");
+        Self::Unified(sandbox)
+    }
+
     pub async fn rebillia(invoices: usize, seed: u64) -> Self {
         let sandbox = rebillia::start(
             RebilliaSandboxConfig {
@@ -230,6 +250,22 @@ impl Erp {
     /// Page size 10: even a small row pages several times.
     pub fn adapter_settings(&self) -> AdapterSettings {
         match self {
+            Self::Unified(s) if s.control().alloy_version().is_some() => {
+                let preset = match s.control().alloy_version() {
+                    Some(AlloyVersion::V2023_12) => UnifiedPreset::Alloy2023_12,
+                    _ => UnifiedPreset::Alloy2024_03,
+                };
+                let mut settings = UnifiedSettings::alloy(
+                    preset,
+                    s.base_url().parse().expect("ERP URL"),
+                    unified::DEFAULT_API_KEY.into(),
+                    unified::DEFAULT_CREDENTIAL_ID.to_owned(),
+                    http(10),
+                );
+                // In-process checks need not keep to Alloy's 150 a minute.
+                settings.api.requests_per_minute = NonZeroU32::new(60_000);
+                AdapterSettings::Unified(Box::new(settings))
+            }
             Self::Unified(s) => AdapterSettings::Unified(Box::new(UnifiedSettings {
                 base_url: s.base_url().parse().expect("ERP URL"),
                 api_key: unified::DEFAULT_API_KEY.into(),

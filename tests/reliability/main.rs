@@ -12,6 +12,7 @@ mod bad_input;
 mod db;
 mod erp;
 mod invariants;
+mod matrix_alloy;
 mod matrix_data;
 mod matrix_http;
 mod matrix_process;

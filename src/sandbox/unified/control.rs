@@ -112,6 +112,14 @@ impl UnifiedSandboxControl {
         *lock(&self.shared.alloy) = AlloyCounters::default();
     }
 
+    /// The Alloy version served; `None` for the generic API.
+    pub fn alloy_version(&self) -> Option<alloy::AlloyVersion> {
+        match &self.shared.api {
+            SandboxApi::Alloy(options) => Some(options.version),
+            SandboxApi::Generic => None,
+        }
+    }
+
     /// What an Alloy client did that it should not (all zero for the generic API).
     pub fn alloy_counters(&self) -> AlloyCounters {
         lock(&self.shared.alloy).clone()
