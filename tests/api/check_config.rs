@@ -165,3 +165,157 @@ async fn probe_talks_to_the_store_and_logs_json_without_the_token() {
         "token leaked"
     );
 }
+
+/// An Alloy source as the issue writes it, against `base_url`.
+fn alloy_config(preset: &str, base_url: &str, api_key: &str, credential: &str) -> String {
+    format!(
+        r#"[stores.acme.b2b]
+store_hash = "{STORE_HASH}"
+token = "{TOKEN}"
+
+[sources.erp_main]
+kind = "unified"
+store = "acme"
+[sources.erp_main.unified]
+preset = "{preset}"
+base_url = "{base_url}"
+api_key = "{api_key}"
+credential_id = "{credential}"
+"#
+    )
+}
+
+#[tokio::test]
+async fn check_config_rejects_an_unknown_preset_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(
+        dir.path(),
+        "alloy.toml",
+        &alloy_config(
+            "alloy-2099-01",
+            "https://embedded.runalloy.com/2024-03/one",
+            "k",
+            "c",
+        ),
+    );
+    let out = run(&["check-config", "--config", &config], &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("1 problem:"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sources.erp_main.unified.preset: expected one of \"alloy-2024-03\", \
+             \"alloy-2023-12\", \"custom\""
+        ),
+        "{stderr}"
+    );
+    // Both presets, exactly as the issue writes them, are valid.
+    for (preset, version) in [("alloy-2024-03", "2024-03"), ("alloy-2023-12", "2023-12")] {
+        let config = write(
+            dir.path(),
+            "ok.toml",
+            &alloy_config(
+                preset,
+                &format!("https://embedded.runalloy.com/{version}/one"),
+                "k",
+                "c",
+            ),
+        );
+        let out = run(&["check-config", "--config", &config], &[]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{preset}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn probe_source_checks_an_alloy_api_step_by_step() {
+    use b2b_invoice_sync::sandbox::unified::{self, AlloyVersion, UnifiedSandboxConfig};
+    const KEY: &str = "alloy_PROBE_SECRET_5d1";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (version, preset, paging) in [
+        (
+            AlloyVersion::V2024_03,
+            "alloy-2024-03",
+            "paging: page numbers (pageNumber from 1, pageSize 100); a full page",
+        ),
+        (
+            AlloyVersion::V2023_12,
+            "alloy-2023-12",
+            "paging: a cursor at `pageInfo.nextCursor` with `pageInfo.hasNext`; a next page",
+        ),
+    ] {
+        let sandbox = unified::start(
+            UnifiedSandboxConfig {
+                api_key: KEY.to_owned(),
+                seed_invoices: 250,
+                seed_customers: 20,
+                ..UnifiedSandboxConfig::alloy(version)
+            },
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("sandbox");
+        let cred = unified::DEFAULT_CREDENTIAL_ID;
+        let good = write(
+            dir.path(),
+            "good.toml",
+            &alloy_config(preset, &sandbox.base_url(), KEY, cred),
+        );
+        let out = run(&["probe", "--config", &good, "--source", "erp_main"], &[]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        for expected in [
+            "source erp_main: credentials: accepted",
+            "first page: 100 invoice(s)",
+            paging,
+            "ids: ERP invoice 1001 (B2B externalId) is ",
+            "is ERP customer CUST-00001 (Customer 00001)",
+            "source erp_main: OK",
+        ] {
+            assert!(
+                stdout.contains(expected),
+                "{preset}: `{expected}` in:\n{stdout}"
+            );
+        }
+        let control = sandbox.control();
+        assert_eq!(control.alloy_counters().remote_id_lookups, 0);
+        // Read-only: the probe keeps nothing (no database) and changes nothing.
+        assert!(control.received_writes().is_empty());
+
+        let bad = write(
+            dir.path(),
+            "bad.toml",
+            &alloy_config(preset, &sandbox.base_url(), "wrong-key", cred),
+        );
+        let out = run(&["probe", "--config", &bad, "--source", "erp_main"], &[]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("FAILED at credentials and first page")
+                && stdout.contains("check api_key"),
+            "{stdout}"
+        );
+        let unknown = write(
+            dir.path(),
+            "unknown.toml",
+            &alloy_config(preset, &sandbox.base_url(), KEY, "no-such-credential"),
+        );
+        let out = run(
+            &["probe", "--config", &unknown, "--source", "erp_main"],
+            &[],
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("credential_id"), "{stdout}");
+        for text in [&stdout, &String::from_utf8_lossy(&out.stderr)] {
+            assert!(!text.contains(KEY), "the key leaked: {text}");
+        }
+    }
+}

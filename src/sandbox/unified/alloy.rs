@@ -154,7 +154,7 @@ fn unmix(mut x: u64) -> u64 {
 
 fn uuid(salt: u64, index: u64) -> String {
     let hi = mix(index ^ salt);
-    let lo = mix(index ^ CHECK_SALT) ^ salt;
+    let lo = mix(mix(index ^ CHECK_SALT) ^ salt);
     format!(
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
         hi >> 32,
@@ -175,7 +175,7 @@ fn index_of_uuid(salt: u64, text: &str) -> Option<u64> {
     let hi = (hex(parts[0])? << 32) | (hex(parts[1])? << 16) | hex(parts[2])?;
     let lo = (hex(parts[3])? << 48) | hex(parts[4])?;
     let index = unmix(hi) ^ salt;
-    (mix(index ^ CHECK_SALT) ^ salt == lo && uuid(salt, index) == text).then_some(index)
+    (mix(mix(index ^ CHECK_SALT) ^ salt) == lo && uuid(salt, index) == text).then_some(index)
 }
 
 /// Alloy's `id` of invoice `index`.

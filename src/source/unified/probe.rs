@@ -37,12 +37,12 @@ impl UnifiedSource {
             lines: lines.clone(),
         };
         lines.push(format!(
-            "API: {} (preset {}), {} read {}",
+            "API: {} (preset {}); {}; {}",
             self.client.base_url(),
             api.preset.name(),
             match api.scan {
                 ScanMode::Full => "every cycle scans the whole list",
-                ScanMode::Incremental => "each cycle reads changes since its cursor",
+                ScanMode::Incremental => "each cycle reads what changed since its cursor",
             },
             match api.requests_per_minute {
                 Some(n) => format!("at most {n} requests a minute"),
@@ -269,14 +269,14 @@ impl UnifiedSource {
                 if text.contains("HTTP 400") || text.contains("HTTP 404") =>
             {
                 let alias = if names.credential_param == "credentialId" {
-                    " (Alloy 2024-03 documents credentialId; its Node SDK sends connectionId: if \
-                     the API asks for connectionId, set names.credential_param = \"connectionId\")"
+                    "; Alloy 2024-03 documents credentialId, its Node SDK sends connectionId: if \
+                     the API asks for connectionId, set names.credential_param = \"connectionId\""
                 } else {
                     ""
                 };
                 format!(
-                    "{text}. Check base_url (Alloy: https://embedded.runalloy.com/<version>/one), \
-                     credential_id and the credential parameter `{}`{alias}",
+                    "{text} (the credential goes as `{}`{alias}; Alloy's base_url is \
+                     https://embedded.runalloy.com/<version>/one)",
                     names.credential_param
                 )
             }
