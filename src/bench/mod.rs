@@ -4,11 +4,14 @@
 //!   database, scenario after scenario on the same data, next to a deliberately [`naive`]
 //!   syncer, with API calls per invoice, budget use, 429s, speed, memory and database work.
 //! - [`planner`]: the diff of a million synthetic invoices against a million state rows.
+//! - [`alloy`]: a full-scan cycle of an Alloy source over unchanged invoices, at Alloy's rate
+//!   limit and with the budget lifted.
 //!
 //! The numbers are measured, never assumed: calls come from the sandbox's own counters,
 //! memory from `/proc`, database work from PostgreSQL's statistics and sqlx's query events
 //! (see [`measure`]).
 
+pub mod alloy;
 mod database;
 pub mod e2e;
 mod e2e_setup;

@@ -14,7 +14,9 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use super::BenchError;
 use crate::sandbox::b2b::{self, B2bSandboxConfig, RunningB2bSandbox, SandboxStore};
-use crate::sandbox::unified::{self, RunningUnifiedSandbox, UnifiedSandboxConfig};
+use crate::sandbox::unified::{
+    self, AlloyCounters, AlloyVersion, RunningUnifiedSandbox, UnifiedSandboxConfig,
+};
 
 /// The benchmark store's fixed sandbox credentials (fake, not secrets).
 pub(crate) const STORE_HASH: &str = "bench";
@@ -65,6 +67,15 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     /// The B2B Edition sandbox with the benchmark's store and 10 companies (CUST-00001..).
     pub async fn start_b2b(launch: &SandboxLaunch, shape: B2bShape) -> Result<Self, BenchError> {
+        Self::start_b2b_with_companies(launch, shape, 10).await
+    }
+
+    /// The B2B Edition sandbox with `companies` companies (CUST-00001..).
+    pub async fn start_b2b_with_companies(
+        launch: &SandboxLaunch,
+        shape: B2bShape,
+        companies: usize,
+    ) -> Result<Self, BenchError> {
         match launch {
             SandboxLaunch::InProcess => {
                 let config = B2bSandboxConfig {
@@ -72,7 +83,7 @@ impl Sandbox {
                     rate_limit: shape.rate_limit,
                     latency: shape.latency,
                     latency_jitter: shape.jitter,
-                    seed_companies: 10,
+                    seed_companies: companies,
                     rng_seed: Some(shape.rng_seed),
                     ..B2bSandboxConfig::default()
                 };
@@ -92,7 +103,7 @@ impl Sandbox {
                     format!("--rate-limit={}", shape.rate_limit),
                     format!("--latency-ms={}", shape.latency.as_millis()),
                     format!("--latency-jitter-ms={}", shape.jitter.as_millis()),
-                    "--seed-companies=10".to_owned(),
+                    format!("--seed-companies={companies}"),
                     format!("--rng-seed={}", shape.rng_seed),
                     format!("--store-hash={STORE_HASH}"),
                     format!("--token={TOKEN}"),
@@ -131,6 +142,62 @@ impl Sandbox {
                 Self::spawn(exe, &args).await
             }
         }
+    }
+
+    /// Alloy's Unified API (`version`) with `invoices` over `customers`, its rate limit off
+    /// (see [`Self::set_rate_limit`]).
+    pub async fn start_alloy(
+        launch: &SandboxLaunch,
+        version: AlloyVersion,
+        invoices: usize,
+        customers: usize,
+    ) -> Result<Self, BenchError> {
+        match launch {
+            SandboxLaunch::InProcess => {
+                let config = UnifiedSandboxConfig {
+                    seed_invoices: invoices,
+                    seed_customers: customers,
+                    rate_limit: 0,
+                    ..UnifiedSandboxConfig::alloy(version)
+                };
+                let running = unified::start(config, ([127, 0, 0, 1], 0).into())
+                    .await
+                    .map_err(|e| {
+                        BenchError::Sandbox(format!("the Alloy sandbox cannot start: {e}"))
+                    })?;
+                let base_url = running.base_url();
+                Self::new(Running::Erp(running), base_url)
+            }
+            SandboxLaunch::Processes { exe } => {
+                let args = [
+                    "sandbox".to_owned(),
+                    "unified".to_owned(),
+                    "--port=0".to_owned(),
+                    format!("--api-version={}", version.as_str()),
+                    format!("--seed-invoices={invoices}"),
+                    format!("--seed-customers={customers}"),
+                    "--rate-limit=0".to_owned(),
+                ];
+                Self::spawn(exe, &args).await
+            }
+        }
+    }
+
+    /// ERP sandbox: `limit` requests per minute per credential (0: none).
+    pub async fn set_rate_limit(&self, limit: u32) -> Result<(), BenchError> {
+        let body = json!({ "limit": limit, "window_ms": 60_000 });
+        self.control(reqwest::Method::PUT, "rate-limit", Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// Alloy sandbox: what the client did that Alloy's clients should not.
+    pub async fn alloy_counters(&self) -> Result<AlloyCounters, BenchError> {
+        let value = self
+            .control(reqwest::Method::GET, "alloy-counters", None)
+            .await?;
+        serde_json::from_value(value)
+            .map_err(|e| BenchError::Sandbox(format!("unexpected Alloy counters: {e}")))
     }
 
     fn new(running: Running, base_url: String) -> Result<Self, BenchError> {

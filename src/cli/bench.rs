@@ -8,12 +8,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
+use b2b_invoice_sync::bench::alloy::{self, AlloyScanOptions};
 use b2b_invoice_sync::bench::e2e::{self, E2eOptions};
 use b2b_invoice_sync::bench::measure::StatementCounter;
 use b2b_invoice_sync::bench::planner::{self, PlannerOptions};
 use b2b_invoice_sync::bench::{BenchError, SandboxLaunch};
 use b2b_invoice_sync::config::{BudgetSettings, LogFormat};
 use b2b_invoice_sync::demo::DEFAULT_DATABASE_URL;
+use b2b_invoice_sync::sandbox::unified::AlloyVersion;
 use b2b_invoice_sync::telemetry;
 
 use super::UsageError;
@@ -30,6 +32,33 @@ pub enum BenchCommand {
     /// The planner: N synthetic invoices diffed against N state rows (nothing changed, then
     /// 1 % changed). Prints a Markdown table.
     Planner(PlannerArgs),
+    /// An Alloy source's full-scan cycle over N unchanged invoices: ERP requests, wall time at
+    /// Alloy's rate limit and with the budget lifted, B2B calls, CPU, peak RSS. Prints a
+    /// Markdown table.
+    AlloyScan(AlloyScanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AlloyScanArgs {
+    /// Invoices in the ERP.
+    #[arg(long, default_value_t = 50_000)]
+    invoices: usize,
+    /// Customers the invoices are spread over (and B2B companies).
+    #[arg(long, default_value_t = 300)]
+    customers: usize,
+    /// Alloy's API version: 2024-03 (page numbers) or 2023-12 (cursors).
+    #[arg(long, default_value = "2024-03", value_parser = ["2024-03", "2023-12"])]
+    api_version: String,
+    /// Alloy's requests per minute (the sandbox enforces it; the daemon's budget keeps to it).
+    #[arg(long, default_value_t = 150)]
+    rate_limit: u32,
+    /// Run the sandboxes in this process instead of child processes (their memory and CPU
+    /// then count in the daemon's).
+    #[arg(long)]
+    in_process: bool,
+    /// A PostgreSQL server (the benchmark creates its own database and drops it afterwards).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +143,29 @@ pub async fn run(cmd: BenchCommand, format: Option<LogFormat>) -> anyhow::Result
                 ..PlannerOptions::new(args.invoices, &args.database_url)
             };
             let report = planner::run_until(&opts, interrupted())
+                .await
+                .map_err(usage)?;
+            print!("{}", report.markdown());
+        }
+        BenchCommand::AlloyScan(args) => {
+            let exe =
+                std::env::current_exe().context("finding this executable to run the sandboxes")?;
+            let launch = if args.in_process {
+                SandboxLaunch::InProcess
+            } else {
+                SandboxLaunch::Processes { exe }
+            };
+            let opts = AlloyScanOptions {
+                customers: args.customers,
+                version: if args.api_version == "2023-12" {
+                    AlloyVersion::V2023_12
+                } else {
+                    AlloyVersion::V2024_03
+                },
+                rate_limit: args.rate_limit,
+                ..AlloyScanOptions::new(args.invoices, &args.database_url, launch)
+            };
+            let report = alloy::run_until(&opts, interrupted())
                 .await
                 .map_err(usage)?;
             print!("{}", report.markdown());

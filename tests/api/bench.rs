@@ -100,3 +100,37 @@ async fn planner_skips_equal_fingerprints_and_updates_the_changed_ones() {
     assert_eq!(changed.count("update"), 200, "{}", report.markdown());
     assert_eq!(changed.count("skip"), 19_800, "{}", report.markdown());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alloy_scan_reads_every_page_and_calls_b2b_for_nothing_unchanged() {
+    use b2b_invoice_sync::bench::alloy::{self, AlloyScanOptions};
+    let opts = AlloyScanOptions {
+        customers: 20,
+        ..AlloyScanOptions::new(
+            250,
+            &server_url(),
+            SandboxLaunch::Processes { exe: BIN.into() },
+        )
+    };
+    let report = alloy::run(&opts).await.expect("the benchmark runs");
+    let table = report.markdown();
+    let load = report.result(0).expect("the initial load");
+    assert_eq!((load.created, load.failed), (250, 0), "{table}");
+    for index in [1, 2] {
+        let scan = report.result(index).expect("a scan");
+        assert_eq!(
+            (scan.created, scan.updated, scan.unchanged, scan.b2b_calls),
+            (0, 0, 250, 0),
+            "{table}"
+        );
+        // 100 + 100 + 50: the short page ends the list; customers come from the cache.
+        assert_eq!(scan.erp_requests, 3, "{table}");
+        assert_eq!(scan.erp_429s, 0, "{table}");
+        assert_eq!(scan.counters.remote_id_lookups, 0, "{table}");
+        assert_eq!(scan.counters.clamped_pages, 0, "{table}");
+    }
+    assert!(
+        table.contains("full scan, nothing changed, 150 requests/min"),
+        "{table}"
+    );
+}
