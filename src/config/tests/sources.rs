@@ -795,10 +795,19 @@ fn example_config_documents_one_source_of_each_kind() {
         kinds,
         [
             ("billing", "rebillia"),
+            ("erp_custom", "unified"),
             ("erp_main", "unified"),
             ("exports", "files")
         ]
     );
+    // The first source shown is an Alloy one; the custom one spells out every default.
+    assert_eq!(
+        unified_of(source(&settings, "erp_main")).api.preset,
+        UnifiedPreset::Alloy2024_03
+    );
+    let custom = unified_of(source(&settings, "erp_custom"));
+    assert_eq!(custom.api, UnifiedApi::default());
+    assert_eq!(custom.names, UnifiedNames::default());
     assert_eq!(
         source(&settings, "erp_main").overlap,
         Duration::from_secs(60)
