@@ -279,3 +279,52 @@ async fn erp_429s_and_5xx_mid_scan_slow_the_cycle_and_lose_nothing() {
     }
     assert!(took >= Duration::from_secs(3), "slowed down: {took:?}");
 }
+
+/// Whatever the strategy, [customers] maps the ERP's customer number (Alloy's customer
+/// `remoteId`), never Alloy's UUID.
+#[tokio::test]
+async fn every_customer_strategy_maps_the_erp_customer_number() {
+    use b2b_invoice_sync::config::CustomerMapping;
+    let map: BTreeMap<String, String> = (1..=5)
+        .map(|k| (format!("CUST-{k:05}"), k.to_string()))
+        .collect();
+    for strategy in ["static", "table"] {
+        let mut world = AlloyWorld::new(AlloyVersion::V2023_12, 30, 5, |_| {}).await;
+        let mapping = match strategy {
+            "static" => CustomerMapping::Static(map.clone()),
+            _ => {
+                for (customer, company) in &map {
+                    sqlx::query(
+                        "INSERT INTO customer_map (source, external_customer_id, company_id, origin)
+                         VALUES ($1, $2, $3, 'import')",
+                    )
+                    .bind(SOURCE)
+                    .bind(customer)
+                    .bind(company)
+                    .execute(&world.db.pool)
+                    .await
+                    .expect("import a customer");
+                }
+                CustomerMapping::Table
+            }
+        };
+        world
+            .settings
+            .sources
+            .get_mut(SOURCE)
+            .expect("source")
+            .customers = mapping;
+        let report = world.engine().run_cycle(SOURCE).await.expect("cycle");
+        assert_eq!(
+            (report.counts.created, report.counts.failed),
+            (30, 0),
+            "{strategy}: {report:?}"
+        );
+        for (external, inv) in world.b2b_by_external_id() {
+            let index: u64 = external.parse::<u64>().expect("numeric remoteId") - 1000;
+            let k = customer_of(index, 5);
+            assert_eq!(inv["customerId"], k.to_string(), "{strategy}: {inv}");
+            assert_eq!(inv["externalCustomerId"], format!("CUST-{k:05}"));
+        }
+    }
+}

@@ -426,3 +426,88 @@ impl Source for UnifiedSource {
         Box::pin(stream)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{HttpSettings, RetrySettings, UnifiedApi, UnifiedNames};
+
+    fn source(paging: PagingStyle) -> UnifiedSource {
+        let settings = UnifiedSettings {
+            base_url: "https://api.example/".parse().unwrap(),
+            api_key: SecretString::from("k"),
+            credential_id: "c".to_owned(),
+            http: HttpSettings {
+                request_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(1),
+                retry: RetrySettings::default(),
+                page_size: NonZeroU32::new(2).unwrap(),
+            },
+            names: UnifiedNames::default(),
+            api: UnifiedApi {
+                paging,
+                first_page: 0,
+                ..UnifiedApi::default()
+            },
+        };
+        UnifiedSource::new("erp", &settings, Duration::ZERO).unwrap()
+    }
+
+    fn page(records: usize, next: Option<&str>, more: bool) -> wire::ListPage {
+        wire::ListPage {
+            records: vec![json!({}); records],
+            next: next.map(str::to_owned),
+            more,
+        }
+    }
+
+    #[test]
+    fn each_paging_style_asks_for_the_right_next_page() {
+        let offset = source(PagingStyle::Offset);
+        assert_eq!(offset.client.first_page(), PageAt::Offset(0));
+        assert_eq!(
+            offset
+                .next_page(&PageAt::Offset(4), &page(2, None, true), 2)
+                .unwrap(),
+            Some(PageAt::Offset(6))
+        );
+        assert_eq!(
+            offset
+                .next_page(&PageAt::Offset(4), &page(1, None, false), 1)
+                .unwrap(),
+            None
+        );
+        let numbers = source(PagingStyle::PageNumber);
+        assert_eq!(numbers.client.first_page(), PageAt::Number(0));
+        assert_eq!(
+            numbers
+                .next_page(&PageAt::Number(0), &page(2, None, true), 2)
+                .unwrap(),
+            Some(PageAt::Number(1))
+        );
+        let cursors = source(PagingStyle::BodyCursor);
+        assert_eq!(cursors.client.first_page(), PageAt::First);
+        assert_eq!(
+            cursors
+                .next_page(&PageAt::First, &page(2, Some("a"), true), 2)
+                .unwrap(),
+            Some(PageAt::Cursor("a".to_owned()))
+        );
+        let repeated = cursors.next_page(
+            &PageAt::Cursor("a".to_owned()),
+            &page(2, Some("a"), true),
+            2,
+        );
+        assert!(matches!(repeated, Err(SourceError::Protocol { .. })));
+        let url = offset.client.list_url(None, &PageAt::Offset(6)).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.example/accounting/invoices?credentialId=c&limit=2&offset=6"
+        );
+    }
+}

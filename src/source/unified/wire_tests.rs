@@ -299,3 +299,78 @@ fn list_envelopes_follow_the_names_and_refuse_wrong_shapes() {
         .unwrap_err()
         .contains("no `item` field"));
 }
+
+#[test]
+fn body_cursors_follow_has_next_and_page_numbers_end_on_a_short_page() {
+    use crate::config::{PagingStyle, UnifiedPreset};
+    let names = UnifiedNames::for_preset(UnifiedPreset::Alloy2023_12);
+    let page = |body: Value| list_page_in(body, &names, PagingStyle::BodyCursor, 2, "invoices");
+    let more = page(json!({"invoices": [1, 2], "pageInfo": {"hasNext": true, "nextCursor": "c2"}}))
+        .unwrap();
+    assert_eq!((more.next.as_deref(), more.more), (Some("c2"), true));
+    let end = page(json!({"invoices": [1, 2], "pageInfo": {"hasNext": false, "nextCursor": "c3"}}))
+        .unwrap();
+    assert_eq!(
+        (end.next, end.more),
+        (None, false),
+        "hasNext false ends the list"
+    );
+    let null = page(json!({"invoices": [1], "pageInfo": {"nextCursor": null}})).unwrap();
+    assert!(!null.more);
+    assert!(
+        page(json!({"invoices": [1, 2], "pageInfo": {"hasNext": true}}))
+            .unwrap_err()
+            .contains("holds no cursor")
+    );
+    assert!(page(json!({"invoices": [1, 2]}))
+        .unwrap_err()
+        .contains("came without `pageInfo.nextCursor`"));
+    assert!(
+        !page(json!({"invoices": [1]})).unwrap().more,
+        "a short page"
+    );
+    assert!(
+        page(json!({"invoices": [], "pageInfo": {"hasNext": "yes"}}))
+            .unwrap_err()
+            .contains("not true or false")
+    );
+
+    for paging in [PagingStyle::PageNumber, PagingStyle::Offset] {
+        let full =
+            list_page_in(json!({"invoices": [1, 2]}), &names, paging, 2, "invoices").unwrap();
+        assert!(full.more && full.next.is_none(), "{paging:?}");
+        let short = list_page_in(json!({"invoices": [1]}), &names, paging, 2, "invoices").unwrap();
+        assert!(!short.more);
+        let empty = list_page_in(json!({"invoices": []}), &names, paging, 2, "invoices").unwrap();
+        assert!(!empty.more);
+    }
+    let customers = list_page_in(
+        json!({"customers": [{"id": "c"}]}),
+        &names,
+        PagingStyle::PageNumber,
+        100,
+        "customers",
+    )
+    .unwrap();
+    assert_eq!(customers.records.len(), 1);
+}
+
+#[test]
+fn the_erp_update_time_falls_back_to_2023_12s_milliseconds() {
+    let mut record = invoice();
+    record.as_object_mut().unwrap().remove("remoteUpdatedAt");
+    record["updatedTimestamp"] = json!(1_795_251_600_123_i64);
+    assert_eq!(
+        updated_at(&record).map(|t| t.timestamp_millis()),
+        Some(1_795_251_600_123)
+    );
+    assert!(read(&record).unwrap().updated_at.is_some());
+    let by_number = raw_invoice_by(
+        "erp",
+        &locator_by(&record, 0, "invoiceNumber"),
+        &record,
+        "invoiceNumber",
+    )
+    .unwrap();
+    assert_eq!(by_number.external_id.as_deref(), Some("INV-1042"));
+}
