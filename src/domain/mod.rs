@@ -6,6 +6,7 @@ pub mod invoice;
 pub mod mapping;
 pub mod money;
 pub mod record;
+pub mod version;
 
 pub use deletion::{deletion_action, B2bBalance, DeletionAction};
 pub use fingerprint::{fingerprint, Fingerprint};
@@ -16,3 +17,4 @@ pub use invoice::{
 pub use mapping::{map_invoice, DesiredInvoice};
 pub use money::{Currency, Money};
 pub use record::{RecordError, RecordLocator};
+pub use version::SourceVersion;

@@ -9,6 +9,15 @@ use super::{Source, SourceError};
 use crate::config::{AdapterSettings, SourceSettings};
 
 pub fn build(settings: &SourceSettings) -> Result<Arc<dyn Source>, SourceError> {
+    build_with(settings, None)
+}
+
+/// [`build`], with the database for what an adapter keeps there (the `files` adapter's record
+/// of imported exports).
+pub fn build_with(
+    settings: &SourceSettings,
+    pool: Option<&sqlx::PgPool>,
+) -> Result<Arc<dyn Source>, SourceError> {
     Ok(match &settings.adapter {
         AdapterSettings::Unified(u) => {
             Arc::new(UnifiedSource::new(&settings.name, u, settings.overlap)?)
@@ -16,6 +25,12 @@ pub fn build(settings: &SourceSettings) -> Result<Arc<dyn Source>, SourceError> 
         AdapterSettings::Rebillia(r) => {
             Arc::new(RebilliaSource::new(&settings.name, r, settings.overlap)?)
         }
-        AdapterSettings::Files(f) => Arc::new(FilesSource::new(&settings.name, f)?),
+        AdapterSettings::Files(f) => {
+            let files = FilesSource::new(&settings.name, f)?;
+            Arc::new(match pool {
+                Some(pool) => files.with_registry(pool.clone()),
+                None => files,
+            })
+        }
     })
 }

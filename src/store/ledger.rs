@@ -11,6 +11,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::SourceVersion;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -54,6 +55,8 @@ pub struct Intent<'a> {
     pub request_digest: Option<&'a str>,
     pub attempt: i32,
     pub run_id: Uuid,
+    /// The ERP version of the content the request carries.
+    pub erp_version: Option<&'a SourceVersion>,
 }
 
 /// An in-flight row, as recovery reads it.
@@ -68,6 +71,7 @@ pub struct InFlight {
     pub written_open: Option<Decimal>,
     pub b2b_invoice_id: Option<u64>,
     pub created_at: DateTime<Utc>,
+    pub erp_version: Option<SourceVersion>,
 }
 
 fn id_param(id: Option<u64>) -> Option<i64> {
@@ -78,8 +82,8 @@ fn id_param(id: Option<u64>) -> Option<i64> {
 pub async fn begin(pool: &PgPool, i: &Intent<'_>) -> Result<Option<i64>, StoreError> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO ledger (source, external_id, invoice_number, op, fingerprint, owned,
-                written_open, state, b2b_invoice_id, request_digest, attempt, run_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_flight', $8, $9, $10, $11)
+                written_open, state, b2b_invoice_id, request_digest, attempt, run_id, erp_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_flight', $8, $9, $10, $11, $12)
          ON CONFLICT (source, external_id) WHERE state = 'in_flight' DO NOTHING
          RETURNING id",
     )
@@ -94,6 +98,7 @@ pub async fn begin(pool: &PgPool, i: &Intent<'_>) -> Result<Option<i64>, StoreEr
     .bind(i.request_digest)
     .bind(i.attempt)
     .bind(i.run_id)
+    .bind(i.erp_version.map(SourceVersion::key))
     .fetch_optional(pool)
     .await
     .map_err(StoreError::query("writing a ledger intent"))?;
@@ -173,10 +178,11 @@ pub async fn in_flight(pool: &PgPool, source: &str) -> Result<Vec<InFlight>, Sto
         Option<Decimal>,
         Option<i64>,
         DateTime<Utc>,
+        Option<String>,
     );
     let rows: Vec<Raw> = sqlx::query_as(
         "SELECT id, external_id, invoice_number, op, fingerprint, owned, written_open,
-                b2b_invoice_id, created_at
+                b2b_invoice_id, created_at, erp_version
            FROM ledger WHERE source = $1 AND state = 'in_flight' ORDER BY id",
     )
     .bind(source)
@@ -195,6 +201,7 @@ pub async fn in_flight(pool: &PgPool, source: &str) -> Result<Vec<InFlight>, Sto
             written_open: r.6,
             b2b_invoice_id: r.7.and_then(|i| u64::try_from(i).ok()),
             created_at: r.8,
+            erp_version: r.9.as_deref().and_then(SourceVersion::parse_key),
         })
         .collect())
 }

@@ -68,3 +68,38 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .await
         .map_err(|e| StoreError::Migrate(e.to_string()))
 }
+
+/// Deletes every row of `source` from every table that has a `source` column (and its cursor
+/// row), in one transaction: the demo starts from nothing each time. Tables are found in the
+/// catalog, so a table added later is cleared too.
+pub async fn forget_source(pool: &PgPool, source: &str) -> Result<(), StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::query("starting to clear a source"))?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+          WHERE table_schema = current_schema() AND column_name = 'source'
+          ORDER BY table_name",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(StoreError::query("listing the tables of a source"))?;
+    for table in tables {
+        // Names come from the catalog, quoted as identifiers.
+        let table = table.replace('"', "\"\"");
+        sqlx::query(&format!("DELETE FROM \"{table}\" WHERE source = $1"))
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("clearing a source's rows"))?;
+    }
+    sqlx::query("DELETE FROM sources WHERE name = $1")
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("clearing a source's cursor"))?;
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a source's clean-up"))
+}

@@ -15,6 +15,10 @@ pub struct Counts {
     pub deleted: i32,
     pub failed: i32,
     pub recovered: i32,
+    /// Records older than the version B2B holds: refused, never pushed (each named in notices).
+    pub stale: i32,
+    /// Skipped while waiting for a retry, or in the dead letter, discarded or flagged.
+    pub waiting: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -76,7 +80,8 @@ pub async fn finish(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE sync_runs SET finished_at = now(), outcome = $2, created = $3, updated = $4,
-                unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10
+                unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10,
+                stale = $11, waiting = $12
           WHERE id = $1",
     )
     .bind(id)
@@ -89,6 +94,8 @@ pub async fn finish(
     .bind(c.recovered)
     .bind(i64::try_from(api_calls).unwrap_or(i64::MAX))
     .bind(error)
+    .bind(c.stale)
+    .bind(c.waiting)
     .execute(pool)
     .await
     .map_err(StoreError::query("recording a run's end"))?;
@@ -115,10 +122,12 @@ pub async fn recent(
         i32,
         i64,
         Option<String>,
+        i32,
+        i32,
     );
     let rows: Vec<Raw> = sqlx::query_as(
         "SELECT id, source, started_at, finished_at, outcome, created, updated, unchanged, deleted,
-                failed, recovered, api_calls, error
+                failed, recovered, api_calls, error, stale, waiting
            FROM (SELECT *, row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS n
                    FROM sync_runs WHERE $1::text IS NULL OR source = $1) r
           WHERE n <= $2 ORDER BY source, started_at DESC",
@@ -143,6 +152,8 @@ pub async fn recent(
                 deleted: r.8,
                 failed: r.9,
                 recovered: r.10,
+                stale: r.13,
+                waiting: r.14,
             },
             api_calls: r.11,
             error: r.12,

@@ -57,7 +57,7 @@ impl Pending {
         }
     }
 
-    fn prepared(&self) -> &Prepared {
+    pub fn prepared(&self) -> &Prepared {
         match self {
             Self::Update { prepared, .. } | Self::Remove { prepared, .. } => prepared,
         }
@@ -146,6 +146,7 @@ impl Ctx<'_> {
                 request_digest: Some(body_digest),
                 attempt: attempts + 1,
                 run_id: self.run_id,
+                erp_version: p.invoice.version.as_ref(),
             },
         )
         .await?)
@@ -176,6 +177,7 @@ impl Ctx<'_> {
                 fingerprint: Some(p.fingerprint.as_str()),
                 owned: owned.as_ref(),
                 written_open: Some(p.desired.open_balance),
+                erp_version: p.invoice.version.as_ref(),
                 erp_paid: p.invoice.total.checked_sub(p.invoice.open_balance),
                 erp_balance: Some(p.invoice.open_balance),
             },
@@ -538,6 +540,7 @@ impl Ctx<'_> {
                 p.invoice_number(),
                 false,
                 Some(p.fingerprint.as_str()),
+                p.invoice.version.as_ref(),
             )
             .await?;
             return Ok(Outcome::Deleted);
@@ -555,6 +558,7 @@ impl Ctx<'_> {
                     p.invoice_number(),
                     true,
                     Some(p.fingerprint.as_str()),
+                    p.invoice.version.as_ref(),
                 )
                 .await?;
                 Ok(Outcome::Unchanged)
@@ -587,6 +591,7 @@ impl Ctx<'_> {
                             p.invoice_number(),
                             false,
                             Some(p.fingerprint.as_str()),
+                            p.invoice.version.as_ref(),
                         )
                         .await?;
                         tracing::info!(
@@ -624,6 +629,7 @@ impl Ctx<'_> {
                             p.invoice_number(),
                             true,
                             Some(p.fingerprint.as_str()),
+                            p.invoice.version.as_ref(),
                         )
                         .await?;
                         Ok(Outcome::Deleted)

@@ -117,6 +117,7 @@ pub async fn record_failure(
             error: &reason,
             pending: pending.as_ref(),
             pending_fingerprint,
+            pending_version: invoice.version.as_ref(),
             attempts,
             status,
             next_attempt_at: next,

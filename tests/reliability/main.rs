@@ -10,10 +10,12 @@
 mod bad_input;
 #[path = "../api/db.rs"]
 mod db;
+mod defects;
 mod erp;
 mod invariants;
 mod matrix_data;
 mod matrix_http;
 mod matrix_process;
+mod newest;
 mod proxy;
 mod world;

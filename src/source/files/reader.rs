@@ -6,7 +6,9 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::domain::{RecordError, RecordLocator, SourceInvoice};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{RecordError, RecordLocator, SourceInvoice, SourceVersion};
 
 use super::csv_export::{CsvRecords, HeaderProblem};
 use super::folder::{file_name, Disposition, Folder, Format};
@@ -43,6 +45,9 @@ pub(super) struct Chunk {
 
 pub(super) struct ExportFile {
     pub disposition: Disposition,
+    /// The file's place in the folder's order, as a version for its records (see `version`).
+    file_time: DateTime<Utc>,
+    tie: Arc<str>,
     records: Box<dyn Records>,
     /// One record read ahead, so the page that ends the file knows it does.
     peeked: Option<Record>,
@@ -58,7 +63,13 @@ impl ExportFile {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file name not UTF-8"))?
             .into();
         let rejects = RejectLog::start(name.clone(), folder.partial_errors(&name))?;
-        let mut input = BufReader::with_capacity(64 * 1024, File::open(path)?);
+        let file = File::open(path)?;
+        let file_time: DateTime<Utc> = file.metadata()?.modified()?.into();
+        let tie = format!(
+            "{}|{name}",
+            file_time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        );
+        let mut input = BufReader::with_capacity(64 * 1024, file);
         let refuse = |reason: String, raw: String| {
             let error = RecordError::whole(source.clone(), locator(&name, 1, None), reason);
             let refused: Box<dyn Records> = Box::new(Refused(Some(Rejection { error, raw })));
@@ -85,6 +96,8 @@ impl ExportFile {
         };
         Ok(Self {
             disposition,
+            file_time,
+            tie: tie.into(),
             records,
             peeked: None,
             rejects,
@@ -120,13 +133,21 @@ impl ExportFile {
         match record {
             Ok(invoice) => {
                 self.taken += 1;
-                Ok(Ok(invoice))
+                let version = self.version(invoice.updated_at);
+                Ok(Ok(invoice.with_version(Some(version))))
             }
             Err(rejection) => {
                 self.rejects.record(&rejection)?;
                 Ok(Err(rejection.error))
             }
         }
+    }
+
+    /// A record's version: the ERP's updated-at when the row has one, else the file's time; of
+    /// records of one instant, the later file in the folder's order (time, then name) is newer.
+    /// So an export read again after a crash, or an older one, never outranks a newer one.
+    fn version(&self, updated_at: Option<DateTime<Utc>>) -> SourceVersion {
+        SourceVersion::with_tie(updated_at.unwrap_or(self.file_time), self.tie.as_ref())
     }
 
     pub(super) fn counts(&self) -> (u64, u64) {
