@@ -16,7 +16,7 @@ use tracing::Instrument;
 use url::Url;
 
 use super::budget::RequestBudget;
-use super::error::{excerpt, B2bError, Endpoint};
+use super::error::{excerpt, B2bError, Endpoint, Misconfigured};
 use super::model::{
     Company, CreatedFromOrder, ExtraFieldConfig, Invoice, InvoiceId, InvoicePdf, InvoiceUpdate,
     NewInvoice, Page, Pagination,
@@ -171,6 +171,13 @@ impl B2bClient {
 
     pub fn budget(&self) -> &Arc<RequestBudget> {
         &self.budget
+    }
+
+    /// The cycle-stopping error `e` stands for, if it says the store's configuration is wrong
+    /// (see [`B2bError::misconfiguration`]).
+    pub fn misconfigured(&self, e: &B2bError) -> Option<Misconfigured> {
+        e.misconfiguration()
+            .map(|problem| Misconfigured::new(&self.store, self.base.as_str(), problem, e))
     }
 
     /// `POST /invoices`. A failure with [`B2bError::is_ambiguous`] may have created the invoice.
@@ -491,6 +498,7 @@ fn record_request<T>(
         Ok(_) => "200".to_owned(),
         Err(B2bError::Timeout { .. }) => "timeout".to_owned(),
         Err(B2bError::Transport { .. }) => "transport".to_owned(),
+        Err(B2bError::Unreachable { .. }) => "unreachable".to_owned(),
         Err(B2bError::Decode { .. }) => "decode".to_owned(),
         Err(B2bError::Validation { .. }) => "400".to_owned(),
         Err(B2bError::NotFound { .. }) => "404".to_owned(),
@@ -538,8 +546,14 @@ fn auth_headers(auth: &B2bAuth) -> Option<HeaderMap> {
 /// Turns a failed send into the right error: a connection that was never made cannot have
 /// applied anything; one lost after sending may have.
 fn request_error(endpoint: Endpoint, err: &reqwest::Error, mutating: bool) -> B2bError {
-    let sent = !err.is_connect();
-    let ambiguous = mutating && sent;
+    if err.is_connect() {
+        // Nothing was sent: never ambiguous, whatever the method.
+        return B2bError::Unreachable {
+            endpoint,
+            message: error_chain(err),
+        };
+    }
+    let ambiguous = mutating;
     if err.is_timeout() {
         return B2bError::Timeout {
             endpoint,

@@ -355,7 +355,13 @@ impl Engine {
             run_id,
             failpoints: &self.failpoints,
         })
-        .await?;
+        .await
+        .map_err(|e| match &e {
+            crate::payments::PaymentsError::Scan { error, .. } => client
+                .misconfigured(error)
+                .map_or(CycleError::from(e), CycleError::from),
+            _ => CycleError::from(e),
+        })?;
 
         // Failures whose retry time has come, from the records kept in the state table.
         let due = state::due_failures(&self.pool, &rt.settings.name, 10_000).await?;

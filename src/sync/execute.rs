@@ -258,6 +258,11 @@ impl Ctx<'_> {
         then: &str,
     ) -> Result<Outcome, CycleError> {
         note_status(status_of(&e));
+        if let Some(stop) = self.client.misconfigured(&e) {
+            // Not applied (refused, or never sent), and not this invoice's fault.
+            ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+            return Err(stop.into());
+        }
         if e.is_ambiguous() {
             ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
             let reason = if then.is_empty() {
@@ -292,6 +297,9 @@ impl Ctx<'_> {
                 .filter(|i| i.invoice_number == p.invoice_number())
                 .collect::<Vec<_>>(),
             Err(err) => {
+                if let Some(stop) = self.client.misconfigured(&err) {
+                    return Err(stop.into());
+                }
                 let reason = format!("{e}; looking up who holds the number failed: {err}");
                 return self.fail(p, attempts, reason, Retry::Backoff).await;
             }
@@ -414,7 +422,12 @@ impl Ctx<'_> {
                 self.client.list_invoices(&query).try_collect().await;
             match fetched {
                 Ok(list) => current.extend(list.into_iter().map(|i| (i.id, i))),
-                Err(e) => unreadable = Some(e.to_string()),
+                Err(e) => {
+                    if let Some(stop) = self.client.misconfigured(&e) {
+                        return (Vec::new(), Some(stop.into()));
+                    }
+                    unreadable = Some(e.to_string());
+                }
             }
         }
         let current = &current;
@@ -481,6 +494,9 @@ impl Ctx<'_> {
                 Ok(inv) => Some(inv),
                 Err(B2bError::NotFound { .. }) => None,
                 Err(e) => {
+                    if let Some(stop) = self.client.misconfigured(&e) {
+                        return Err(stop.into());
+                    }
                     let (prepared, attempts) = (item.prepared(), item.attempts());
                     let reason = format!(
                         "could not read the invoice's current state in B2B ({}): {e}",

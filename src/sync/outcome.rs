@@ -32,6 +32,10 @@ pub enum CycleError {
     Customers(#[from] crate::customers::CustomerError),
     #[error(transparent)]
     Payments(#[from] crate::payments::PaymentsError),
+    /// The store's configuration makes every request fail (credentials, base URL, address):
+    /// the cycle stops with this one error and no invoice is charged an attempt.
+    #[error(transparent)]
+    Misconfigured(#[from] crate::b2b::error::Misconfigured),
 }
 
 impl Outcome {

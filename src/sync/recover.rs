@@ -123,13 +123,16 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
                     mark_due(ctx, entry).await?;
                     Ok(Settled::Abandoned)
                 }
-                Err(e) => unresolved(&e),
+                Err(e) => unresolved(ctx, &e),
             }
         }
     }
 }
 
-fn unresolved(e: &B2bError) -> Result<Settled, CycleError> {
+fn unresolved(ctx: &Ctx<'_>, e: &B2bError) -> Result<Settled, CycleError> {
+    if let Some(stop) = ctx.client.misconfigured(e) {
+        return Err(stop.into());
+    }
     tracing::warn!(error = %e, "could not settle an in-flight request; left for the next cycle");
     Ok(Settled::Unresolved)
 }
@@ -210,6 +213,9 @@ async fn settle_creates(
     let listed = match listed {
         Ok(list) => list,
         Err(e) => {
+            if let Some(stop) = ctx.client.misconfigured(&e) {
+                return Err(stop.into());
+            }
             tracing::warn!(error = %e, invoices = entries.len(), "could not look up in-flight creates; left for the next cycle");
             return Ok(vec![Settled::Unresolved; entries.len()]);
         }
@@ -265,7 +271,7 @@ async fn settle_create(
                     .filter(|i| i.invoice_number == entry.invoice_number && ours(i))
                     .collect()
             }
-            Err(e) => return unresolved(&e),
+            Err(e) => return unresolved(ctx, &e),
         }
     }
     found.sort_by_key(|i| i.id);
