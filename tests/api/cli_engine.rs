@@ -52,7 +52,7 @@ store_hash = "{STORE_HASH}"
 token = "{TOKEN}"
 
 [stores.test.budget]
-requests_per_minute = 150
+requests_per_minute = 120
 burst = 30
 max_concurrent = 8
 

@@ -156,3 +156,91 @@ async fn a_misconfigured_store_stops_the_cycle_with_one_error_and_charges_no_inv
     world.until_quiet(&engine, 3).await;
     world.finish().await;
 }
+
+/// Two apps on one store (limit 150 a minute): this daemon (its share 120 a minute) creating
+/// invoices, another app reading at 60 a minute. Returns the 429s each met over ten minutes.
+async fn share_a_store_for_ten_minutes() -> (usize, usize, u64) {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use b2b_invoice_sync::b2b::{B2bClient, NewInvoice, RequestBudget};
+    use b2b_invoice_sync::config::BudgetSettings;
+    use b2b_invoice_sync::sandbox::b2b::{self as b2b_sandbox, B2bSandboxConfig, SandboxStore};
+    use tokio::time::Instant;
+
+    use crate::world::{store_settings, LEGACY_TOKEN, TOKEN};
+
+    let sandbox = b2b_sandbox::start(
+        B2bSandboxConfig {
+            stores: vec![SandboxStore::new(STORE_HASH, TOKEN, LEGACY_TOKEN)],
+            rate_limit: 150,
+            rate_window: Duration::from_secs(60),
+            seed_invoices: 1,
+            ..B2bSandboxConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("loopback"),
+    )
+    .await
+    .expect("sandbox");
+    let client = |rpm: u32, burst: u32| {
+        let mut s = store_settings(&sandbox);
+        s.budget = BudgetSettings {
+            requests_per_minute: rpm.try_into().expect("non-zero"),
+            burst: burst.try_into().expect("non-zero"),
+            max_concurrent: 4.try_into().expect("non-zero"),
+            default_retry_after: Duration::from_secs(60),
+        };
+        s.b2b.request_timeout = Duration::from_secs(24 * 3600);
+        B2bClient::new(&s, Arc::new(RequestBudget::new(&s.budget))).expect("client")
+    };
+    let daemon = client(120, 4);
+    let other = client(60, 1);
+    let end = Instant::now() + Duration::from_secs(600);
+    let creating = async {
+        let mut i = 0u64;
+        while Instant::now() < end {
+            i += 1;
+            let mut inv = NewInvoice::new(
+                format!("SHARE-{i}"),
+                "1",
+                b2b_invoice_sync::b2b::Amount::new("USD", 10.into()),
+                b2b_invoice_sync::b2b::Amount::new("USD", 10.into()),
+            );
+            inv.external_id = Some(format!("share-{i}"));
+            let _ = daemon.create_invoice(&inv).await;
+        }
+    };
+    let reading = async {
+        while Instant::now() < end {
+            let _ = other.get_invoice(1).await;
+        }
+    };
+    tokio::join!(creating, reading);
+    let log = sandbox.control().requests();
+    let refused = |route: &str| {
+        log.iter()
+            .filter(|r| r.route == route && r.status == Some(429))
+            .count()
+    };
+    let created = log
+        .iter()
+        .filter(|r| r.route == "POST /ip/invoices" && r.status == Some(200))
+        .count() as u64;
+    (
+        refused("POST /ip/invoices"),
+        refused("GET /ip/invoices/{id}"),
+        created,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_backs_off_when_other_apps_fill_the_store_and_recovers_slowly() {
+    let (daemon_429s, other_429s, created) = share_a_store_for_ten_minutes().await;
+    eprintln!("daemon met {daemon_429s} 429s, the other app {other_429s}; {created} created");
+    // Without adapting, the daemon comes back at full rate after every pause and meets a 429
+    // every minute or so (and so does the other app); adapting, it stays under what is left.
+    assert!(daemon_429s <= 5, "the daemon met {daemon_429s} 429s");
+    assert!(other_429s <= 5, "the other app met {other_429s} 429s");
+    // ... while still using most of what the store leaves it (150 - 60 = 90 a minute).
+    assert!(created >= 600, "only {created} created in ten minutes");
+}
