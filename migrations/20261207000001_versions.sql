@@ -6,6 +6,8 @@ ALTER TABLE invoice_state ADD COLUMN erp_version TEXT NULL;
 ALTER TABLE invoice_state ADD COLUMN pending_version TEXT NULL;
 -- The version a mutation carries: recovery adopts it with the invoice.
 ALTER TABLE ledger ADD COLUMN erp_version TEXT NULL;
+-- How old the B2B state an update was built from was when it went out (update_freshness).
+ALTER TABLE ledger ADD COLUMN state_age_ms INTEGER NULL;
 
 -- Records refused as older than what B2B holds, and invoices skipped while they wait for a retry
 -- (or stay in the dead letter / discarded / flagged), apart from the truly unchanged.

@@ -20,6 +20,8 @@ pub const DEAD_LETTERS: &str = "b2bsync_dead_letters";
 pub const LEDGER_IN_FLIGHT: &str = "b2bsync_ledger_in_flight";
 pub const LAST_SUCCESS: &str = "b2bsync_last_success_timestamp_seconds";
 pub const CURSOR_LAG: &str = "b2bsync_cursor_lag_seconds";
+/// How old the B2B state an update was built from was when its `PUT` went out.
+pub const UPDATE_STATE_AGE: &str = "b2bsync_update_state_age_seconds";
 pub const PAYMENTS_DETECTED: &str = "b2bsync_payments_detected_total";
 pub const PAYMENTS_WRITTEN: &str = "b2bsync_payments_written_total";
 pub const PAYMENTS_FAILED: &str = "b2bsync_payments_failed_total";

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
-use super::budget::RequestBudget;
+use super::budget::{RequestBudget, Reservation};
 use super::error::{excerpt, B2bError, Endpoint, Misconfigured};
 use super::model::{
     Company, CreatedFromOrder, ExtraFieldConfig, Invoice, InvoiceId, InvoicePdf, InvoiceUpdate,
@@ -50,6 +50,9 @@ pub struct B2bClient {
     retry: RetrySettings,
     /// Requests sent by this client and its clones (each attempt counts): a run's API cost.
     calls: Arc<std::sync::atomic::AtomicU64>,
+    /// Rate cells paid for in advance, spent before waiting for the budget (see
+    /// [`RequestBudget::reserve`]).
+    reservation: Option<Arc<Reservation>>,
 }
 
 struct Call {
@@ -58,6 +61,8 @@ struct Call {
     path: String,
     query: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
+    /// Not sent after this instant (when its turn in the budget comes too late).
+    not_after: Option<tokio::time::Instant>,
 }
 
 impl Call {
@@ -68,6 +73,7 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            not_after: None,
         }
     }
 
@@ -144,6 +150,7 @@ impl B2bClient {
             budget,
             retry: store.retry,
             calls: Arc::default(),
+            reservation: None,
         })
     }
 
@@ -151,6 +158,15 @@ impl B2bClient {
     pub fn with_fresh_counter(&self) -> Self {
         Self {
             calls: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same client (same counter) spending `reservation`'s cells before waiting for the
+    /// budget: requests that must go out close together (a read and the updates built from it).
+    pub fn with_reservation(&self, reservation: Arc<Reservation>) -> Self {
+        Self {
+            reservation: Some(reservation),
             ..self.clone()
         }
     }
@@ -202,13 +218,27 @@ impl B2bClient {
         id: InvoiceId,
         update: &InvoiceUpdate,
     ) -> Result<InvoiceId, B2bError> {
-        let call = Call::new(
+        Ok(self.update_invoice_by(id, update, None).await?.0)
+    }
+
+    /// [`Self::update_invoice`], not sent at all when its turn in the budget comes after
+    /// `not_after` ([`B2bError::Expired`]: built from state that has become too old to trust).
+    /// Also returns when the request that succeeded was sent.
+    pub async fn update_invoice_by(
+        &self,
+        id: InvoiceId,
+        update: &InvoiceUpdate,
+        not_after: Option<tokio::time::Instant>,
+    ) -> Result<(InvoiceId, tokio::time::Instant), B2bError> {
+        let mut call = Call::new(
             Method::PUT,
             "PUT /ip/invoices/{id}",
             format!("ip/invoices/{id}"),
         )
         .json(update)?;
-        Ok(self.execute::<IdData>(call).await?.data.id)
+        call.not_after = not_after;
+        let (envelope, sent_at) = self.execute_at::<IdData>(call).await?;
+        Ok((envelope.data.id, sent_at))
     }
 
     /// `DELETE /invoices/{id}`.
@@ -384,6 +414,14 @@ impl B2bClient {
 
     /// Sends `call` under the budget, retrying what can be retried safely.
     async fn execute<T: DeserializeOwned>(&self, call: Call) -> Result<Envelope<T>, B2bError> {
+        Ok(self.execute_at(call).await?.0)
+    }
+
+    /// [`Self::execute`], with when the attempt that succeeded was sent.
+    async fn execute_at<T: DeserializeOwned>(
+        &self,
+        call: Call,
+    ) -> Result<(Envelope<T>, tokio::time::Instant), B2bError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -393,7 +431,18 @@ impl B2bClient {
                 endpoint = call.endpoint,
                 attempt,
             );
-            let permit = self.budget.acquire().instrument(span.clone()).await;
+            let permit = self
+                .budget
+                .acquire_with(self.reservation.as_deref())
+                .instrument(span.clone())
+                .await;
+            let sent_at = tokio::time::Instant::now();
+            if call.not_after.is_some_and(|t| sent_at > t) {
+                // Its turn came too late: nothing is sent (the cell is spent all the same).
+                return Err(B2bError::Expired {
+                    endpoint: call.endpoint,
+                });
+            }
             self.calls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.to_string();
@@ -407,7 +456,7 @@ impl B2bClient {
             record_request(&store, call.endpoint, &result, started.elapsed());
             drop(permit);
             let err = match result {
-                Ok(envelope) => return Ok(envelope),
+                Ok(envelope) => return Ok((envelope, sent_at)),
                 Err(err) => err,
             };
             if let B2bError::RateLimited { retry_after, .. } = &err {
@@ -499,6 +548,7 @@ fn record_request<T>(
         Err(B2bError::Timeout { .. }) => "timeout".to_owned(),
         Err(B2bError::Transport { .. }) => "transport".to_owned(),
         Err(B2bError::Unreachable { .. }) => "unreachable".to_owned(),
+        Err(B2bError::Expired { .. }) => "expired".to_owned(),
         Err(B2bError::Decode { .. }) => "decode".to_owned(),
         Err(B2bError::Validation { .. }) => "400".to_owned(),
         Err(B2bError::NotFound { .. }) => "404".to_owned(),

@@ -62,6 +62,11 @@ pub enum B2bError {
         message: String,
     },
 
+    /// Not sent: its turn in the budget came after the instant it had to go by (an update built
+    /// from state that would be too old by then). Read again and build it anew.
+    #[error("{endpoint}: not sent: the state it was built from became too old while it waited for the request budget")]
+    Expired { endpoint: Endpoint },
+
     /// A 2xx whose body is not what the API documents.
     #[error("{endpoint}: unexpected answer from B2B Edition ({message}); body starts: {excerpt}")]
     Decode {
@@ -182,6 +187,7 @@ impl B2bError {
             | Self::Timeout { endpoint, .. }
             | Self::Transport { endpoint, .. }
             | Self::Unreachable { endpoint, .. }
+            | Self::Expired { endpoint }
             | Self::Decode { endpoint, .. } => endpoint,
         }
     }
@@ -198,6 +204,7 @@ impl B2bError {
             Self::Timeout { .. } => "timeout",
             Self::Transport { .. } => "transport",
             Self::Unreachable { .. } => "unreachable",
+            Self::Expired { .. } => "expired",
             Self::Decode { .. } => "decode",
         }
     }

@@ -33,6 +33,10 @@ pub struct SourceSettings {
     /// A random delay up to this before each scheduled cycle, so many sources and replicas do not
     /// all start at the same second (default 0).
     pub start_jitter: Duration,
+    /// The oldest the B2B state an update is built from may be when its `PUT` goes out (default
+    /// 2 s): B2B has no conditional update, so a person's edit landing between the read and the
+    /// write would be lost; older state is read again first.
+    pub update_freshness: Duration,
     /// B2B Edition payments of this source's invoices (`[sources.<name>.payments]`).
     pub payments: PaymentSettings,
 }
@@ -113,6 +117,7 @@ impl SourceSettings {
             failures: FailurePolicy::default(),
             schedule: crate::schedule::CronSchedule::every_five_minutes(),
             start_jitter: Duration::ZERO,
+            update_freshness: Duration::from_secs(2),
             payments: PaymentSettings::default(),
         }
     }

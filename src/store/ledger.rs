@@ -147,6 +147,27 @@ pub async fn succeed<'e>(
     .await
 }
 
+/// [`succeed`] for an update, with the age of the B2B state it was built from when it went out.
+pub async fn succeed_update<'e>(
+    db: impl PgExecutor<'e>,
+    id: i64,
+    b2b_invoice_id: u64,
+    state_age: std::time::Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE ledger SET state = 'succeeded', b2b_invoice_id = $2, response_status = 200,
+                response_excerpt = 'updated', state_age_ms = $3, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(id_param(Some(b2b_invoice_id)))
+    .bind(i32::try_from(state_age.as_millis()).unwrap_or(i32::MAX))
+    .execute(db)
+    .await
+    .map_err(StoreError::query("settling a ledger row"))?;
+    Ok(())
+}
+
 /// Definitely not applied (a 4xx, a refused connection).
 pub async fn fail(
     pool: &PgPool,

@@ -120,6 +120,8 @@ impl Cycle {
             Outcome::Unchanged => self.counts.unchanged += 1,
             Outcome::Deleted => self.counts.deleted += 1,
             Outcome::Failed(reason) => self.fail(reason),
+            // Read again inside the batch, never handed out of it.
+            Outcome::Expired => {}
         }
     }
 

@@ -17,6 +17,9 @@ pub enum Outcome {
     Deleted,
     /// Recorded as failed (retried later or dead): the reason names what to do.
     Failed(String),
+    /// Not sent: the B2B state it was built from became older than `update_freshness` while it
+    /// waited for the budget. The batch reads it again; never counted or reported as such.
+    Expired,
 }
 
 /// A failure of the cycle itself (not of one invoice): it stops the cycle.
@@ -46,6 +49,7 @@ impl Outcome {
             Self::Unchanged => "unchanged",
             Self::Deleted => "deleted",
             Self::Failed(_) => "failed",
+            Self::Expired => "expired",
         }
     }
 }

@@ -11,6 +11,7 @@ mod bad_input;
 #[path = "../api/db.rs"]
 mod db;
 mod defects;
+mod edits;
 mod erp;
 mod invariants;
 mod matrix_data;

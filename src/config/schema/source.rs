@@ -11,8 +11,8 @@ use config::{Value, ValueKind};
 
 use super::{http_url, retry, timeouts};
 use crate::config::node::{
-    boolean, choice, id, positive, secret, secret_file, secs, string, text, whole, word, Reported,
-    Table,
+    boolean, choice, fractional_secs, id, positive, secret, secret_file, secs, string, text, whole,
+    word, Reported, Table,
 };
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
@@ -89,6 +89,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         None => None,
     };
     let start_jitter = t.or("start_jitter_secs", 0, secs(0..=3600));
+    let update_freshness = t.or("update_freshness_secs", 2, fractional_secs(0.1, 300.0));
     let adapter = adapter(&mut t, kind);
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
@@ -108,6 +109,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         failures: failures?,
         schedule: schedule?,
         start_jitter: start_jitter?,
+        update_freshness: update_freshness?,
         payments: payments?,
     })
 }
