@@ -53,6 +53,7 @@ pub struct B2bClient {
     /// Rate cells paid for in advance, spent before waiting for the budget (see
     /// [`RequestBudget::reserve`]).
     reservation: Option<Arc<Reservation>>,
+    request_timeout: Duration,
 }
 
 struct Call {
@@ -151,7 +152,13 @@ impl B2bClient {
             retry: store.retry,
             calls: Arc::default(),
             reservation: None,
+            request_timeout: store.b2b.request_timeout,
         })
+    }
+
+    /// How long one request may take before it is given up (`stores.<name>.b2b.request_timeout_secs`).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The same client with a counter of its own, e.g. to count one run's calls.

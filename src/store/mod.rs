@@ -27,6 +27,13 @@ pub enum StoreError {
     Migrate(String),
     #[error("database: {what} failed: {message}")]
     Query { what: &'static str, message: String },
+    /// The source's lock was lost while the cycle ran (see `lock::Fence`).
+    #[error(
+        "source {source_name}: this process lost the source's lock (its database session ended: a \
+         killed connection or a failover); stopped before its next change, as another process \
+         may be working the source now"
+    )]
+    LockLost { source_name: String },
 }
 
 impl StoreError {
@@ -46,13 +53,24 @@ fn describe(e: &sqlx::Error) -> String {
     }
 }
 
+/// This process's name on its database connections (`application_name`): recovery asks
+/// PostgreSQL whether the process that sent a request is still alive (see `runs::start`).
+pub fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| format!("{PROCESS_PREFIX}{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// What every daemon process's connection name starts with.
+pub const PROCESS_PREFIX: &str = "b2b-invoice-sync/";
+
 /// A pool for `settings`, checked with one connection.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = settings
         .url
         .expose_secret()
-        .parse()
-        .map_err(|e: sqlx::Error| StoreError::Connect(describe(&e)))?;
+        .parse::<PgConnectOptions>()
+        .map_err(|e: sqlx::Error| StoreError::Connect(describe(&e)))?
+        .application_name(process_name());
     PgPoolOptions::new()
         .max_connections(settings.max_connections.get())
         .acquire_timeout(Duration::from_secs(10))

@@ -60,13 +60,18 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// Records a run's start, with the process it belongs to (the connection's `application_name`
+/// when it is a daemon's, see `store::process_name`).
 pub async fn start(pool: &PgPool, id: Uuid, source: &str) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO sync_runs (id, source) VALUES ($1, $2)")
-        .bind(id)
-        .bind(source)
-        .execute(pool)
-        .await
-        .map_err(StoreError::query("recording a run's start"))?;
+    sqlx::query(
+        "INSERT INTO sync_runs (id, source, process) VALUES ($1, $2,
+                NULLIF(current_setting('application_name'), ''))",
+    )
+    .bind(id)
+    .bind(source)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("recording a run's start"))?;
     Ok(())
 }
 

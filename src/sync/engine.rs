@@ -22,9 +22,10 @@ use crate::config::{EngineSettings, Settings, SourceSettings};
 use crate::customers::{CustomerError, CustomerResolver};
 use crate::domain::{RawInvoice, RecordError, RecordLocator, SourceInvoice, SourceVersion};
 use crate::source::{self, Cursor, PageReceipt, Source, SourceError};
+use crate::store::lock::{Fence, SourceLock};
 use crate::store::runs::{self, Counts, Outcome as RunOutcome};
 use crate::store::state::{self, StateRow, Status};
-use crate::store::{cursors, ledger, lock::SourceLock, StoreError};
+use crate::store::{cursors, ledger, StoreError};
 
 /// Keep at most this many failure reasons in a run report (the rest are in the state table).
 const MAX_REPORTED_FAILURES: usize = 100;
@@ -283,10 +284,13 @@ impl Engine {
         let client = rt.client.with_fresh_counter();
         let mut cycle = Cycle::default();
         let result = tracing::Instrument::instrument(
-            self.cycle(rt, &client, run_id, &mut cycle),
+            self.cycle(rt, &client, run_id, lock.fence(), &mut cycle),
             span.clone(),
         )
         .await;
+        if let Err(CycleError::Store(lost @ StoreError::LockLost { .. })) = &result {
+            tracing::warn!(parent: &span, error = %lost, "lost the source's lock mid-cycle: stopped");
+        }
         let error = result.err().map(|e| e.to_string());
         let outcome = match (&error, cycle.counts.failed) {
             (Some(_), _) => RunOutcome::Failed,
@@ -336,6 +340,7 @@ impl Engine {
         rt: &SourceRuntime,
         client: &B2bClient,
         run_id: Uuid,
+        fence: &Fence,
         st: &mut Cycle,
     ) -> Result<(), CycleError> {
         let ctx = Ctx {
@@ -344,6 +349,7 @@ impl Engine {
             source: &rt.settings,
             run_id,
             failpoints: &self.failpoints,
+            fence,
         };
         let recovered = recover(&ctx).await?;
         st.counts.recovered += i32::try_from(recovered.adopted).unwrap_or(i32::MAX);
@@ -356,6 +362,7 @@ impl Engine {
             writer: rt.adapter.payment_writer(),
             run_id,
             failpoints: &self.failpoints,
+            fence,
         })
         .await
         .map_err(|e| match &e {

@@ -34,6 +34,8 @@ pub struct Ctx<'a> {
     pub source: &'a SourceSettings,
     pub run_id: Uuid,
     pub failpoints: &'a Failpoints,
+    /// What every intent checks: this process still holds the source's lock.
+    pub fence: &'a crate::store::lock::Fence,
 }
 
 /// An update or a removal waiting for the batch fetch of current B2B state.
@@ -151,6 +153,7 @@ impl Ctx<'_> {
                 run_id: self.run_id,
                 erp_version: p.invoice.version.as_ref(),
             },
+            self.fence,
         )
         .await?)
     }
@@ -820,6 +823,7 @@ impl Ctx<'_> {
             writer: None,
             run_id: self.run_id,
             failpoints: self.failpoints,
+            fence: self.fence,
         };
         match crate::payments::detect::check_invoice(&ctx, b2b_invoice_id).await {
             Ok(0) => {}

@@ -28,11 +28,23 @@ pub struct Recovery {
 
 pub async fn recover(ctx: &Ctx<'_>) -> Result<Recovery, CycleError> {
     let mut r = Recovery::default();
-    let (creates, others): (Vec<InFlight>, Vec<InFlight>) =
-        ledger::in_flight(ctx.pool, &ctx.source.name)
+    // A request another live process may still be sending is its to settle (it stops at its
+    // next change once it finds it lost the source): judging it now could send it twice.
+    let in_transit = ctx.client.request_timeout() * 2;
+    let (busy, settle_now): (Vec<InFlight>, Vec<InFlight>) =
+        ledger::in_flight(ctx.pool, &ctx.source.name, in_transit)
             .await?
             .into_iter()
-            .partition(|e| e.op == Op::Create);
+            .partition(|e| e.maybe_on_the_wire);
+    if !busy.is_empty() {
+        tracing::info!(
+            requests = busy.len(),
+            "in-flight requests of a process that is still running: left to it"
+        );
+        r.unresolved += u32::try_from(busy.len()).unwrap_or(u32::MAX);
+    }
+    let (creates, others): (Vec<InFlight>, Vec<InFlight>) =
+        settle_now.into_iter().partition(|e| e.op == Op::Create);
     for entry in &others {
         let span = tracing::info_span!("recover", external_id = %entry.external_id, invoice_number = %entry.invoice_number, op = entry.op.as_str());
         let settled = tracing::Instrument::instrument(settle(ctx, entry), span).await?;

@@ -244,3 +244,91 @@ async fn the_budget_backs_off_when_other_apps_fill_the_store_and_recovers_slowly
     // ... while still using most of what the store leaves it (150 - 60 = 90 a minute).
     assert!(created >= 600, "only {created} created in ten minutes");
 }
+
+/// A pool named like a daemon process's (see `store::process_name`).
+async fn daemon_pool(url: &str) -> sqlx::PgPool {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    let options: PgConnectOptions = url.parse().expect("database URL");
+    PgPoolOptions::new()
+        .max_connections(5)
+        .connect_with(options.application_name(b2b_invoice_sync::store::process_name()))
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn a_cycle_that_loses_its_lock_stops_before_its_next_change() {
+    use std::time::{Duration, Instant};
+
+    use b2b_invoice_sync::sandbox::b2b::B2bSandboxConfig;
+    use b2b_invoice_sync::sync::engine::Engine;
+
+    let row = "lock_lost";
+    let seed = seed_for(row);
+    let n = 60;
+    let b2b = B2bSandboxConfig {
+        latency: Duration::from_millis(30),
+        ..B2bSandboxConfig::default()
+    };
+    let mut world = World::with_b2b(row, seed, Erp::files(), b2b).await;
+    world
+        .erp
+        .folder()
+        .write(&(0..n).map(ndjson_invoice).collect::<Vec<_>>());
+    let a = Engine::new(&world.settings, daemon_pool(&world.db.url).await).expect("engine A");
+    let b = Engine::new(&world.settings, daemon_pool(&world.db.url).await).expect("engine B");
+    let control = world.b2b.control();
+    let pool = world.db.pool.clone();
+    let posts = || {
+        control
+            .requests()
+            .iter()
+            .filter(|r| r.route == "POST /ip/invoices")
+            .count()
+    };
+    let first = a.run_cycle(crate::world::SOURCE);
+    let takeover = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while posts() < 10 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // PostgreSQL ends the session that holds A's lock (a killed connection, a failover).
+        let killed: Option<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(holder_pid) FROM source_leases WHERE source = $1",
+        )
+        .bind(crate::world::SOURCE)
+        .fetch_optional(&pool)
+        .await
+        .expect("terminate the lock's session");
+        assert_eq!(killed, Some(true));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A second process starts a second later and gets the source.
+        b.run_cycle(crate::world::SOURCE).await
+    };
+    let (first, second) = tokio::join!(first, takeover);
+    let (first, second) = (first.expect("A's cycle"), second.expect("B's cycle"));
+    world.reports.push(first.clone());
+    world.reports.push(second.clone());
+    assert_eq!(first.outcome, Outcome::Failed, "{first:#?}");
+    assert!(
+        first
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("lost the source's lock")),
+        "A says it lost its lock: {first:#?}"
+    );
+    assert_ne!(
+        second.outcome,
+        Outcome::Skipped,
+        "B got the source: {second:#?}"
+    );
+    // Never two processes sending for one invoice: no create was refused as a duplicate.
+    let duplicates = control
+        .requests()
+        .iter()
+        .filter(|r| r.route == "POST /ip/invoices" && r.status == Some(400))
+        .count();
+    assert_eq!(duplicates, 0, "[{row}] creates sent twice");
+    world.until_quiet(&b, 6).await;
+    world.finish().await;
+}
