@@ -41,11 +41,12 @@ pub async fn run(settings: &Settings, args: SyncArgs) -> anyhow::Result<()> {
             let report = match engine.run_cycle(name).await {
                 Ok(report) => report,
                 Err(e) => {
-                    // The run could not even be recorded: say so and go on with the next source.
+                    // The run could not even start: say so and go on with the next source.
                     if !args.json {
                         println!("{name}: FAILED: {e}");
                     }
                     errors.push(format!("{name}: {e}"));
+                    reports.push(RunReport::not_started(name, e.to_string()));
                     break;
                 }
             };

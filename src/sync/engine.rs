@@ -65,6 +65,25 @@ pub struct RunReport {
     pub duration_ms: u64,
 }
 
+impl RunReport {
+    /// A cycle that could not start at all (the database unreachable when taking the lock or
+    /// recording the run): failed, with why, so `sync --json` still says so.
+    pub fn not_started(source: &str, error: String) -> Self {
+        Self {
+            run_id: Uuid::new_v4(),
+            source: source.to_owned(),
+            outcome: RunOutcome::Failed,
+            counts: Counts::default(),
+            api_calls: 0,
+            failures: Vec::new(),
+            notices: Vec::new(),
+            payments: crate::payments::Counts::default(),
+            error: Some(error),
+            duration_ms: 0,
+        }
+    }
+}
+
 struct SourceRuntime {
     settings: SourceSettings,
     adapter: Arc<dyn Source>,
@@ -291,8 +310,11 @@ impl Engine {
         if let Err(CycleError::Store(lost @ StoreError::LockLost { .. })) = &result {
             tracing::warn!(parent: &span, error = %lost, "lost the source's lock mid-cycle: stopped");
         }
-        let error = result.err().map(|e| e.to_string());
-        let outcome = match (&error, cycle.counts.failed) {
+        // After a database failure, only the run's own record is attempted: each further query
+        // would wait out the pool's timeout for nothing.
+        let database_down = matches!(&result, Err(CycleError::Store(StoreError::Query { .. })));
+        let mut error = result.err().map(|e| e.to_string());
+        let mut outcome = match (&error, cycle.counts.failed) {
             (Some(_), _) => RunOutcome::Failed,
             (None, _) if cycle.stopped => RunOutcome::Stopped,
             (None, 0) => RunOutcome::Ok,
@@ -300,12 +322,17 @@ impl Engine {
         };
         // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
         // ledger all the same: count them, so runs add up to what B2B holds.
-        if let Ok((created, updated)) = runs::committed_by_run(&self.pool, run_id).await {
+        let committed = if database_down {
+            None
+        } else {
+            runs::committed_by_run(&self.pool, run_id).await.ok()
+        };
+        if let Some((created, updated)) = committed {
             cycle.counts.created = cycle.counts.created.max(created);
             cycle.counts.updated = cycle.counts.updated.max(updated);
         }
         let api_calls = client.calls_made();
-        runs::finish(
+        if let Err(e) = runs::finish(
             &self.pool,
             run_id,
             outcome,
@@ -313,11 +340,28 @@ impl Engine {
             api_calls,
             error.as_deref(),
         )
-        .await?;
+        .await
+        {
+            // The cycle's own error (often the same outage) is what the operator needs; the
+            // report still says what was done, and the run row stays unfinished.
+            error = Some(match error {
+                Some(first) => format!("{first}; the run could not be recorded either: {e}"),
+                None => format!("the run could not be recorded: {e}"),
+            });
+            outcome = RunOutcome::Failed;
+        }
         lock.release().await;
-        self.prune().await;
-        self.record_metrics(source, outcome, &cycle.counts, started.elapsed())
-            .await;
+        if !database_down {
+            self.prune().await;
+        }
+        self.record_metrics(
+            source,
+            outcome,
+            &cycle.counts,
+            started.elapsed(),
+            database_down,
+        )
+        .await;
         let c = &cycle.counts;
         tracing::info!(parent: &span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
             deleted = c.deleted, failed = c.failed, recovered = c.recovered, api_calls, error = error.as_deref(), "sync run finished");
@@ -632,6 +676,7 @@ impl Engine {
         outcome: RunOutcome,
         c: &Counts,
         took: std::time::Duration,
+        database_down: bool,
     ) {
         use crate::telemetry_metrics as m;
         let src = source.to_owned();
@@ -655,6 +700,9 @@ impl Engine {
         if matches!(outcome, RunOutcome::Ok | RunOutcome::Partial) {
             metrics::gauge!(m::LAST_SUCCESS, "source" => src.clone())
                 .set(Utc::now().timestamp() as f64);
+        }
+        if database_down {
+            return;
         }
         if let Ok((failed, dead, in_flight)) = state::health_counts(&self.pool, source).await {
             metrics::gauge!(m::FAILURES_PENDING, "source" => src.clone()).set(failed as f64);

@@ -332,3 +332,158 @@ async fn a_cycle_that_loses_its_lock_stops_before_its_next_change() {
     world.until_quiet(&b, 6).await;
     world.finish().await;
 }
+
+#[tokio::test]
+async fn invoices_waiting_for_their_retry_are_counted_apart_from_unchanged_ones() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use b2b_invoice_sync::config::{CustomerMapping, FailurePolicy};
+
+    let row = "waiting_counted";
+    let seed = seed_for(row);
+    let n = 40;
+    let mut world = World::new(row, seed, Erp::files()).await;
+    let mut map: BTreeMap<String, String> = crate::world::customer_map();
+    // No such company in B2B: a 400 for every invoice of that customer, retried in an hour.
+    map.insert("CUST-00003".into(), "999".into());
+    world.source_mut().customers = CustomerMapping::Static(map);
+    world.source_mut().failures = FailurePolicy {
+        max_attempts: 8,
+        base_delay: Duration::from_secs(3600),
+        max_delay: Duration::from_secs(3600),
+    };
+    let export: Vec<String> = (0..n).map(ndjson_invoice).collect();
+    world.erp.folder().write(&export);
+    let engine = world.engine();
+    let first = world.cycle(&engine).await;
+    let rejected = first.counts.failed;
+    assert!(rejected > 0, "{first:#?}");
+    // The ERP exports the same invoices again, unchanged (in another order: the very same file
+    // would be recognised as imported already and set aside).
+    let again: Vec<String> = export.iter().rev().cloned().collect();
+    world.erp.folder().write(&again);
+    let second = world.cycle(&engine).await;
+    assert_eq!(second.counts.waiting, rejected, "{second:#?}");
+    assert_eq!(second.counts.failed, 0, "{second:#?}");
+    assert_eq!(
+        second.counts.unchanged, first.counts.created,
+        "unchanged counts only what B2B holds: {second:#?}"
+    );
+}
+
+#[tokio::test]
+async fn export_files_waiting_for_their_marker_are_named_in_the_run() {
+    use b2b_invoice_sync::config::{AdapterSettings, ReadyRule};
+
+    let row = "unmarked_exports";
+    let seed = seed_for(row);
+    let mut world = World::new(row, seed, Erp::files()).await;
+    let mut files = world.erp.folder().settings();
+    files.ready = ReadyRule::Marker;
+    world.source_mut().adapter = AdapterSettings::Files(files);
+    world.erp.folder().write(&[ndjson_invoice(1)]);
+    let engine = world.engine();
+    let report = world.cycle(&engine).await;
+    assert_eq!(report.counts.created, 0, "{report:#?}");
+    assert!(
+        report
+            .notices
+            .iter()
+            .any(|n| n.contains("export-0001.ndjson")
+                && n.contains(".ready marker")
+                && n.contains("sources.erp.files.ready")),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_outage_is_reported_as_itself_and_sync_json_still_prints_the_run() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use b2b_invoice_sync::sandbox::b2b::B2bSandboxConfig;
+
+    use crate::proxy::Proxy;
+    use crate::world::{SOURCE, STORE, TOKEN};
+
+    let row = "database_outage_reported";
+    let seed = seed_for(row);
+    let b2b = B2bSandboxConfig {
+        latency: std::time::Duration::from_millis(20),
+        ..B2bSandboxConfig::default()
+    };
+    let mut world = World::with_b2b(row, seed, Erp::files(), b2b).await;
+    world
+        .erp
+        .folder()
+        .write(&(0..30).map(ndjson_invoice).collect::<Vec<_>>());
+    let authority = world.db.server_authority();
+    let proxy = Proxy::start(0, &authority).await;
+    let proxied = world
+        .db
+        .url
+        .replace(&authority, &format!("127.0.0.1:{}", proxy.port));
+    let customers = (1..=10)
+        .map(|i| format!("\"CUST-{i:05}\" = \"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{proxied}\"\nmax_connections = 2\n\n\
+             [stores.{STORE}.b2b]\nbase_url = \"{b2b}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n\n\
+             [sources.{SOURCE}]\nkind = \"files\"\nstore = \"{STORE}\"\n\
+             [sources.{SOURCE}.files]\ndir = \"{dir}\"\nready = \"atomic_rename\"\n\
+             [sources.{SOURCE}.customers]\nstrategy = \"static\"\nmap = {{ {customers} }}\n",
+            b2b = world.b2b.base_url(),
+            dir = world.erp.folder().dir.path().display(),
+        ),
+    )
+    .expect("config");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_b2b-invoice-sync"))
+        .args([
+            "sync",
+            "--once",
+            "--json",
+            "--log-format",
+            "json",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sync starts");
+    // PostgreSQL goes away in the middle of the cycle.
+    let control = world.b2b.control();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while control.stats().total < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    proxy.cut();
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("sync ends")
+        .expect("sync runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let reports: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("sync --json prints JSON ({e}): {stdout}\n{stderr}"));
+    let runs = reports.as_array().expect("an array");
+    assert_eq!(runs.len(), 1, "the run is reported: {stdout}");
+    assert_eq!(runs[0]["outcome"], "failed", "{stdout}");
+    let error = runs[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("database: ") && !error.starts_with("database: recording a run's end"),
+        "the outage itself comes first, then that the run could not be recorded: {error}"
+    );
+    assert!(
+        runs[0]["counts"]["created"].as_i64().unwrap_or_default() > 0,
+        "what was done before the outage is counted: {stdout}"
+    );
+}
