@@ -75,6 +75,9 @@ pub async fn start(pool: &PgPool, id: Uuid, source: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Records a run's end. Creates and updates are counted from the ledger too, and the larger
+/// count is kept (and returned): the truth even when a COMMIT's acknowledgement was lost with the
+/// connection (committed, but never seen as such by the cycle).
 pub async fn finish(
     pool: &PgPool,
     id: Uuid,
@@ -82,12 +85,17 @@ pub async fn finish(
     c: &Counts,
     api_calls: u64,
     error: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE sync_runs SET finished_at = now(), outcome = $2, created = $3, updated = $4,
+) -> Result<(i32, i32), StoreError> {
+    sqlx::query_as(
+        "UPDATE sync_runs SET finished_at = now(), outcome = $2,
+                created = GREATEST($3, (SELECT count(*) FROM ledger
+                                         WHERE run_id = $1 AND state = 'succeeded' AND op = 'create')),
+                updated = GREATEST($4, (SELECT count(*) FROM ledger
+                                         WHERE run_id = $1 AND state = 'succeeded' AND op = 'update')),
                 unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10,
                 stale = $11, waiting = $12
-          WHERE id = $1",
+          WHERE id = $1
+          RETURNING created, updated",
     )
     .bind(id)
     .bind(outcome.as_str())
@@ -101,10 +109,9 @@ pub async fn finish(
     .bind(error)
     .bind(c.stale)
     .bind(c.waiting)
-    .execute(pool)
+    .fetch_one(pool)
     .await
-    .map_err(StoreError::query("recording a run's end"))?;
-    Ok(())
+    .map_err(StoreError::query("recording a run's end"))
 }
 
 /// The latest `limit` runs of each source (or of one).
@@ -174,19 +181,4 @@ pub async fn prune(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreErr
             .await
             .map_err(StoreError::query("pruning runs"))?;
     Ok(done.rows_affected())
-}
-
-/// Creates and updates this run committed, from the ledger: the truth even when a COMMIT's
-/// acknowledgement was lost with the connection (committed, but never seen as such).
-pub async fn committed_by_run(pool: &PgPool, id: Uuid) -> Result<(i32, i32), StoreError> {
-    let (created, updated): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE op = 'create'), count(*) FILTER (WHERE op = 'update')
-           FROM ledger WHERE run_id = $1 AND state = 'succeeded'",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await
-    .map_err(StoreError::query("counting a run's commits"))?;
-    let small = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
-    Ok((small(created), small(updated)))
 }

@@ -320,19 +320,10 @@ impl Engine {
             (None, 0) => RunOutcome::Ok,
             (None, _) => RunOutcome::Partial,
         };
-        // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
-        // ledger all the same: count them, so runs add up to what B2B holds.
-        let committed = if database_down {
-            None
-        } else {
-            runs::committed_by_run(&self.pool, run_id).await.ok()
-        };
-        if let Some((created, updated)) = committed {
-            cycle.counts.created = cycle.counts.created.max(created);
-            cycle.counts.updated = cycle.counts.updated.max(updated);
-        }
         let api_calls = client.calls_made();
-        if let Err(e) = runs::finish(
+        // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
+        // ledger all the same: `finish` counts them, so runs add up to what B2B holds.
+        match runs::finish(
             &self.pool,
             run_id,
             outcome,
@@ -342,13 +333,19 @@ impl Engine {
         )
         .await
         {
-            // The cycle's own error (often the same outage) is what the operator needs; the
-            // report still says what was done, and the run row stays unfinished.
-            error = Some(match error {
-                Some(first) => format!("{first}; the run could not be recorded either: {e}"),
-                None => format!("the run could not be recorded: {e}"),
-            });
-            outcome = RunOutcome::Failed;
+            Ok((created, updated)) => {
+                cycle.counts.created = created;
+                cycle.counts.updated = updated;
+            }
+            Err(e) => {
+                // The cycle's own error (often the same outage) is what the operator needs; the
+                // report still says what was done, and the run row stays unfinished.
+                error = Some(match error {
+                    Some(first) => format!("{first}; the run could not be recorded either: {e}"),
+                    None => format!("the run could not be recorded: {e}"),
+                });
+                outcome = RunOutcome::Failed;
+            }
         }
         lock.release().await;
         if !database_down {
