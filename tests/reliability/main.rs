@@ -17,6 +17,7 @@ mod invariants;
 mod matrix_data;
 mod matrix_http;
 mod matrix_process;
+mod matrix_versions;
 mod newest;
 mod proxy;
 mod world;
