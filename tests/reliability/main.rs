@@ -7,6 +7,7 @@
 //! `B2BSYNC_PROPTEST_CASES` the number of property-test cases (default 64). Random faults use
 //! fixed seeds, printed by each row (`B2BSYNC_FAULTS_SEED` overrides them to replay or explore).
 
+mod bad_exports;
 mod bad_input;
 #[path = "../api/db.rs"]
 mod db;

@@ -7,7 +7,8 @@
 //! "updated since" order across files, so receipts hand back the incoming cursor unchanged.
 //!
 //! Reading is blocking file I/O, done on tokio's blocking pool one page at a time: memory holds
-//! a page, one record of look-ahead and the ids of the current file (CSV), never a whole file.
+//! a page, one record of look-ahead and the ids of the current file (an id repeated in one
+//! export is refused, CSV or NDJSON), never a whole file.
 //!
 //! Payments flow back as one NDJSON file per event in `outbox/` (see `write_back`); the folder
 //! scan takes only files directly in the folder, so the outbox is never read as an export.
@@ -18,6 +19,7 @@ mod ndjson;
 mod reader;
 mod registry;
 mod rejects;
+mod seen;
 mod write_back;
 
 pub use write_back::{outbox_file_name, OUTBOX_DIR};

@@ -7,6 +7,7 @@ use crate::domain::{RawInvoice, RecordError, SourceInvoice};
 
 use super::reader::{locator, Record, Records};
 use super::rejects::{RawText, Rejection};
+use super::seen::SeenIds;
 
 /// A longer line is refused without being held in memory (a thousand-line invoice is ~300 KiB).
 pub(super) const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -17,6 +18,8 @@ pub(super) struct NdjsonRecords<R> {
     input: R,
     line: u64,
     buf: Vec<u8>,
+    /// Ids seen in this file: the first record of an id stands, later ones are refused.
+    seen: SeenIds,
 }
 
 impl<R: BufRead + Send> NdjsonRecords<R> {
@@ -27,6 +30,7 @@ impl<R: BufRead + Send> NdjsonRecords<R> {
             input,
             line: 0,
             buf: Vec::new(),
+            seen: SeenIds::default(),
         }
     }
 
@@ -72,20 +76,39 @@ impl<R: BufRead + Send> Records for NdjsonRecords<R> {
                     return Ok(Some(self.reject(None, reason, &raw)));
                 }
             };
-            return Ok(Some(match read_raw(text) {
+            let (raw, spelt) = match read_raw(text) {
                 Ok(raw) => {
-                    let id = raw
-                        .external_id
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|id| !id.is_empty());
+                    let spelt = raw.external_id.clone();
+                    (Ok(raw), spelt)
+                }
+                Err(bad) => {
+                    let spelt = bad.external_id.clone();
+                    (Err(bad), spelt)
+                }
+            };
+            let id = spelt.as_deref().map(str::trim).filter(|id| !id.is_empty());
+            if let (Some(id), Some(spelt)) = (id, spelt.as_deref()) {
+                if let Err(reason) = self.seen.first(id, spelt, self.line) {
+                    return Ok(Some(Err(Rejection {
+                        error: RecordError::new(
+                            self.source.clone(),
+                            locator(&self.file, self.line, Some(id)),
+                            Some("external_id"),
+                            reason,
+                        ),
+                        raw: RawText::of(text),
+                    })));
+                }
+            }
+            return Ok(Some(match raw {
+                Ok(raw) => {
                     let at = locator(&self.file, self.line, id);
                     SourceInvoice::parse(&self.source, at, raw).map_err(|error| Rejection {
                         error,
                         raw: RawText::of(text),
                     })
                 }
-                Err(bad) => self.reject(bad.external_id.as_deref(), bad.reason, text),
+                Err(bad) => self.reject(id, bad.reason, text),
             }));
         }
     }
