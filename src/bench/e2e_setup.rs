@@ -105,6 +105,7 @@ pub(crate) fn source(erp_base_url: &str) -> Result<SourceSettings, BenchError> {
         start_jitter: Duration::ZERO,
         update_freshness: Duration::from_secs(2),
         payments: crate::config::PaymentSettings::default(),
+        limits: crate::config::RecordLimits::default(),
     })
 }
 

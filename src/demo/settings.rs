@@ -84,6 +84,7 @@ pub fn build(
             write_back: true,
             ..crate::config::PaymentSettings::default()
         },
+        limits: crate::config::RecordLimits::default(),
     };
     Ok(Settings {
         telemetry: TelemetrySettings {

@@ -3,6 +3,7 @@
 pub mod deletion;
 pub mod fingerprint;
 pub mod invoice;
+pub mod limits;
 pub mod mapping;
 pub mod money;
 pub mod record;
@@ -14,6 +15,7 @@ pub use invoice::{
     amount_text, Lifecycle, PostalAddress, RawAddress, RawInvoice, RawLineItem, SourceInvoice,
     SourceLineItem,
 };
+pub use limits::check_limits;
 pub use mapping::{map_invoice, DesiredInvoice};
 pub use money::{Currency, Money};
 pub use record::{RecordError, RecordLocator};

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use super::files::FilesSource;
+use super::limited::Limited;
 use super::rebillia::RebilliaSource;
 use super::unified::UnifiedSource;
 use super::{Source, SourceError};
 use crate::config::{AdapterSettings, SourceSettings};
 
+/// The adapter refuses records beyond the source's limits (`[sources.<name>.limits]`).
 pub fn build(settings: &SourceSettings) -> Result<Arc<dyn Source>, SourceError> {
     build_with(settings, None)
 }
@@ -18,7 +20,7 @@ pub fn build_with(
     settings: &SourceSettings,
     pool: Option<&sqlx::PgPool>,
 ) -> Result<Arc<dyn Source>, SourceError> {
-    Ok(match &settings.adapter {
+    let api: Arc<dyn Source> = match &settings.adapter {
         AdapterSettings::Unified(u) => {
             Arc::new(UnifiedSource::new(&settings.name, u, settings.overlap)?)
         }
@@ -26,11 +28,13 @@ pub fn build_with(
             Arc::new(RebilliaSource::new(&settings.name, r, settings.overlap)?)
         }
         AdapterSettings::Files(f) => {
-            let files = FilesSource::new(&settings.name, f)?;
-            Arc::new(match pool {
+            // The files adapter checks the limits itself: refusals name the file and line.
+            let files = FilesSource::new(&settings.name, f)?.with_limits(settings.limits.clone());
+            return Ok(Arc::new(match pool {
                 Some(pool) => files.with_registry(pool.clone()),
                 None => files,
-            })
+            }));
         }
-    })
+    };
+    Ok(Arc::new(Limited::new(api, settings.limits.clone())))
 }

@@ -12,6 +12,7 @@
 
 mod build;
 pub mod files;
+mod limited;
 pub mod rebillia;
 pub mod unified;
 pub mod write_back;

@@ -23,5 +23,6 @@ mod payments_erp;
 mod payments_flow;
 mod secrets;
 mod source_files;
+mod source_limits;
 mod source_rebillia;
 mod source_unified;

@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use config::{Value, ValueKind};
+use rust_decimal::Decimal;
 
 use super::{http_url, retry, timeouts};
 use crate::config::node::{
@@ -17,7 +18,8 @@ use crate::config::node::{
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
     HttpSettings, MappingSettings, MissingPolicy, OwnedField, PaymentSettings, PaymentStatus,
-    ReadyRule, RebilliaSettings, SourceField, SourceSettings, UnifiedNames, UnifiedSettings,
+    ReadyRule, RebilliaSettings, RecordLimits, SourceField, SourceSettings, UnifiedNames,
+    UnifiedSettings,
 };
 
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
@@ -94,6 +96,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
     let payments = payments(t.section("payments"), kind);
+    let limits = limits(t.section("limits"));
     if !name_ok {
         return None;
     }
@@ -111,7 +114,48 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         start_jitter: start_jitter?,
         update_freshness: update_freshness?,
         payments: payments?,
+        limits: limits?,
     })
+}
+
+fn limits(mut t: Table<'_>) -> Option<RecordLimits> {
+    let max_amount = t.or("max_amount", "1000000000000", positive_decimal);
+    let max_quantity = t.or("max_quantity", "1000000000", positive_decimal);
+    let max_decimal_places = t.or("max_decimal_places", 6, whole(0..=28));
+    let negative_quantities = t.or("negative_quantities", true, boolean);
+    let negative_totals = t.or("negative_totals", true, boolean);
+    let line_signs_agree = t.or("line_signs_agree", true, boolean);
+    Some(RecordLimits {
+        max_amount: max_amount?,
+        max_quantity: max_quantity?,
+        max_decimal_places: max_decimal_places?,
+        negative_quantities: negative_quantities?,
+        negative_totals: negative_totals?,
+        line_signs_agree: line_signs_agree?,
+    })
+}
+
+/// A decimal above 0, as a string (`"1000000.50"`, exact) or a whole number.
+fn positive_decimal(value: &Value) -> Result<Decimal, String> {
+    let amount = match &value.kind {
+        // The value is not quoted back: it might be a secret pasted into the wrong key.
+        ValueKind::String(s) => crate::domain::money::parse_amount(s).map_err(|_| {
+            "expected a decimal number like \"1000000\" (digits and at most one point)".to_owned()
+        })?,
+        ValueKind::I64(n) => Decimal::from(*n),
+        ValueKind::U64(n) => Decimal::from(*n),
+        ValueKind::Float(_) => {
+            return Err(
+                "write it as a string (\"1000000.50\") so that its digits stay exact".to_owned(),
+            )
+        }
+        _ => return Err("expected a decimal number as a string, like \"1000000\"".to_owned()),
+    };
+    if amount > Decimal::ZERO {
+        Ok(amount)
+    } else {
+        Err(format!("must be above 0 (got {amount})"))
+    }
 }
 
 fn payments(mut t: Table<'_>, kind: Option<Kind>) -> Option<PaymentSettings> {

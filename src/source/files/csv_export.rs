@@ -14,12 +14,13 @@ mod split;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use crate::domain::{RawAddress, RawInvoice, RawLineItem, RecordError, SourceInvoice};
+use crate::config::RecordLimits;
+use crate::domain::{RawAddress, RawInvoice, RawLineItem, RecordError};
 
 use self::columns::{column_name, parse_flag, set_address_part, Column, Field};
 use self::split::{RawRecord, Splitter};
 
-use super::reader::{locator, Record, Records};
+use super::reader::{locator, take, Record, Records};
 use super::rejects::{RawText, Rejection};
 use super::seen::SeenIds;
 
@@ -77,10 +78,16 @@ pub(super) struct CsvRecords<R: Read> {
     seen: SeenIds,
     /// The line of an orphan row just handed out: the invoice after it is refused too.
     orphan_before: Option<u64>,
+    limits: Arc<RecordLimits>,
 }
 
 impl<R: Read + Send> CsvRecords<R> {
-    pub(super) fn new(source: Arc<str>, file: Arc<str>, input: R) -> Result<Self, HeaderProblem> {
+    pub(super) fn new(
+        source: Arc<str>,
+        file: Arc<str>,
+        input: R,
+        limits: Arc<RecordLimits>,
+    ) -> Result<Self, HeaderProblem> {
         let mut rows = Splitter::new(input);
         let header = rows.next_record().map_err(HeaderProblem::Io)?;
         let raw = header
@@ -156,6 +163,7 @@ impl<R: Read + Send> CsvRecords<R> {
             pending: None,
             seen: SeenIds::default(),
             orphan_before: None,
+            limits,
         })
     }
 
@@ -356,7 +364,7 @@ impl<R: Read + Send> CsvRecords<R> {
                 }
             }
         }
-        SourceInvoice::parse(&self.source, at, raw).map_err(|error| Rejection {
+        take(&self.source, at, raw, &self.limits).map_err(|error| Rejection {
             error,
             raw: raw_text,
         })

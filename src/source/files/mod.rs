@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::BoxStream;
 
-use crate::config::{FilesSettings, ReadyRule};
+use crate::config::{FilesSettings, ReadyRule, RecordLimits};
 
 use self::folder::{file_name, Disposition, Folder};
 use self::reader::{Chunk, ExportFile};
@@ -43,6 +43,8 @@ pub struct FilesSource {
     folder: Arc<Folder>,
     ready: ReadyRule,
     page_size: usize,
+    /// Records beyond them are refused like any invalid row (default: the config's defaults).
+    limits: Arc<RecordLimits>,
     /// Files whose last page has been handed out, and where they go once it is committed.
     finishing: Mutex<HashMap<PathBuf, Finishing>>,
     /// Imported exports by content (with a database): an export dropped again is set aside.
@@ -85,10 +87,17 @@ impl FilesSource {
             folder: Arc::new(folder),
             ready: settings.ready,
             page_size: usize::try_from(settings.page_size.get()).unwrap_or(usize::MAX),
+            limits: Arc::default(),
             finishing: Mutex::new(HashMap::new()),
             registry: None,
             notices: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Refuses records beyond `limits` (`[sources.<name>.limits]`), each in its file and line.
+    pub fn with_limits(mut self, limits: RecordLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
     }
 
     /// Remembers settled exports by content in `export_files`, so that one dropped into the
@@ -151,9 +160,11 @@ impl FilesSource {
     /// Opens a file on the blocking pool; `None` (logged) when it cannot be read now.
     async fn open(&self, path: &Path) -> Option<ExportFile> {
         let (source, folder, file) = (self.name.clone(), self.folder.clone(), path.to_owned());
-        let opened = tokio::task::spawn_blocking(move || ExportFile::open(&source, &folder, &file))
-            .await
-            .map_err(std::io::Error::other);
+        let limits = self.limits.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || ExportFile::open(&source, &folder, &file, &limits))
+                .await
+                .map_err(std::io::Error::other);
         match opened {
             Ok(Ok(export)) => Some(export),
             // Moved away between listing and opening (another tool, an operator): nothing to do.

@@ -3,9 +3,10 @@
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
-use crate::domain::{RawInvoice, RecordError, SourceInvoice};
+use crate::config::RecordLimits;
+use crate::domain::{RawInvoice, RecordError};
 
-use super::reader::{locator, Record, Records};
+use super::reader::{locator, take, Record, Records};
 use super::rejects::{RawText, Rejection};
 use super::seen::SeenIds;
 
@@ -20,10 +21,16 @@ pub(super) struct NdjsonRecords<R> {
     buf: Vec<u8>,
     /// Ids seen in this file: the first record of an id stands, later ones are refused.
     seen: SeenIds,
+    limits: Arc<RecordLimits>,
 }
 
 impl<R: BufRead + Send> NdjsonRecords<R> {
-    pub(super) fn new(source: Arc<str>, file: Arc<str>, input: R) -> Self {
+    pub(super) fn new(
+        source: Arc<str>,
+        file: Arc<str>,
+        input: R,
+        limits: Arc<RecordLimits>,
+    ) -> Self {
         Self {
             source,
             file,
@@ -31,6 +38,7 @@ impl<R: BufRead + Send> NdjsonRecords<R> {
             line: 0,
             buf: Vec::new(),
             seen: SeenIds::default(),
+            limits,
         }
     }
 
@@ -103,7 +111,7 @@ impl<R: BufRead + Send> Records for NdjsonRecords<R> {
             return Ok(Some(match raw {
                 Ok(raw) => {
                     let at = locator(&self.file, self.line, id);
-                    SourceInvoice::parse(&self.source, at, raw).map_err(|error| Rejection {
+                    take(&self.source, at, raw, &self.limits).map_err(|error| Rejection {
                         error,
                         raw: RawText::of(text),
                     })
@@ -392,7 +400,7 @@ mod tests {
     }
 
     fn records(input: &[u8]) -> Vec<Record> {
-        let mut r = NdjsonRecords::new("erp".into(), "a.ndjson".into(), input);
+        let mut r = NdjsonRecords::new("erp".into(), "a.ndjson".into(), input, Arc::default());
         std::iter::from_fn(|| r.next_record().unwrap()).collect()
     }
 

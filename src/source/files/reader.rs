@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{RecordError, RecordLocator, SourceInvoice, SourceVersion};
+use crate::config::RecordLimits;
+use crate::domain::{
+    check_limits, RawInvoice, RecordError, RecordLocator, SourceInvoice, SourceVersion,
+};
 
 use super::csv_export::{CsvRecords, HeaderProblem};
 use super::folder::{file_name, Disposition, Folder, Format};
@@ -37,6 +40,18 @@ pub(super) fn locator(file: &Arc<str>, line: u64, id: Option<&str>) -> RecordLoc
     }
 }
 
+/// `raw` as an invoice of `source` within `limits`, or why not.
+pub(super) fn take(
+    source: &str,
+    at: RecordLocator,
+    raw: RawInvoice,
+    limits: &RecordLimits,
+) -> Result<SourceInvoice, RecordError> {
+    let invoice = SourceInvoice::parse(source, at.clone(), raw)?;
+    check_limits(&invoice, limits, &at)?;
+    Ok(invoice)
+}
+
 /// Up to a page of records, and whether the file is done.
 pub(super) struct Chunk {
     pub records: Vec<Result<SourceInvoice, RecordError>>,
@@ -58,7 +73,12 @@ pub(super) struct ExportFile {
 impl ExportFile {
     /// Opens `path`. `Err` is an I/O failure (the file stays where it is, for a later cycle);
     /// a file that is not a readable export opens fine as one whole-file rejection.
-    pub(super) fn open(source: &Arc<str>, folder: &Folder, path: &Path) -> io::Result<Self> {
+    pub(super) fn open(
+        source: &Arc<str>,
+        folder: &Folder,
+        path: &Path,
+        limits: &Arc<RecordLimits>,
+    ) -> io::Result<Self> {
         let name: Arc<str> = file_name(path)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file name not UTF-8"))?
             .into();
@@ -79,18 +99,24 @@ impl ExportFile {
             Err((reason, raw)) => refuse(reason, raw),
             Ok(()) => match Format::of(path) {
                 Some(Format::Ndjson) => {
-                    let records: Box<dyn Records> =
-                        Box::new(NdjsonRecords::new(source.clone(), name.clone(), input));
+                    let records: Box<dyn Records> = Box::new(NdjsonRecords::new(
+                        source.clone(),
+                        name.clone(),
+                        input,
+                        limits.clone(),
+                    ));
                     (records, Disposition::Processed)
                 }
-                Some(Format::Csv) => match CsvRecords::new(source.clone(), name.clone(), input) {
-                    Ok(records) => {
-                        let records: Box<dyn Records> = Box::new(records);
-                        (records, Disposition::Processed)
+                Some(Format::Csv) => {
+                    match CsvRecords::new(source.clone(), name.clone(), input, limits.clone()) {
+                        Ok(records) => {
+                            let records: Box<dyn Records> = Box::new(records);
+                            (records, Disposition::Processed)
+                        }
+                        Err(HeaderProblem::Io(e)) => return Err(e),
+                        Err(HeaderProblem::Refused { reason, raw }) => refuse(reason, raw),
                     }
-                    Err(HeaderProblem::Io(e)) => return Err(e),
-                    Err(HeaderProblem::Refused { reason, raw }) => refuse(reason, raw),
-                },
+                }
                 None => refuse("neither .csv nor .ndjson".to_owned(), String::new()),
             },
         };
