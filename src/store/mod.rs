@@ -3,6 +3,7 @@
 pub mod cursors;
 pub mod ledger;
 pub mod lock;
+pub mod refused;
 pub mod runs;
 pub mod state;
 

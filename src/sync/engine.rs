@@ -455,6 +455,14 @@ impl Engine {
                     return Err(e.into());
                 }
             };
+            // Refused records where operators look; a valid record clears its id's row.
+            crate::store::refused::take_page(
+                &self.pool,
+                &rt.settings.name,
+                ctx.run_id,
+                &page.records,
+            )
+            .await?;
             self.process(ctx, rt, page.records, st).await?;
             let ends_a_file = page.receipt.finished_file.is_some();
             st.receipts.push(page.receipt);
