@@ -52,6 +52,10 @@ impl Source for Limited {
         self.inner.page_committed(receipt).await
     }
 
+    fn take_notices(&self) -> Vec<String> {
+        self.inner.take_notices()
+    }
+
     fn payment_writer(&self) -> Option<&dyn PaymentWriter> {
         self.inner.payment_writer()
     }
