@@ -169,7 +169,9 @@ async fn a_broken_csv_quote_never_changes_or_hides_another_invoice() {
         .await
         .into_iter()
         .map(|r| {
-            let inv = r.expect("the intact export reads without a refusal");
+            let inv = r
+                .expect("the intact export reads without a refusal")
+                .with_version(None);
             (inv.external_id.clone(), inv)
         })
         .collect();
@@ -219,9 +221,10 @@ async fn a_broken_csv_quote_never_changes_or_hides_another_invoice() {
                             "{} was taken though its rows were touched; {context}",
                             inv.external_id
                         );
+                        // The content, not the version (each read is another file).
                         assert_eq!(
-                            Some(inv),
-                            clean.get(&inv.external_id),
+                            Some(inv.clone().with_version(None)),
+                            clean.get(&inv.external_id).cloned(),
                             "{} differs from the intact export; {context}",
                             inv.external_id
                         );
