@@ -20,11 +20,15 @@ pub const DEAD_LETTERS: &str = "b2bsync_dead_letters";
 pub const LEDGER_IN_FLIGHT: &str = "b2bsync_ledger_in_flight";
 pub const LAST_SUCCESS: &str = "b2bsync_last_success_timestamp_seconds";
 pub const CURSOR_LAG: &str = "b2bsync_cursor_lag_seconds";
+/// How old the B2B state an update was built from was when its `PUT` went out.
+pub const UPDATE_STATE_AGE: &str = "b2bsync_update_state_age_seconds";
 pub const PAYMENTS_DETECTED: &str = "b2bsync_payments_detected_total";
 pub const PAYMENTS_WRITTEN: &str = "b2bsync_payments_written_total";
 pub const PAYMENTS_FAILED: &str = "b2bsync_payments_failed_total";
 pub const PAYMENTS_PENDING: &str = "b2bsync_payments_pending";
 pub const PAYMENTS_STUCK: &str = "b2bsync_payments_stuck";
+pub const RECORDS_REFUSED: &str = "b2bsync_records_refused_total";
+pub const REFUSED_RECORDS: &str = "b2bsync_refused_records";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -98,6 +102,14 @@ fn describe() {
     describe_gauge!(
         PAYMENTS_STUCK,
         "Payment write-backs that need a person (dead or unknown outcome), by source"
+    );
+    describe_counter!(
+        RECORDS_REFUSED,
+        "ERP records refused as they were read (invalid, malformed or beyond the limits), by source"
+    );
+    describe_gauge!(
+        REFUSED_RECORDS,
+        "Refused ERP records listed by `failures list` (not yet sent again right), by source"
     );
     describe_gauge!(
         LEDGER_IN_FLIGHT,

@@ -15,8 +15,8 @@ use serde_json::Value;
 use tracing::Instrument;
 use url::Url;
 
-use super::budget::RequestBudget;
-use super::error::{excerpt, B2bError, Endpoint};
+use super::budget::{RequestBudget, Reservation};
+use super::error::{excerpt, B2bError, Endpoint, Misconfigured};
 use super::model::{
     Company, CreatedFromOrder, ExtraFieldConfig, Invoice, InvoiceId, InvoicePdf, InvoiceUpdate,
     NewInvoice, Page, Pagination,
@@ -50,6 +50,10 @@ pub struct B2bClient {
     retry: RetrySettings,
     /// Requests sent by this client and its clones (each attempt counts): a run's API cost.
     calls: Arc<std::sync::atomic::AtomicU64>,
+    /// Rate cells paid for in advance, spent before waiting for the budget (see
+    /// [`RequestBudget::reserve`]).
+    reservation: Option<Arc<Reservation>>,
+    request_timeout: Duration,
 }
 
 struct Call {
@@ -58,6 +62,8 @@ struct Call {
     path: String,
     query: Vec<(&'static str, String)>,
     body: Option<Vec<u8>>,
+    /// Not sent after this instant (when its turn in the budget comes too late).
+    not_after: Option<tokio::time::Instant>,
 }
 
 impl Call {
@@ -68,6 +74,7 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            not_after: None,
         }
     }
 
@@ -144,13 +151,29 @@ impl B2bClient {
             budget,
             retry: store.retry,
             calls: Arc::default(),
+            reservation: None,
+            request_timeout: store.b2b.request_timeout,
         })
+    }
+
+    /// How long one request may take before it is given up (`stores.<name>.b2b.request_timeout_secs`).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The same client with a counter of its own, e.g. to count one run's calls.
     pub fn with_fresh_counter(&self) -> Self {
         Self {
             calls: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same client (same counter) spending `reservation`'s cells before waiting for the
+    /// budget: requests that must go out close together (a read and the updates built from it).
+    pub fn with_reservation(&self, reservation: Arc<Reservation>) -> Self {
+        Self {
+            reservation: Some(reservation),
             ..self.clone()
         }
     }
@@ -171,6 +194,13 @@ impl B2bClient {
 
     pub fn budget(&self) -> &Arc<RequestBudget> {
         &self.budget
+    }
+
+    /// The cycle-stopping error `e` stands for, if it says the store's configuration is wrong
+    /// (see [`B2bError::misconfiguration`]).
+    pub fn misconfigured(&self, e: &B2bError) -> Option<Misconfigured> {
+        e.misconfiguration()
+            .map(|problem| Misconfigured::new(&self.store, self.base.as_str(), problem, e))
     }
 
     /// `POST /invoices`. A failure with [`B2bError::is_ambiguous`] may have created the invoice.
@@ -195,13 +225,27 @@ impl B2bClient {
         id: InvoiceId,
         update: &InvoiceUpdate,
     ) -> Result<InvoiceId, B2bError> {
-        let call = Call::new(
+        Ok(self.update_invoice_by(id, update, None).await?.0)
+    }
+
+    /// [`Self::update_invoice`], not sent at all when its turn in the budget comes after
+    /// `not_after` ([`B2bError::Expired`]: built from state that has become too old to trust).
+    /// Also returns when the request that succeeded was sent.
+    pub async fn update_invoice_by(
+        &self,
+        id: InvoiceId,
+        update: &InvoiceUpdate,
+        not_after: Option<tokio::time::Instant>,
+    ) -> Result<(InvoiceId, tokio::time::Instant), B2bError> {
+        let mut call = Call::new(
             Method::PUT,
             "PUT /ip/invoices/{id}",
             format!("ip/invoices/{id}"),
         )
         .json(update)?;
-        Ok(self.execute::<IdData>(call).await?.data.id)
+        call.not_after = not_after;
+        let (envelope, sent_at) = self.execute_at::<IdData>(call).await?;
+        Ok((envelope.data.id, sent_at))
     }
 
     /// `DELETE /invoices/{id}`.
@@ -377,6 +421,14 @@ impl B2bClient {
 
     /// Sends `call` under the budget, retrying what can be retried safely.
     async fn execute<T: DeserializeOwned>(&self, call: Call) -> Result<Envelope<T>, B2bError> {
+        Ok(self.execute_at(call).await?.0)
+    }
+
+    /// [`Self::execute`], with when the attempt that succeeded was sent.
+    async fn execute_at<T: DeserializeOwned>(
+        &self,
+        call: Call,
+    ) -> Result<(Envelope<T>, tokio::time::Instant), B2bError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -386,7 +438,18 @@ impl B2bClient {
                 endpoint = call.endpoint,
                 attempt,
             );
-            let permit = self.budget.acquire().instrument(span.clone()).await;
+            let permit = self
+                .budget
+                .acquire_with(self.reservation.as_deref())
+                .instrument(span.clone())
+                .await;
+            let sent_at = tokio::time::Instant::now();
+            if call.not_after.is_some_and(|t| sent_at > t) {
+                // Its turn came too late: nothing is sent (the cell is spent all the same).
+                return Err(B2bError::Expired {
+                    endpoint: call.endpoint,
+                });
+            }
             self.calls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.to_string();
@@ -400,7 +463,7 @@ impl B2bClient {
             record_request(&store, call.endpoint, &result, started.elapsed());
             drop(permit);
             let err = match result {
-                Ok(envelope) => return Ok(envelope),
+                Ok(envelope) => return Ok((envelope, sent_at)),
                 Err(err) => err,
             };
             if let B2bError::RateLimited { retry_after, .. } = &err {
@@ -491,6 +554,8 @@ fn record_request<T>(
         Ok(_) => "200".to_owned(),
         Err(B2bError::Timeout { .. }) => "timeout".to_owned(),
         Err(B2bError::Transport { .. }) => "transport".to_owned(),
+        Err(B2bError::Unreachable { .. }) => "unreachable".to_owned(),
+        Err(B2bError::Expired { .. }) => "expired".to_owned(),
         Err(B2bError::Decode { .. }) => "decode".to_owned(),
         Err(B2bError::Validation { .. }) => "400".to_owned(),
         Err(B2bError::NotFound { .. }) => "404".to_owned(),
@@ -538,8 +603,14 @@ fn auth_headers(auth: &B2bAuth) -> Option<HeaderMap> {
 /// Turns a failed send into the right error: a connection that was never made cannot have
 /// applied anything; one lost after sending may have.
 fn request_error(endpoint: Endpoint, err: &reqwest::Error, mutating: bool) -> B2bError {
-    let sent = !err.is_connect();
-    let ambiguous = mutating && sent;
+    if err.is_connect() {
+        // Nothing was sent: never ambiguous, whatever the method.
+        return B2bError::Unreachable {
+            endpoint,
+            message: error_chain(err),
+        };
+    }
+    let ambiguous = mutating;
     if err.is_timeout() {
         return B2bError::Timeout {
             endpoint,

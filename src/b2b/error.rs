@@ -51,12 +51,21 @@ pub enum B2bError {
     #[error("{endpoint}: no answer from B2B Edition in time{}", ambiguity(*ambiguous))]
     Timeout { endpoint: Endpoint, ambiguous: bool },
 
+    /// The connection could not be made (refused, no route, no such host): nothing was sent.
+    #[error("{endpoint}: cannot reach B2B Edition: {message}")]
+    Unreachable { endpoint: Endpoint, message: String },
+
     #[error("{endpoint}: could not talk to B2B Edition{}: {message}", ambiguity(*ambiguous))]
     Transport {
         endpoint: Endpoint,
         ambiguous: bool,
         message: String,
     },
+
+    /// Not sent: its turn in the budget came after the instant it had to go by (an update built
+    /// from state that would be too old by then). Read again and build it anew.
+    #[error("{endpoint}: not sent: the state it was built from became too old while it waited for the request budget")]
+    Expired { endpoint: Endpoint },
 
     /// A 2xx whose body is not what the API documents.
     #[error("{endpoint}: unexpected answer from B2B Edition ({message}); body starts: {excerpt}")]
@@ -65,6 +74,61 @@ pub enum B2bError {
         message: String,
         excerpt: String,
     },
+}
+
+/// Which part of a store's configuration an error points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    Credentials,
+    Route,
+    Unreachable,
+}
+
+/// A store whose configuration makes every request fail: one error for the cycle, naming the
+/// store, the config key and the likely fix.
+#[derive(Debug, thiserror::Error)]
+#[error("store {store}: {what}")]
+pub struct Misconfigured {
+    pub store: String,
+    pub what: String,
+}
+
+impl Misconfigured {
+    pub fn new(store: &str, base_url: &str, problem: Problem, error: &B2bError) -> Self {
+        let what = match problem {
+            Problem::Credentials => {
+                let status = match error {
+                    B2bError::Unauthorized { status, .. } => *status,
+                    _ => 401,
+                };
+                format!(
+                    "B2B Edition refused the credentials (HTTP {status} on {}); fix \
+                     stores.{store}.b2b.token (or token_file), store_hash and auth, and check that \
+                     the API account has the B2B Edition scope",
+                    error.endpoint()
+                )
+            }
+            Problem::Route => {
+                let hint = if base_url.trim_end_matches('/').ends_with("/api/v3/io") {
+                    "check the host"
+                } else {
+                    "base_url must stop at /api/v3/io (e.g. https://api-b2b.bigcommerce.com/api/v3/io)"
+                };
+                format!(
+                    "B2B Edition has no such route at stores.{store}.b2b.base_url = {base_url} \
+                     ({error}); {hint}"
+                )
+            }
+            Problem::Unreachable => format!(
+                "nothing answers at stores.{store}.b2b.base_url = {base_url} ({error}); check the \
+                 URL and that B2B Edition is reachable from this host"
+            ),
+        };
+        Self {
+            store: store.to_owned(),
+            what,
+        }
+    }
 }
 
 fn ambiguity(ambiguous: bool) -> &'static str {
@@ -94,7 +158,22 @@ impl B2bError {
                 | Self::Server { .. }
                 | Self::Timeout { .. }
                 | Self::Transport { .. }
+                | Self::Unreachable { .. }
         )
+    }
+
+    /// What is wrong with the whole store's configuration when this error says so, rather than
+    /// with one invoice: refused credentials, an API route that does not exist (a `base_url`
+    /// that does not stop at `/api/v3/io`), nothing answering at the address. Every request of
+    /// the cycle would fail the same way, so the cycle stops instead of failing each invoice.
+    pub fn misconfiguration(&self) -> Option<Problem> {
+        match self {
+            Self::Unauthorized { .. } => Some(Problem::Credentials),
+            // A collection route (no `{id}` in it) that is not there: the base URL is wrong.
+            Self::NotFound { endpoint, .. } if !endpoint.contains('{') => Some(Problem::Route),
+            Self::Unreachable { .. } => Some(Problem::Unreachable),
+            _ => None,
+        }
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -107,6 +186,8 @@ impl B2bError {
             | Self::Server { endpoint, .. }
             | Self::Timeout { endpoint, .. }
             | Self::Transport { endpoint, .. }
+            | Self::Unreachable { endpoint, .. }
+            | Self::Expired { endpoint }
             | Self::Decode { endpoint, .. } => endpoint,
         }
     }
@@ -122,6 +203,8 @@ impl B2bError {
             Self::Server { .. } => "server",
             Self::Timeout { .. } => "timeout",
             Self::Transport { .. } => "transport",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Expired { .. } => "expired",
             Self::Decode { .. } => "decode",
         }
     }

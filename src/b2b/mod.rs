@@ -15,7 +15,7 @@ pub mod query;
 pub mod retry;
 mod wire;
 
-pub use budget::{BudgetStats, RequestBudget};
+pub use budget::{BudgetStats, RequestBudget, Reservation};
 pub use client::{B2bClient, ClientBuildError};
 pub use error::B2bError;
 pub use model::*;

@@ -1,5 +1,5 @@
-//! `failures list|retry|discard`: the invoices that failed, gave up (dead letter) or wait for a
-//! person, and what an operator can do about them.
+//! `failures list|retry|discard|dismiss`: the invoices that failed, gave up (dead letter) or
+//! wait for a person, the ERP records that were refused, and what an operator can do about them.
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use b2b_invoice_sync::config::Settings;
+use b2b_invoice_sync::store::refused::{self, RefusedRow};
 use b2b_invoice_sync::store::state::{self, StateRow, Status};
 
 use super::database;
@@ -14,7 +15,7 @@ use super::output::{plural, print_json, when, Table};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum FailuresCommand {
-    /// List failed, dead-lettered and flagged invoices.
+    /// List failed, dead-lettered and flagged invoices, and refused ERP records.
     List {
         /// Only this source's.
         #[arg(long)]
@@ -38,21 +39,46 @@ pub enum FailuresCommand {
         /// The id `failures list` shows.
         id: i64,
     },
+    /// Take a refused ERP record off the list (one without an external id stays there until
+    /// dismissed); it is listed again if the ERP sends it again and it is refused again.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Dismiss {
+        /// The id of the refused record (`failures list`, "Refused ERP records").
+        id: Option<i64>,
+        /// Every refused record (of --source, when given).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this source's.
+        #[arg(long, requires = "all")]
+        source: Option<String>,
+    },
 }
 
-/// One row of `failures list --json`.
+/// One row of `failures list --json`: a failed, dead-lettered or flagged invoice, or (status
+/// `refused`, with its own ids) an ERP record that was refused.
 #[derive(Debug, Serialize)]
 struct FailureRow {
     id: i64,
     source: String,
-    external_id: String,
-    invoice_number: String,
+    external_id: Option<String>,
+    invoice_number: Option<String>,
     status: &'static str,
     attempts: i32,
     next_attempt_at: Option<DateTime<Utc>>,
     last_attempted_at: Option<DateTime<Utc>>,
     b2b_invoice_id: Option<u64>,
     last_error: Option<String>,
+    /// Refused records: where the record is, the field at fault, how often it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_refused_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    times_refused: Option<i32>,
 }
 
 impl From<&StateRow> for FailureRow {
@@ -60,14 +86,41 @@ impl From<&StateRow> for FailureRow {
         Self {
             id: r.id,
             source: r.source.clone(),
-            external_id: r.external_id.clone(),
-            invoice_number: r.invoice_number.clone(),
+            external_id: Some(r.external_id.clone()),
+            invoice_number: Some(r.invoice_number.clone()),
             status: r.status.as_str(),
             attempts: r.attempts,
             next_attempt_at: r.next_attempt_at,
             last_attempted_at: r.last_attempted_at,
             b2b_invoice_id: r.b2b_invoice_id,
             last_error: r.last_error.clone(),
+            file: None,
+            line: None,
+            field: None,
+            first_refused_at: None,
+            times_refused: None,
+        }
+    }
+}
+
+impl From<&RefusedRow> for FailureRow {
+    fn from(r: &RefusedRow) -> Self {
+        Self {
+            id: r.id,
+            source: r.source.clone(),
+            external_id: r.external_id.clone(),
+            invoice_number: None,
+            status: "refused",
+            attempts: 0,
+            next_attempt_at: None,
+            last_attempted_at: Some(r.last_refused_at),
+            b2b_invoice_id: None,
+            last_error: Some(r.reason.clone()),
+            file: r.file.clone(),
+            line: r.line,
+            field: r.field.clone(),
+            first_refused_at: Some(r.first_refused_at),
+            times_refused: Some(r.times_refused),
         }
     }
 }
@@ -81,22 +134,47 @@ pub async fn run(settings: &Settings, cmd: FailuresCommand) -> anyhow::Result<()
         // clap requires one of the two.
         FailuresCommand::Retry { .. } => bail!("failures retry: give an id or --all"),
         FailuresCommand::Discard { id } => discard(&pool, id).await,
+        FailuresCommand::Dismiss { id, all, source } => {
+            dismiss(&pool, id.filter(|_| !all), source.as_deref()).await
+        }
     }
 }
 
 async fn list(pool: &PgPool, source: Option<&str>, json: bool) -> anyhow::Result<()> {
     let rows = state::problems(pool, source).await?;
+    let refused = refused::list(pool, source).await?;
     if json {
-        let rows: Vec<FailureRow> = rows.iter().map(FailureRow::from).collect();
+        let rows: Vec<FailureRow> = rows
+            .iter()
+            .map(FailureRow::from)
+            .chain(refused.iter().map(FailureRow::from))
+            .collect();
         return print_json(&rows);
     }
-    if rows.is_empty() {
+    if rows.is_empty() && refused.is_empty() {
         match source {
-            Some(s) => println!("no failed, dead-lettered or flagged invoices for source {s}"),
-            None => println!("no failed, dead-lettered or flagged invoices"),
+            Some(s) => println!(
+                "no failed, dead-lettered or flagged invoices for source {s}, and no refused ERP records"
+            ),
+            None => println!(
+                "no failed, dead-lettered or flagged invoices, and no refused ERP records"
+            ),
         }
         return Ok(());
     }
+    if !rows.is_empty() {
+        print_invoices(&rows);
+    }
+    if !refused.is_empty() {
+        if !rows.is_empty() {
+            println!();
+        }
+        print_refused(&refused);
+    }
+    Ok(())
+}
+
+fn print_invoices(rows: &[StateRow]) {
     let now = Utc::now();
     let mut table = Table::new(&[
         "ID",
@@ -108,7 +186,7 @@ async fn list(pool: &PgPool, source: Option<&str>, json: bool) -> anyhow::Result
         "NEXT ATTEMPT",
         "LAST ERROR",
     ]);
-    for r in &rows {
+    for r in rows {
         table.row(vec![
             r.id.to_string(),
             r.source.clone(),
@@ -126,7 +204,47 @@ async fn list(pool: &PgPool, source: Option<&str>, json: bool) -> anyhow::Result
         rows.len(),
         plural(i64::try_from(rows.len()).unwrap_or(i64::MAX))
     );
-    Ok(())
+}
+
+fn print_refused(rows: &[RefusedRow]) {
+    println!(
+        "Refused ERP records: never sent to B2B; each leaves this list once the ERP sends the invoice again in a form that can be taken"
+    );
+    let mut table = Table::new(&[
+        "ID",
+        "SOURCE",
+        "FILE",
+        "LINE",
+        "EXTERNAL ID",
+        "FIELD",
+        "REFUSED",
+        "REASON",
+    ]);
+    let dash = || "-".to_owned();
+    for r in rows {
+        let refused = match r.times_refused {
+            1 => when(r.last_refused_at),
+            n => format!("{} ({n} times)", when(r.last_refused_at)),
+        };
+        table.row(vec![
+            r.id.to_string(),
+            r.source.clone(),
+            r.file.clone().unwrap_or_else(dash),
+            r.line.map_or_else(dash, |l| l.to_string()),
+            r.external_id.clone().unwrap_or_else(dash),
+            r.field.clone().unwrap_or_else(dash),
+            refused,
+            r.reason.clone(),
+        ]);
+    }
+    println!("{}", table.render());
+    println!(
+        "\n{} refused record{}: fix {} in the ERP and export or send {} again (files: the rows are in rejected/). `failures dismiss ID` (or --all) takes one off the list.",
+        rows.len(),
+        plural(i64::try_from(rows.len()).unwrap_or(i64::MAX)),
+        if rows.len() == 1 { "it" } else { "them" },
+        if rows.len() == 1 { "it" } else { "them" },
+    );
 }
 
 fn next_attempt(r: &StateRow, now: DateTime<Utc>) -> String {
@@ -245,6 +363,30 @@ async fn discard(pool: &PgPool, id: i64) -> anyhow::Result<()> {
             r.status.as_str()
         ),
         None => println!("discard {id}: discarded; it syncs again only when the ERP changes it"),
+    }
+    Ok(())
+}
+
+async fn dismiss(pool: &PgPool, id: Option<i64>, source: Option<&str>) -> anyhow::Result<()> {
+    let gone = refused::dismiss(pool, id, source).await?;
+    if gone.is_empty() {
+        match id {
+            Some(id) => bail!(
+                "failures dismiss {id}: no refused ERP record has id {id} (`failures list` shows them under \"Refused ERP records\")"
+            ),
+            None => {
+                println!("nothing to dismiss: no refused ERP records");
+                return Ok(());
+            }
+        }
+    }
+    for r in &gone {
+        println!(
+            "dismissed refused record {} (source {}, {}): listed again only if the ERP sends it again and it is refused again",
+            r.id,
+            r.source,
+            r.place()
+        );
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use b2b_invoice_sync::config::Settings;
 use b2b_invoice_sync::payments::events;
+use b2b_invoice_sync::store::refused;
 use b2b_invoice_sync::store::runs::{self, RunRow};
 use b2b_invoice_sync::store::state::{self, Status};
 use b2b_invoice_sync::store::{cursors, ledger};
@@ -46,6 +47,8 @@ struct SourceStatus {
     payments_pending: i64,
     /// Payment write-backs that need a person (dead, unknown outcome).
     payments_stuck: i64,
+    /// ERP records refused and not yet sent again right (`failures list` shows them).
+    refused: i64,
     runs: Vec<RunRow>,
 }
 
@@ -81,6 +84,9 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
     for (name, n) in ledger::in_flight_counts(&pool).await? {
         get(&mut sources, &name).in_flight = n;
     }
+    for (name, n) in refused::counts(&pool).await? {
+        get(&mut sources, &name).refused = n;
+    }
     for (name, s) in sources.iter_mut() {
         s.watermark = cursors::load(&pool, name).await?.watermark;
         (s.payments_pending, s.payments_stuck) = events::health(&pool, name).await?;
@@ -115,6 +121,7 @@ impl SourceStatus {
             in_flight: 0,
             payments_pending: 0,
             payments_stuck: 0,
+            refused: 0,
             runs: Vec::new(),
         }
     }
@@ -135,6 +142,7 @@ fn render(sources: &[SourceStatus]) -> String {
         "FLAGGED",
         "IN FLIGHT",
         "PAYMENTS",
+        "REFUSED",
         "LAST RUN",
     ]);
     for s in sources {
@@ -156,6 +164,7 @@ fn render(sources: &[SourceStatus]) -> String {
                 (p, 0) => format!("{p}-pending"),
                 (p, x) => format!("{p}-pending,{x}-stuck"),
             },
+            s.refused.to_string(),
             last,
         ]);
     }
@@ -213,6 +222,13 @@ fn render(sources: &[SourceStatus]) -> String {
     if waiting > 0 {
         out.push_str(&format!(
             "\n{waiting} invoice(s) failed, dead-lettered or flagged: `b2b-invoice-sync failures list` shows them\n"
+        ));
+    }
+    let refused: i64 = sources.iter().map(|s| s.refused).sum();
+    if refused > 0 {
+        out.push_str(&format!(
+            "{}{refused} ERP record(s) refused (never sent to B2B): `b2b-invoice-sync failures list` shows them\n",
+            if waiting > 0 { "" } else { "\n" }
         ));
     }
     if sources.iter().any(|s| s.payments_stuck > 0) {

@@ -41,11 +41,12 @@ pub async fn run(settings: &Settings, args: SyncArgs) -> anyhow::Result<()> {
             let report = match engine.run_cycle(name).await {
                 Ok(report) => report,
                 Err(e) => {
-                    // The run could not even be recorded: say so and go on with the next source.
+                    // The run could not even start: say so and go on with the next source.
                     if !args.json {
                         println!("{name}: FAILED: {e}");
                     }
                     errors.push(format!("{name}: {e}"));
+                    reports.push(RunReport::not_started(name, e.to_string()));
                     break;
                 }
             };
@@ -108,8 +109,21 @@ pub fn summary(report: &RunReport, cycle: usize) -> String {
         Outcome::Failed => format!("{name}: FAILED after {took}"),
         Outcome::Stopped => format!("{name}: stopped by shutdown after {took}"),
     };
+    let mut held_back = String::new();
+    if c.waiting > 0 {
+        held_back.push_str(&format!(
+            ", {} waiting (retry not due, dead letter, discarded or flagged)",
+            c.waiting
+        ));
+    }
+    if c.stale > 0 {
+        held_back.push_str(&format!(
+            ", {} stale (older than what B2B holds: refused)",
+            c.stale
+        ));
+    }
     out.push_str(&format!(
-        ": {} created, {} updated, {} unchanged, {} deleted, {} failed, {} recovered; {} API call{}\n",
+        ": {} created, {} updated, {} unchanged, {} deleted, {} failed, {} recovered{held_back}; {} API call{}\n",
         c.created,
         c.updated,
         c.unchanged,
@@ -119,6 +133,15 @@ pub fn summary(report: &RunReport, cycle: usize) -> String {
         report.api_calls,
         plural(i64::try_from(report.api_calls).unwrap_or(i64::MAX))
     ));
+    for notice in report.notices.iter().take(SHOWN_FAILURES) {
+        out.push_str(&format!("  note: {notice}\n"));
+    }
+    if report.notices.len() > SHOWN_FAILURES {
+        out.push_str(&format!(
+            "  ... and {} more notes (in the log)\n",
+            report.notices.len() - SHOWN_FAILURES
+        ));
+    }
     let p = &report.payments;
     if p.detected + p.written + p.failed > 0 {
         out.push_str(&format!(
@@ -172,6 +195,7 @@ mod tests {
             },
             api_calls: 4,
             failures,
+            notices: Vec::new(),
             payments: Default::default(),
             error: None,
             duration_ms: 1250,

@@ -585,6 +585,29 @@ pub(super) fn secs(range: RangeInclusive<u32>) -> impl Fn(&Value) -> Result<Dura
     move |value| whole(value).map(|n| Duration::from_secs(n.into()))
 }
 
+/// Seconds with a fraction (`2`, `0.5`), between `min` and `max` seconds.
+pub(super) fn fractional_secs(min: f64, max: f64) -> impl Fn(&Value) -> Result<Duration, String> {
+    move |value| {
+        let n: f64 = match &value.kind {
+            ValueKind::Float(f) => *f,
+            ValueKind::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| "expected a number of seconds".to_owned())?,
+            _ => integer(value).map_err(|_| {
+                format!(
+                    "expected a number of seconds, found {}",
+                    describe(&value.kind)
+                )
+            })? as f64,
+        };
+        if !(min..=max).contains(&n) {
+            return Err(format!("must be between {min} and {max} seconds (got {n})"));
+        }
+        Duration::try_from_secs_f64(n).map_err(|e| e.to_string())
+    }
+}
+
 pub(super) fn millis(range: RangeInclusive<u32>) -> impl Fn(&Value) -> Result<Duration, String> {
     let whole = whole(range);
     move |value| whole(value).map(|n| Duration::from_millis(n.into()))

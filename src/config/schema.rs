@@ -245,6 +245,9 @@ fn auth(t: &mut Table<'_>, token: Option<SecretString>) -> Option<B2bAuth> {
     }
 }
 
+/// B2B Edition's limit per store, shared by every app on it.
+const STORE_RATE_LIMIT: u32 = 150;
+
 fn budget(mut t: Table<'_>) -> Option<BudgetSettings> {
     let requests_per_minute = t.or("requests_per_minute", 120, |v: &Value| {
         positive(1..=150)(v).map_err(|e| {
@@ -254,9 +257,30 @@ fn budget(mut t: Table<'_>) -> Option<BudgetSettings> {
     let burst = t.or("burst", 4, positive(1..=30));
     let max_concurrent = t.or("max_concurrent", 4, positive_usize(1..=64));
     let default_retry_after = t.or("default_retry_after_secs", 60, secs(1..=3600));
+    let (requests_per_minute, burst) = (requests_per_minute?, burst?);
+    // A 60 s window can hold a full burst on top of the rate: together they must fit the
+    // store's 150, or the daemon alone could overrun it (and every other app with it).
+    let window = requests_per_minute.get().saturating_add(burst.get());
+    if window > STORE_RATE_LIMIT {
+        // Blame the key the operator actually wrote when only one of them is set.
+        let key = if t.has("burst") {
+            "burst"
+        } else {
+            "requests_per_minute"
+        };
+        t.problem(
+            key,
+            format!(
+                "requests_per_minute + burst = {window} is above the store's {STORE_RATE_LIMIT} \
+                 requests a minute (shared by every app on the store): any 60 s window may hold \
+                 both; lower one of them"
+            ),
+        );
+        return None;
+    }
     Some(BudgetSettings {
-        requests_per_minute: requests_per_minute?,
-        burst: burst?,
+        requests_per_minute,
+        burst,
         max_concurrent: max_concurrent?,
         default_retry_after: default_retry_after?,
     })

@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use secrecy::SecretString;
 use url::Url;
 
@@ -33,8 +34,51 @@ pub struct SourceSettings {
     /// A random delay up to this before each scheduled cycle, so many sources and replicas do not
     /// all start at the same second (default 0).
     pub start_jitter: Duration,
+    /// The oldest the B2B state an update is built from may be when its `PUT` goes out (default
+    /// 2 s): B2B has no conditional update, so a person's edit landing between the read and the
+    /// write would be lost; older state is read again first.
+    pub update_freshness: Duration,
     /// B2B Edition payments of this source's invoices (`[sources.<name>.payments]`).
     pub payments: PaymentSettings,
+    /// What a record may hold before it is refused as a data error
+    /// (`[sources.<name>.limits]`).
+    pub limits: RecordLimits,
+}
+
+/// `[sources.<name>.limits]`: sanity limits on what the ERP sends. A record beyond them is
+/// refused with the field named (`domain::limits`), like any invalid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Largest absolute value of any amount (total, open balance, subtotal, tax, discount,
+    /// freight, unit prices, line totals), in the invoice's currency (default 10^12: above any
+    /// real invoice even in currencies of small value, far below a data error like 10^15).
+    pub max_amount: Decimal,
+    /// Largest absolute line quantity (default 10^9).
+    pub max_quantity: Decimal,
+    /// Most digits after the point in an amount or quantity; trailing zeros do not count
+    /// (default 6: unit prices of small parts, not floating-point artefacts like
+    /// 0.30000000000000004).
+    pub max_decimal_places: u32,
+    /// Lines may have a negative quantity: returns and credit lines (default true).
+    pub negative_quantities: bool,
+    /// Invoices may have a negative total: credit memos (default true).
+    pub negative_totals: bool,
+    /// A line's total and its quantity x unit price may not have opposite signs (a quantity of
+    /// -5 with a positive line total is a data error; default true).
+    pub line_signs_agree: bool,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        Self {
+            max_amount: Decimal::from(1_000_000_000_000_i64),
+            max_quantity: Decimal::from(1_000_000_000_i64),
+            max_decimal_places: 6,
+            negative_quantities: true,
+            negative_totals: true,
+            line_signs_agree: true,
+        }
+    }
 }
 
 /// `[sources.<name>.payments]`: payments made in B2B Edition flowing back to the ERP.
@@ -113,7 +157,9 @@ impl SourceSettings {
             failures: FailurePolicy::default(),
             schedule: crate::schedule::CronSchedule::every_five_minutes(),
             start_jitter: Duration::ZERO,
+            update_freshness: Duration::from_secs(2),
             payments: PaymentSettings::default(),
+            limits: RecordLimits::default(),
         }
     }
 }

@@ -639,3 +639,45 @@ fn env_names_with_empty_key_parts_are_reported() {
     assert_eq!(keys(&errors), ["B2BSYNC__", "B2BSYNC__STORES____TOKEN"]);
     assert!(message(&errors, "B2BSYNC__").starts_with("not a key path"));
 }
+
+#[test]
+fn a_budget_whose_window_can_exceed_the_stores_150_is_refused() {
+    let errors = problems_of(
+        &format!(
+            "{MINIMAL}
+            [stores.acme.budget]
+            requests_per_minute = 140
+            burst = 20
+            "
+        ),
+        &[],
+    );
+    assert_eq!(keys(&errors), ["stores.acme.budget.burst"]);
+    assert!(
+        message(&errors, "stores.acme.budget.burst")
+            .starts_with("requests_per_minute + burst = 160 is above the store's 150"),
+        "{errors:?}"
+    );
+    // Only the rate written: it is the key to blame (the default burst is 4).
+    let errors = problems_of(
+        &format!(
+            "{MINIMAL}
+            [stores.acme.budget]
+            requests_per_minute = 150
+            "
+        ),
+        &[],
+    );
+    assert_eq!(keys(&errors), ["stores.acme.budget.requests_per_minute"]);
+    let fine = load_str(
+        &format!(
+            "{MINIMAL}
+            [stores.acme.budget]
+            requests_per_minute = 120
+            burst = 30
+            "
+        ),
+        &[],
+    );
+    assert!(fine.is_ok(), "{fine:?}");
+}

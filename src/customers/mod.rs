@@ -41,6 +41,9 @@ pub enum CustomerError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store's configuration makes every lookup fail: the cycle stops.
+    #[error(transparent)]
+    B2bStore(#[from] crate::b2b::error::Misconfigured),
 }
 
 pub struct CustomerResolver {
@@ -176,7 +179,7 @@ impl CustomerResolver {
         let mut looked_up = Vec::new();
         let missing: Vec<&String> = ids.iter().filter(|id| !result.contains_key(*id)).collect();
         for id in missing {
-            let (outcome, cache) = self.look_up(id, field_name).await;
+            let (outcome, cache) = self.look_up(id, field_name).await?;
             if let Some(company) = cache {
                 looked_up.push((id.clone(), company));
             }
@@ -188,39 +191,51 @@ impl CustomerResolver {
 
     /// One company lookup; returns the outcome and what to cache (`None`: cache nothing,
     /// e.g. after a transient failure or an ambiguous answer an operator must fix).
-    async fn look_up(&self, id: &str, field_name: &str) -> (CustomerMatch, Option<Option<String>>) {
+    async fn look_up(
+        &self,
+        id: &str,
+        field_name: &str,
+    ) -> Result<(CustomerMatch, Option<Option<String>>), CustomerError> {
         let Some(b2b) = &self.b2b else {
-            return (
+            return Ok((
                 CustomerMatch::Unmapped("no B2B store to look companies up in".to_owned()),
                 None,
-            );
+            ));
         };
-        match b2b.find_companies_by_extra_field(field_name, id).await {
-            Ok(companies) => match companies.as_slice() {
-                [one] => {
-                    let company = one.company_id.to_string();
-                    (CustomerMatch::Company(company.clone()), Some(Some(company)))
-                }
-                [] => (self.no_company(id, field_name), Some(None)),
-                many => {
-                    let list: Vec<String> = many.iter().map(|c| c.company_id.to_string()).collect();
-                    (
-                        CustomerMatch::Unmapped(format!(
-                            "ERP customer {id}: several B2B companies ({}) have extra field \
+        Ok(
+            match b2b.find_companies_by_extra_field(field_name, id).await {
+                Ok(companies) => match companies.as_slice() {
+                    [one] => {
+                        let company = one.company_id.to_string();
+                        (CustomerMatch::Company(company.clone()), Some(Some(company)))
+                    }
+                    [] => (self.no_company(id, field_name), Some(None)),
+                    many => {
+                        let list: Vec<String> =
+                            many.iter().map(|c| c.company_id.to_string()).collect();
+                        (
+                            CustomerMatch::Unmapped(format!(
+                                "ERP customer {id}: several B2B companies ({}) have extra field \
                              \"{field_name}\" = {id}; make it unique in B2B Edition",
-                            list.join(", ")
-                        )),
-                        None,
-                    )
+                                list.join(", ")
+                            )),
+                            None,
+                        )
+                    }
+                },
+                Err(e) => {
+                    if let Some(stop) = b2b.misconfigured(&e) {
+                        return Err(stop.into());
+                    }
+                    (
+                    CustomerMatch::Unmapped(format!(
+                        "ERP customer {id}: company lookup in B2B Edition failed ({e}); retried next cycle"
+                    )),
+                    None,
+                )
                 }
             },
-            Err(e) => (
-                CustomerMatch::Unmapped(format!(
-                    "ERP customer {id}: company lookup in B2B Edition failed ({e}); retried next cycle"
-                )),
-                None,
-            ),
-        }
+        )
     }
 
     fn no_company(&self, id: &str, field_name: &str) -> CustomerMatch {

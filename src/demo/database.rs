@@ -17,16 +17,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The engine tables and customer cache, each with its source column: the demo deletes only
 /// its own source's rows, never anyone else's (`DATABASE_URL` may point at a shared database).
-const SOURCE_TABLES: [(&str, &str); 7] = [
-    ("sources", "name"),
-    ("invoice_state", "source"),
-    ("ledger", "source"),
-    ("sync_runs", "source"),
-    ("customer_map", "source"),
-    ("payment_events", "source"),
-    ("payment_cursors", "source"),
-];
-
 /// What `open` did, for the summary.
 #[derive(Debug, Clone)]
 pub struct DatabaseInfo {
@@ -185,20 +175,7 @@ async fn create_database(options: &PgConnectOptions, display_url: &str) -> Resul
 }
 
 async fn clear(pool: &PgPool, source: &str) -> Result<(), DemoError> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(store::StoreError::query("starting the demo's clean-up"))?;
-    for (table, column) in SOURCE_TABLES {
-        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-            .bind(source)
-            .execute(&mut *tx)
-            .await
-            .map_err(store::StoreError::query("clearing the demo's earlier rows"))?;
-    }
-    tx.commit()
-        .await
-        .map_err(store::StoreError::query("clearing the demo's earlier rows"))?;
+    store::forget_source(pool, source).await?;
     Ok(())
 }
 

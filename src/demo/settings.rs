@@ -78,11 +78,13 @@ pub fn build(
         failures: FailurePolicy::default(),
         schedule: crate::schedule::CronSchedule::every_five_minutes(),
         start_jitter: std::time::Duration::ZERO,
+        update_freshness: std::time::Duration::from_secs(2),
         payments: crate::config::PaymentSettings {
             enabled: true,
             write_back: true,
             ..crate::config::PaymentSettings::default()
         },
+        limits: crate::config::RecordLimits::default(),
     };
     Ok(Settings {
         telemetry: TelemetrySettings {

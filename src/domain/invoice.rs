@@ -14,6 +14,7 @@ use url::Url;
 
 use super::money::{parse_amount, Currency};
 use super::record::{RecordError, RecordLocator};
+use super::version::SourceVersion;
 
 /// One invoice as an adapter read it, before validation. Amounts and dates are text as the ERP
 /// wrote them (adapters turn numbers into text with [`amount_text`]); this is also the canonical
@@ -139,6 +140,9 @@ pub struct SourceInvoice {
     pub pdf_url: Option<Url>,
     pub extra_fields: BTreeMap<String, String>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Which record of this invoice is newer (see [`SourceVersion`]): the ERP's updated-at, or
+    /// what the adapter knows better (an export's file time). `None`: unknown, taken as newest.
+    pub version: Option<SourceVersion>,
     pub lifecycle: Lifecycle,
     _parsed: Parsed,
 }
@@ -309,6 +313,7 @@ impl SourceInvoice {
             memo: clean(raw.memo),
             pdf_url,
             extra_fields,
+            version: updated_at.map(SourceVersion::at),
             updated_at,
             lifecycle: if raw.deleted {
                 Lifecycle::Deleted
@@ -321,7 +326,14 @@ impl SourceInvoice {
         })
     }
 
-    /// Back to the canonical schema, losslessly: `parse(to_raw())` gives the same invoice. The
+    /// The same record with the version its adapter assigns (see [`SourceVersion`]).
+    pub fn with_version(mut self, version: Option<SourceVersion>) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Back to the canonical schema, losslessly: `parse(to_raw())` gives the same invoice (but
+    /// for a version the adapter assigned, which the state table keeps beside the record). The
     /// engine keeps a failed invoice this way, to retry it without the ERP sending it again.
     pub fn to_raw(&self) -> RawInvoice {
         let text = |d: Option<Decimal>| d.map(|d| d.to_string());

@@ -3,9 +3,11 @@
 pub mod deletion;
 pub mod fingerprint;
 pub mod invoice;
+pub mod limits;
 pub mod mapping;
 pub mod money;
 pub mod record;
+pub mod version;
 
 pub use deletion::{deletion_action, B2bBalance, DeletionAction};
 pub use fingerprint::{fingerprint, Fingerprint};
@@ -13,6 +15,8 @@ pub use invoice::{
     amount_text, Lifecycle, PostalAddress, RawAddress, RawInvoice, RawLineItem, SourceInvoice,
     SourceLineItem,
 };
+pub use limits::check_limits;
 pub use mapping::{map_invoice, DesiredInvoice};
 pub use money::{Currency, Money};
 pub use record::{RecordError, RecordLocator};
+pub use version::SourceVersion;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::acknowledge::Unacked;
 use crate::source::write_back::PaymentKind;
+use crate::store::lock::Fence;
 use crate::store::StoreError;
 
 /// The `write_state` column.
@@ -429,12 +430,23 @@ pub async fn erp_seen(
 }
 
 /// The intent, committed before the request: `false` when another process took the event.
+/// [`StoreError::LockLost`] when this process no longer holds the source (`fence`).
 pub async fn begin_write(
     pool: &PgPool,
     id: i64,
     target: Decimal,
     before: Option<Decimal>,
+    fence: &Fence,
 ) -> Result<bool, StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::query("opening a payment intent's transaction"))?;
+    if !fence.holds(&mut tx).await? {
+        return Err(StoreError::LockLost {
+            source_name: fence.source().to_owned(),
+        });
+    }
     let done = sqlx::query(
         "UPDATE payment_events
             SET write_state = 'in_flight', attempts = attempts + 1, target_balance = $2,
@@ -444,9 +456,12 @@ pub async fn begin_write(
     .bind(id)
     .bind(target)
     .bind(before)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::query("recording a payment write-back intent"))?;
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a payment write-back intent"))?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -35,6 +35,8 @@ pub struct PaymentsCtx<'a> {
     pub writer: Option<&'a dyn PaymentWriter>,
     pub run_id: Uuid,
     pub failpoints: &'a Failpoints,
+    /// What each write-back intent checks: this process still holds the source.
+    pub fence: &'a crate::store::lock::Fence,
 }
 
 /// What the payment steps did in one cycle.

@@ -223,7 +223,7 @@ async fn write(
         .map(|b| pushed_balance(b, adjustment(&through_this)))
         .unwrap_or(Decimal::ZERO);
     let request = request(ctx, e, target)?;
-    if !events::begin_write(ctx.pool, e.id, target, before).await? {
+    if !events::begin_write(ctx.pool, e.id, target, before, ctx.fence).await? {
         return Ok(());
     }
     ctx.failpoints.check("before_payment_write")?;

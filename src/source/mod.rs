@@ -12,11 +12,12 @@
 
 mod build;
 pub mod files;
+mod limited;
 pub mod rebillia;
 pub mod unified;
 pub mod write_back;
 
-pub use build::{build, build_with_pool};
+pub use build::{build, build_with};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -135,6 +136,12 @@ pub trait Source: Send + Sync {
     async fn page_committed(&self, receipt: &PageReceipt) -> Result<(), SourceError> {
         let _ = receipt;
         Ok(())
+    }
+
+    /// What the operator should hear of this cycle's reading that is not a record's failure
+    /// (an export set aside, files waiting for a marker); drained once per cycle.
+    fn take_notices(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// How this ERP takes B2B payments back (`None`: it cannot).

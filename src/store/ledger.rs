@@ -10,7 +10,9 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::lock::Fence;
 use super::StoreError;
+use crate::domain::SourceVersion;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -54,6 +56,8 @@ pub struct Intent<'a> {
     pub request_digest: Option<&'a str>,
     pub attempt: i32,
     pub run_id: Uuid,
+    /// The ERP version of the content the request carries.
+    pub erp_version: Option<&'a SourceVersion>,
 }
 
 /// An in-flight row, as recovery reads it.
@@ -68,6 +72,9 @@ pub struct InFlight {
     pub written_open: Option<Decimal>,
     pub b2b_invoice_id: Option<u64>,
     pub created_at: DateTime<Utc>,
+    pub erp_version: Option<SourceVersion>,
+    /// Its process is alive and its run unfinished: the request may still be on the wire.
+    pub maybe_on_the_wire: bool,
 }
 
 fn id_param(id: Option<u64>) -> Option<i64> {
@@ -75,11 +82,26 @@ fn id_param(id: Option<u64>) -> Option<i64> {
 }
 
 /// Commits the intent. `Ok(None)`: another mutation of this invoice is still in flight.
-pub async fn begin(pool: &PgPool, i: &Intent<'_>) -> Result<Option<i64>, StoreError> {
+/// [`StoreError::LockLost`]: this process no longer holds the source (`fence`), so nothing may
+/// be sent; checked in the intent's own transaction.
+pub async fn begin(
+    pool: &PgPool,
+    i: &Intent<'_>,
+    fence: &Fence,
+) -> Result<Option<i64>, StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::query("opening a ledger transaction"))?;
+    if !fence.holds(&mut tx).await? {
+        return Err(StoreError::LockLost {
+            source_name: fence.source().to_owned(),
+        });
+    }
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO ledger (source, external_id, invoice_number, op, fingerprint, owned,
-                written_open, state, b2b_invoice_id, request_digest, attempt, run_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_flight', $8, $9, $10, $11)
+                written_open, state, b2b_invoice_id, request_digest, attempt, run_id, erp_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_flight', $8, $9, $10, $11, $12)
          ON CONFLICT (source, external_id) WHERE state = 'in_flight' DO NOTHING
          RETURNING id",
     )
@@ -94,9 +116,13 @@ pub async fn begin(pool: &PgPool, i: &Intent<'_>) -> Result<Option<i64>, StoreEr
     .bind(i.request_digest)
     .bind(i.attempt)
     .bind(i.run_id)
-    .fetch_optional(pool)
+    .bind(i.erp_version.map(SourceVersion::key))
+    .fetch_optional(&mut *tx)
     .await
     .map_err(StoreError::query("writing a ledger intent"))?;
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a ledger intent"))?;
     Ok(id)
 }
 
@@ -142,6 +168,27 @@ pub async fn succeed<'e>(
     .await
 }
 
+/// [`succeed`] for an update, with the age of the B2B state it was built from when it went out.
+pub async fn succeed_update<'e>(
+    db: impl PgExecutor<'e>,
+    id: i64,
+    b2b_invoice_id: u64,
+    state_age: std::time::Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE ledger SET state = 'succeeded', b2b_invoice_id = $2, response_status = 200,
+                response_excerpt = 'updated', state_age_ms = $3, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(id_param(Some(b2b_invoice_id)))
+    .bind(i32::try_from(state_age.as_millis()).unwrap_or(i32::MAX))
+    .execute(db)
+    .await
+    .map_err(StoreError::query("settling a ledger row"))?;
+    Ok(())
+}
+
 /// Definitely not applied (a 4xx, a refused connection).
 pub async fn fail(
     pool: &PgPool,
@@ -162,7 +209,15 @@ pub async fn note_ambiguous(pool: &PgPool, id: i64, what: &str) -> Result<(), St
     settle(pool, id, "in_flight", None, None, Some(what)).await
 }
 
-pub async fn in_flight(pool: &PgPool, source: &str) -> Result<Vec<InFlight>, StoreError> {
+/// In-flight rows of `source`, with whether each may still be on the wire: its run has not
+/// finished, its process is still connected to the database (by `application_name`), and it
+/// is younger than `in_transit` (after which its request has certainly ended, one way or the
+/// other). Recovery leaves those to their process.
+pub async fn in_flight(
+    pool: &PgPool,
+    source: &str,
+    in_transit: std::time::Duration,
+) -> Result<Vec<InFlight>, StoreError> {
     type Raw = (
         i64,
         String,
@@ -173,13 +228,21 @@ pub async fn in_flight(pool: &PgPool, source: &str) -> Result<Vec<InFlight>, Sto
         Option<Decimal>,
         Option<i64>,
         DateTime<Utc>,
+        Option<String>,
+        bool,
     );
     let rows: Vec<Raw> = sqlx::query_as(
-        "SELECT id, external_id, invoice_number, op, fingerprint, owned, written_open,
-                b2b_invoice_id, created_at
-           FROM ledger WHERE source = $1 AND state = 'in_flight' ORDER BY id",
+        "SELECT l.id, l.external_id, l.invoice_number, l.op, l.fingerprint, l.owned, l.written_open,
+                l.b2b_invoice_id, l.created_at, l.erp_version,
+                (r.finished_at IS NULL AND r.process LIKE $2 || '%'
+                 AND l.created_at > now() - make_interval(secs => $3)
+                 AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = r.process))
+           FROM ledger l LEFT JOIN sync_runs r ON r.id = l.run_id
+          WHERE l.source = $1 AND l.state = 'in_flight' ORDER BY l.id",
     )
     .bind(source)
+    .bind(super::PROCESS_PREFIX)
+    .bind(in_transit.as_secs_f64())
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("reading in-flight ledger rows"))?;
@@ -195,6 +258,8 @@ pub async fn in_flight(pool: &PgPool, source: &str) -> Result<Vec<InFlight>, Sto
             written_open: r.6,
             b2b_invoice_id: r.7.and_then(|i| u64::try_from(i).ok()),
             created_at: r.8,
+            erp_version: r.9.as_deref().and_then(SourceVersion::parse_key),
+            maybe_on_the_wire: r.10,
         })
         .collect())
 }

@@ -3,6 +3,7 @@
 pub mod cursors;
 pub mod ledger;
 pub mod lock;
+pub mod refused;
 pub mod runs;
 pub mod state;
 
@@ -27,6 +28,13 @@ pub enum StoreError {
     Migrate(String),
     #[error("database: {what} failed: {message}")]
     Query { what: &'static str, message: String },
+    /// The source's lock was lost while the cycle ran (see `lock::Fence`).
+    #[error(
+        "source {source_name}: this process lost the source's lock (its database session ended: a \
+         killed connection or a failover); stopped before its next change, as another process \
+         may be working the source now"
+    )]
+    LockLost { source_name: String },
 }
 
 impl StoreError {
@@ -46,13 +54,24 @@ fn describe(e: &sqlx::Error) -> String {
     }
 }
 
+/// This process's name on its database connections (`application_name`): recovery asks
+/// PostgreSQL whether the process that sent a request is still alive (see `runs::start`).
+pub fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| format!("{PROCESS_PREFIX}{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// What every daemon process's connection name starts with.
+pub const PROCESS_PREFIX: &str = "b2b-invoice-sync/";
+
 /// A pool for `settings`, checked with one connection.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = settings
         .url
         .expose_secret()
-        .parse()
-        .map_err(|e: sqlx::Error| StoreError::Connect(describe(&e)))?;
+        .parse::<PgConnectOptions>()
+        .map_err(|e: sqlx::Error| StoreError::Connect(describe(&e)))?
+        .application_name(process_name());
     PgPoolOptions::new()
         .max_connections(settings.max_connections.get())
         .acquire_timeout(Duration::from_secs(10))
@@ -67,4 +86,39 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .run(pool)
         .await
         .map_err(|e| StoreError::Migrate(e.to_string()))
+}
+
+/// Deletes every row of `source` from every table that has a `source` column (and its cursor
+/// row), in one transaction: the demo starts from nothing each time. Tables are found in the
+/// catalog, so a table added later is cleared too.
+pub async fn forget_source(pool: &PgPool, source: &str) -> Result<(), StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::query("starting to clear a source"))?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+          WHERE table_schema = current_schema() AND column_name = 'source'
+          ORDER BY table_name",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(StoreError::query("listing the tables of a source"))?;
+    for table in tables {
+        // Names come from the catalog, quoted as identifiers.
+        let table = table.replace('"', "\"\"");
+        sqlx::query(&format!("DELETE FROM \"{table}\" WHERE source = $1"))
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("clearing a source's rows"))?;
+    }
+    sqlx::query("DELETE FROM sources WHERE name = $1")
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("clearing a source's cursor"))?;
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a source's clean-up"))
 }

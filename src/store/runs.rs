@@ -15,6 +15,10 @@ pub struct Counts {
     pub deleted: i32,
     pub failed: i32,
     pub recovered: i32,
+    /// Records older than the version B2B holds: refused, never pushed (each named in notices).
+    pub stale: i32,
+    /// Skipped while waiting for a retry, or in the dead letter, discarded or flagged.
+    pub waiting: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -56,16 +60,24 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// Records a run's start, with the process it belongs to (the connection's `application_name`
+/// when it is a daemon's, see `store::process_name`).
 pub async fn start(pool: &PgPool, id: Uuid, source: &str) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO sync_runs (id, source) VALUES ($1, $2)")
-        .bind(id)
-        .bind(source)
-        .execute(pool)
-        .await
-        .map_err(StoreError::query("recording a run's start"))?;
+    sqlx::query(
+        "INSERT INTO sync_runs (id, source, process) VALUES ($1, $2,
+                NULLIF(current_setting('application_name'), ''))",
+    )
+    .bind(id)
+    .bind(source)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("recording a run's start"))?;
     Ok(())
 }
 
+/// Records a run's end. Creates and updates are counted from the ledger too, and the larger
+/// count is kept (and returned): the truth even when a COMMIT's acknowledgement was lost with the
+/// connection (committed, but never seen as such by the cycle).
 pub async fn finish(
     pool: &PgPool,
     id: Uuid,
@@ -73,11 +85,17 @@ pub async fn finish(
     c: &Counts,
     api_calls: u64,
     error: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE sync_runs SET finished_at = now(), outcome = $2, created = $3, updated = $4,
-                unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10
-          WHERE id = $1",
+) -> Result<(i32, i32), StoreError> {
+    sqlx::query_as(
+        "UPDATE sync_runs SET finished_at = now(), outcome = $2,
+                created = GREATEST($3, (SELECT count(*) FROM ledger
+                                         WHERE run_id = $1 AND state = 'succeeded' AND op = 'create')),
+                updated = GREATEST($4, (SELECT count(*) FROM ledger
+                                         WHERE run_id = $1 AND state = 'succeeded' AND op = 'update')),
+                unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10,
+                stale = $11, waiting = $12
+          WHERE id = $1
+          RETURNING created, updated",
     )
     .bind(id)
     .bind(outcome.as_str())
@@ -89,10 +107,11 @@ pub async fn finish(
     .bind(c.recovered)
     .bind(i64::try_from(api_calls).unwrap_or(i64::MAX))
     .bind(error)
-    .execute(pool)
+    .bind(c.stale)
+    .bind(c.waiting)
+    .fetch_one(pool)
     .await
-    .map_err(StoreError::query("recording a run's end"))?;
-    Ok(())
+    .map_err(StoreError::query("recording a run's end"))
 }
 
 /// The latest `limit` runs of each source (or of one).
@@ -115,10 +134,12 @@ pub async fn recent(
         i32,
         i64,
         Option<String>,
+        i32,
+        i32,
     );
     let rows: Vec<Raw> = sqlx::query_as(
         "SELECT id, source, started_at, finished_at, outcome, created, updated, unchanged, deleted,
-                failed, recovered, api_calls, error
+                failed, recovered, api_calls, error, stale, waiting
            FROM (SELECT *, row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS n
                    FROM sync_runs WHERE $1::text IS NULL OR source = $1) r
           WHERE n <= $2 ORDER BY source, started_at DESC",
@@ -143,6 +164,8 @@ pub async fn recent(
                 deleted: r.8,
                 failed: r.9,
                 recovered: r.10,
+                stale: r.13,
+                waiting: r.14,
             },
             api_calls: r.11,
             error: r.12,
@@ -158,19 +181,4 @@ pub async fn prune(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, StoreErr
             .await
             .map_err(StoreError::query("pruning runs"))?;
     Ok(done.rows_affected())
-}
-
-/// Creates and updates this run committed, from the ledger: the truth even when a COMMIT's
-/// acknowledgement was lost with the connection (committed, but never seen as such).
-pub async fn committed_by_run(pool: &PgPool, id: Uuid) -> Result<(i32, i32), StoreError> {
-    let (created, updated): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE op = 'create'), count(*) FILTER (WHERE op = 'update')
-           FROM ledger WHERE run_id = $1 AND state = 'succeeded'",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await
-    .map_err(StoreError::query("counting a run's commits"))?;
-    let small = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
-    Ok((small(created), small(updated)))
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 
 use super::StoreError;
+use crate::domain::SourceVersion;
 
 /// The `status` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +56,13 @@ pub struct StateRow {
     pub fingerprint: Option<String>,
     pub owned: Option<Value>,
     pub written_open: Option<Decimal>,
+    /// The ERP version of the content B2B holds (with `fingerprint`).
+    pub erp_version: Option<SourceVersion>,
     pub status: Status,
     pub pending: Option<Value>,
     pub pending_fingerprint: Option<String>,
+    /// The ERP version of the kept `pending` record.
+    pub pending_version: Option<SourceVersion>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_attempted_at: Option<DateTime<Utc>>,
     pub attempts: i32,
@@ -65,47 +70,71 @@ pub struct StateRow {
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str = "id, source, external_id, invoice_number, b2b_invoice_id, fingerprint, owned,
-    written_open, status, pending, pending_fingerprint, last_synced_at, last_attempted_at,
-    attempts, next_attempt_at, last_error";
+impl StateRow {
+    /// Whether a record of `version` is older than what the daemon already knows of this
+    /// invoice (the content B2B holds, or a newer record still waiting to be pushed).
+    pub fn is_newer_than(&self, version: Option<&SourceVersion>) -> bool {
+        crate::domain::version::is_older(
+            version,
+            &[self.erp_version.as_ref(), self.pending_version.as_ref()],
+        )
+    }
 
-type Raw = (
-    i64,
-    String,
-    String,
-    String,
-    Option<i64>,
-    Option<String>,
-    Option<Value>,
-    Option<Decimal>,
-    String,
-    Option<Value>,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    i32,
-    Option<DateTime<Utc>>,
-    Option<String>,
-);
+    /// The newest version known of this invoice, if any.
+    pub fn newest_version(&self) -> Option<&SourceVersion> {
+        self.erp_version.iter().chain(&self.pending_version).max()
+    }
+}
+
+const COLUMNS: &str = "id, source, external_id, invoice_number, b2b_invoice_id, fingerprint, owned,
+    written_open, erp_version, status, pending, pending_fingerprint, pending_version,
+    last_synced_at, last_attempted_at, attempts, next_attempt_at, last_error";
+
+#[derive(sqlx::FromRow)]
+struct Raw {
+    id: i64,
+    source: String,
+    external_id: String,
+    invoice_number: String,
+    b2b_invoice_id: Option<i64>,
+    fingerprint: Option<String>,
+    owned: Option<Value>,
+    written_open: Option<Decimal>,
+    erp_version: Option<String>,
+    status: String,
+    pending: Option<Value>,
+    pending_fingerprint: Option<String>,
+    pending_version: Option<String>,
+    last_synced_at: Option<DateTime<Utc>>,
+    last_attempted_at: Option<DateTime<Utc>>,
+    attempts: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
 
 fn row(r: Raw) -> StateRow {
     StateRow {
-        id: r.0,
-        source: r.1,
-        external_id: r.2,
-        invoice_number: r.3,
-        b2b_invoice_id: r.4.and_then(|id| u64::try_from(id).ok()),
-        fingerprint: r.5,
-        owned: r.6,
-        written_open: r.7,
-        status: Status::parse(&r.8),
-        pending: r.9,
-        pending_fingerprint: r.10,
-        last_synced_at: r.11,
-        last_attempted_at: r.12,
-        attempts: r.13,
-        next_attempt_at: r.14,
-        last_error: r.15,
+        id: r.id,
+        source: r.source,
+        external_id: r.external_id,
+        invoice_number: r.invoice_number,
+        b2b_invoice_id: r.b2b_invoice_id.and_then(|id| u64::try_from(id).ok()),
+        fingerprint: r.fingerprint,
+        owned: r.owned,
+        written_open: r.written_open,
+        erp_version: r.erp_version.as_deref().and_then(SourceVersion::parse_key),
+        status: Status::parse(&r.status),
+        pending: r.pending,
+        pending_fingerprint: r.pending_fingerprint,
+        pending_version: r
+            .pending_version
+            .as_deref()
+            .and_then(SourceVersion::parse_key),
+        last_synced_at: r.last_synced_at,
+        last_attempted_at: r.last_attempted_at,
+        attempts: r.attempts,
+        next_attempt_at: r.next_attempt_at,
+        last_error: r.last_error,
     }
 }
 
@@ -143,7 +172,9 @@ pub async fn load_for_plan(
     let columns = COLUMNS
         .split(',')
         .map(|c| match c.trim() {
-            "owned" => "CASE WHEN s.fingerprint IS DISTINCT FROM p.fp THEN s.owned END".to_owned(),
+            "owned" => {
+                "CASE WHEN s.fingerprint IS DISTINCT FROM p.fp THEN s.owned END AS owned".to_owned()
+            }
             other => format!("s.{other}"),
         })
         .collect::<Vec<_>>()
@@ -163,6 +194,18 @@ pub async fn load_for_plan(
         .map(row)
         .map(|r| (r.external_id.clone(), r))
         .collect())
+}
+
+/// The ERP id of one invoice of `source` that B2B is known to hold (to check a filter with).
+pub async fn any_synced(pool: &PgPool, source: &str) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT external_id FROM invoice_state
+          WHERE source = $1 AND status = 'synced' AND b2b_invoice_id IS NOT NULL LIMIT 1",
+    )
+    .bind(source)
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::query("reading a synced invoice"))
 }
 
 /// Failed invoices of `source` whose retry time has come and whose ERP record is kept.
@@ -209,6 +252,8 @@ pub struct Synced<'a> {
     pub fingerprint: Option<&'a str>,
     pub owned: Option<&'a Value>,
     pub written_open: Option<Decimal>,
+    /// The ERP version of that content.
+    pub erp_version: Option<&'a SourceVersion>,
     /// What the ERP had been paid (total - balance) in the record synced; `None` keeps the
     /// value known before (recovery works from the ledger, which does not have it).
     pub erp_paid: Option<Decimal>,
@@ -216,21 +261,64 @@ pub struct Synced<'a> {
     pub erp_balance: Option<Decimal>,
 }
 
+/// B2B holds `s` after this daemon's own request succeeded. A kept record of a *newer* version
+/// (both versions known) stays pending and due: it is pushed next, never dropped.
 pub async fn mark_synced<'e>(db: impl PgExecutor<'e>, s: &Synced<'_>) -> Result<(), StoreError> {
-    sqlx::query(
+    upsert_synced(
+        db,
+        s,
+        "invoice_state.pending_version > EXCLUDED.erp_version",
+        "recording a synced invoice",
+    )
+    .await
+}
+
+/// Recovery found that a request whose outcome was unknown was applied: B2B holds `s`. Any
+/// other record kept since (a newer export that arrived while the outcome was unknown) stays
+/// pending and due, so the next step compares it with what was adopted and pushes it as an
+/// update; only a record known to be the same or older is dropped.
+pub async fn mark_adopted<'e>(db: impl PgExecutor<'e>, s: &Synced<'_>) -> Result<(), StoreError> {
+    upsert_synced(
+        db,
+        s,
+        "invoice_state.pending_fingerprint IS DISTINCT FROM EXCLUDED.fingerprint
+         AND NOT coalesce(invoice_state.pending_version <= EXCLUDED.erp_version, false)",
+        "recording an adopted invoice",
+    )
+    .await
+}
+
+/// The one upsert behind [`mark_synced`] and [`mark_adopted`]; `keep` (SQL over the old row
+/// `invoice_state` and the new `EXCLUDED`) says when the kept pending record survives.
+async fn upsert_synced<'e>(
+    db: impl PgExecutor<'e>,
+    s: &Synced<'_>,
+    keep: &str,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    let keep = format!("(invoice_state.pending IS NOT NULL AND {keep})");
+    sqlx::query(&format!(
         "INSERT INTO invoice_state (source, external_id, invoice_number, b2b_invoice_id,
-                fingerprint, owned, written_open, status, last_synced_at, last_attempted_at, attempts,
-                erp_paid, erp_balance)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'synced', now(), now(), 0, $8, $9)
+                fingerprint, owned, written_open, erp_version, status, last_synced_at,
+                last_attempted_at, attempts, erp_paid, erp_balance)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $10, 'synced', now(), now(), 0, $8, $9)
          ON CONFLICT (source, external_id) DO UPDATE SET
             invoice_number = EXCLUDED.invoice_number, b2b_invoice_id = EXCLUDED.b2b_invoice_id,
             fingerprint = EXCLUDED.fingerprint, owned = EXCLUDED.owned,
-            written_open = EXCLUDED.written_open, status = 'synced',
-            last_synced_at = now(), last_attempted_at = now(), attempts = 0,
-            next_attempt_at = NULL, last_error = NULL, pending = NULL, pending_fingerprint = NULL,
+            written_open = EXCLUDED.written_open, erp_version = EXCLUDED.erp_version,
+            status = CASE WHEN {keep}
+                          THEN (CASE WHEN invoice_state.status = 'dead' THEN 'dead' ELSE 'failed' END)
+                          ELSE 'synced' END,
+            last_synced_at = now(), last_attempted_at = now(),
+            attempts = CASE WHEN {keep} THEN invoice_state.attempts ELSE 0 END,
+            next_attempt_at = CASE WHEN {keep} THEN LEAST(invoice_state.next_attempt_at, now()) END,
+            last_error = CASE WHEN {keep} THEN invoice_state.last_error END,
+            pending = CASE WHEN {keep} THEN invoice_state.pending END,
+            pending_fingerprint = CASE WHEN {keep} THEN invoice_state.pending_fingerprint END,
+            pending_version = CASE WHEN {keep} THEN invoice_state.pending_version END,
             erp_paid = COALESCE(EXCLUDED.erp_paid, invoice_state.erp_paid),
-            erp_balance = COALESCE(EXCLUDED.erp_balance, invoice_state.erp_balance)",
-    )
+            erp_balance = COALESCE(EXCLUDED.erp_balance, invoice_state.erp_balance)"
+    ))
     .bind(s.source)
     .bind(s.external_id)
     .bind(s.invoice_number)
@@ -240,9 +328,10 @@ pub async fn mark_synced<'e>(db: impl PgExecutor<'e>, s: &Synced<'_>) -> Result<
     .bind(s.written_open)
     .bind(s.erp_paid)
     .bind(s.erp_balance)
+    .bind(s.erp_version.map(SourceVersion::key))
     .execute(db)
     .await
-    .map_err(StoreError::query("recording a synced invoice"))?;
+    .map_err(StoreError::query(what))?;
     Ok(())
 }
 
@@ -257,6 +346,8 @@ pub struct Failure<'a> {
     /// The ERP record (canonical schema) to retry from, when it can be retried without an ERP change.
     pub pending: Option<&'a Value>,
     pub pending_fingerprint: Option<&'a str>,
+    /// The ERP version of `pending`.
+    pub pending_version: Option<&'a SourceVersion>,
     /// Attempts so far including this one.
     pub attempts: i32,
     /// `Failed` (retry at `next_attempt_at`) or `Dead`.
@@ -270,11 +361,13 @@ pub async fn record_failure<'e>(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO invoice_state (source, external_id, invoice_number, status, pending,
-                pending_fingerprint, attempts, last_attempted_at, next_attempt_at, last_error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9)
+                pending_fingerprint, attempts, last_attempted_at, next_attempt_at, last_error,
+                pending_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10)
          ON CONFLICT (source, external_id) DO UPDATE SET
             invoice_number = EXCLUDED.invoice_number, status = EXCLUDED.status,
             pending = EXCLUDED.pending, pending_fingerprint = EXCLUDED.pending_fingerprint,
+            pending_version = EXCLUDED.pending_version,
             attempts = EXCLUDED.attempts, last_attempted_at = now(),
             next_attempt_at = EXCLUDED.next_attempt_at, last_error = EXCLUDED.last_error",
     )
@@ -287,6 +380,7 @@ pub async fn record_failure<'e>(
     .bind(f.attempts)
     .bind(f.next_attempt_at)
     .bind(f.error)
+    .bind(f.pending_version.map(SourceVersion::key))
     .execute(db)
     .await
     .map_err(StoreError::query("recording a failure"))?;
@@ -301,13 +395,15 @@ pub async fn mark_deleted(
     invoice_number: &str,
     still_in_b2b: bool,
     fingerprint: Option<&str>,
+    version: Option<&SourceVersion>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO invoice_state (source, external_id, invoice_number, status, fingerprint,
-                last_attempted_at, last_synced_at)
-         VALUES ($1, $2, $3, 'deleted', $5, now(), now())
+                last_attempted_at, last_synced_at, erp_version)
+         VALUES ($1, $2, $3, 'deleted', $5, now(), now(), $6)
          ON CONFLICT (source, external_id) DO UPDATE SET
-            status = 'deleted', fingerprint = $5, last_attempted_at = now(), last_synced_at = now(),
+            status = 'deleted', fingerprint = $5, erp_version = $6, pending_version = NULL,
+            last_attempted_at = now(), last_synced_at = now(),
             b2b_invoice_id = CASE WHEN $4 THEN invoice_state.b2b_invoice_id ELSE NULL END,
             written_open = CASE WHEN $4 THEN 0 ELSE NULL END,
             attempts = 0, next_attempt_at = NULL, last_error = NULL, pending = NULL,
@@ -318,6 +414,7 @@ pub async fn mark_deleted(
     .bind(invoice_number)
     .bind(still_in_b2b)
     .bind(fingerprint)
+    .bind(version.map(SourceVersion::key))
     .execute(pool)
     .await
     .map_err(StoreError::query("recording a deletion"))?;

@@ -20,11 +20,12 @@ use super::recover::recover;
 use crate::b2b::{B2bClient, ClientBuildError, RequestBudget};
 use crate::config::{EngineSettings, Settings, SourceSettings};
 use crate::customers::{CustomerError, CustomerResolver};
-use crate::domain::{RawInvoice, RecordError, RecordLocator, SourceInvoice};
+use crate::domain::{RawInvoice, RecordError, RecordLocator, SourceInvoice, SourceVersion};
 use crate::source::{self, Cursor, PageReceipt, Source, SourceError};
+use crate::store::lock::{Fence, SourceLock};
 use crate::store::runs::{self, Counts, Outcome as RunOutcome};
 use crate::store::state::{self, StateRow, Status};
-use crate::store::{cursors, ledger, lock::SourceLock, StoreError};
+use crate::store::{cursors, ledger, StoreError};
 
 /// Keep at most this many failure reasons in a run report (the rest are in the state table).
 const MAX_REPORTED_FAILURES: usize = 100;
@@ -53,11 +54,34 @@ pub struct RunReport {
     pub api_calls: u64,
     /// Why invoices failed this cycle (at most 100; `failures list` has them all).
     pub failures: Vec<String>,
+    /// What an operator should know although nothing failed: records refused as older than
+    /// what B2B holds, export files recognised as already imported, files waiting for a
+    /// marker (at most 100).
+    pub notices: Vec<String>,
     /// B2B payments seen and written back to the ERP this cycle.
     pub payments: crate::payments::Counts,
     /// Why the cycle itself stopped, if it did.
     pub error: Option<String>,
     pub duration_ms: u64,
+}
+
+impl RunReport {
+    /// A cycle that could not start at all (the database unreachable when taking the lock or
+    /// recording the run): failed, with why, so `sync --json` still says so.
+    pub fn not_started(source: &str, error: String) -> Self {
+        Self {
+            run_id: Uuid::new_v4(),
+            source: source.to_owned(),
+            outcome: RunOutcome::Failed,
+            counts: Counts::default(),
+            api_calls: 0,
+            failures: Vec::new(),
+            notices: Vec::new(),
+            payments: crate::payments::Counts::default(),
+            error: Some(error),
+            duration_ms: 0,
+        }
+    }
 }
 
 struct SourceRuntime {
@@ -105,6 +129,7 @@ struct Cycle {
     /// Shutdown left some invoices of a page unstarted: no later cursor may be committed.
     stopped: bool,
     payments: crate::payments::Counts,
+    notices: Vec<String>,
 }
 
 impl Cycle {
@@ -115,6 +140,8 @@ impl Cycle {
             Outcome::Unchanged => self.counts.unchanged += 1,
             Outcome::Deleted => self.counts.deleted += 1,
             Outcome::Failed(reason) => self.fail(reason),
+            // Read again inside the batch, never handed out of it.
+            Outcome::Expired => {}
         }
     }
 
@@ -123,6 +150,63 @@ impl Cycle {
         if self.failures.len() < MAX_REPORTED_FAILURES {
             self.failures.push(reason);
         }
+    }
+
+    fn notice(&mut self, text: String) {
+        if self.notices.len() < MAX_REPORTED_FAILURES {
+            self.notices.push(text);
+        }
+    }
+
+    /// A record older than what the daemon knows of its invoice (`newer`): refused, counted,
+    /// named in a notice and a warning.
+    fn stale(
+        &mut self,
+        external_id: &str,
+        invoice_number: &str,
+        version: Option<&SourceVersion>,
+        newer: Option<&SourceVersion>,
+    ) {
+        self.counts.stale += 1;
+        let show =
+            |v: Option<&SourceVersion>| v.map_or_else(|| "unknown".to_owned(), ToString::to_string);
+        let (version, newer) = (show(version), show(newer));
+        tracing::warn!(
+            external_id,
+            invoice_number,
+            version = %version,
+            newer = %newer,
+            "ERP record older than the version already synced: refused"
+        );
+        self.notice(format!(
+            "invoice {external_id} (number {invoice_number}): the ERP record of version {version} is older \
+             than version {newer} already in B2B or waiting to be pushed; refused, B2B keeps the newer one"
+        ));
+    }
+
+    /// Queues an update or removal for the batch; of two records of one invoice, the newer
+    /// version stays (the later one when neither is known to be newer).
+    fn queue(&mut self, item: Pending) {
+        if let Some(i) = self
+            .batch
+            .iter()
+            .position(|b| b.external_id() == item.external_id())
+        {
+            let kept = self.batch[i].prepared();
+            if super::plan::supersedes(kept, item.prepared()) {
+                let newer = kept.invoice.version.clone();
+                let p = item.prepared();
+                self.stale(
+                    p.external_id(),
+                    p.invoice_number(),
+                    p.invoice.version.as_ref(),
+                    newer.as_ref(),
+                );
+                return;
+            }
+            self.batch.remove(i);
+        }
+        self.batch.push(item);
     }
 }
 
@@ -155,7 +239,7 @@ impl Engine {
                 name.clone(),
                 SourceRuntime {
                     settings: src.clone(),
-                    adapter: source::build_with_pool(src, Some(&pool))?,
+                    adapter: source::build_with(src, Some(&pool))?,
                     client,
                     concurrency,
                 },
@@ -209,6 +293,7 @@ impl Engine {
                 counts: Counts::default(),
                 api_calls: 0,
                 failures: Vec::new(),
+                notices: Vec::new(),
                 payments: crate::payments::Counts::default(),
                 error: Some("another process is syncing this source".to_owned()),
                 duration_ms: 0,
@@ -218,25 +303,27 @@ impl Engine {
         let client = rt.client.with_fresh_counter();
         let mut cycle = Cycle::default();
         let result = tracing::Instrument::instrument(
-            self.cycle(rt, &client, run_id, &mut cycle),
+            self.cycle(rt, &client, run_id, lock.fence(), &mut cycle),
             span.clone(),
         )
         .await;
-        let error = result.err().map(|e| e.to_string());
-        let outcome = match (&error, cycle.counts.failed) {
+        if let Err(CycleError::Store(lost @ StoreError::LockLost { .. })) = &result {
+            tracing::warn!(parent: &span, error = %lost, "lost the source's lock mid-cycle: stopped");
+        }
+        // After a database failure, only the run's own record is attempted: each further query
+        // would wait out the pool's timeout for nothing.
+        let database_down = matches!(&result, Err(CycleError::Store(StoreError::Query { .. })));
+        let mut error = result.err().map(|e| e.to_string());
+        let mut outcome = match (&error, cycle.counts.failed) {
             (Some(_), _) => RunOutcome::Failed,
             (None, _) if cycle.stopped => RunOutcome::Stopped,
             (None, 0) => RunOutcome::Ok,
             (None, _) => RunOutcome::Partial,
         };
-        // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
-        // ledger all the same: count them, so runs add up to what B2B holds.
-        if let Ok((created, updated)) = runs::committed_by_run(&self.pool, run_id).await {
-            cycle.counts.created = cycle.counts.created.max(created);
-            cycle.counts.updated = cycle.counts.updated.max(updated);
-        }
         let api_calls = client.calls_made();
-        runs::finish(
+        // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
+        // ledger all the same: `finish` counts them, so runs add up to what B2B holds.
+        match runs::finish(
             &self.pool,
             run_id,
             outcome,
@@ -244,11 +331,34 @@ impl Engine {
             api_calls,
             error.as_deref(),
         )
-        .await?;
+        .await
+        {
+            Ok((created, updated)) => {
+                cycle.counts.created = created;
+                cycle.counts.updated = updated;
+            }
+            Err(e) => {
+                // The cycle's own error (often the same outage) is what the operator needs; the
+                // report still says what was done, and the run row stays unfinished.
+                error = Some(match error {
+                    Some(first) => format!("{first}; the run could not be recorded either: {e}"),
+                    None => format!("the run could not be recorded: {e}"),
+                });
+                outcome = RunOutcome::Failed;
+            }
+        }
         lock.release().await;
-        self.prune().await;
-        self.record_metrics(source, outcome, &cycle.counts, started.elapsed())
-            .await;
+        if !database_down {
+            self.prune().await;
+        }
+        self.record_metrics(
+            source,
+            outcome,
+            &cycle.counts,
+            started.elapsed(),
+            database_down,
+        )
+        .await;
         let c = &cycle.counts;
         tracing::info!(parent: &span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
             deleted = c.deleted, failed = c.failed, recovered = c.recovered, api_calls, error = error.as_deref(), "sync run finished");
@@ -259,6 +369,7 @@ impl Engine {
             counts: cycle.counts,
             api_calls,
             failures: cycle.failures,
+            notices: cycle.notices,
             payments: cycle.payments,
             error,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -270,6 +381,7 @@ impl Engine {
         rt: &SourceRuntime,
         client: &B2bClient,
         run_id: Uuid,
+        fence: &Fence,
         st: &mut Cycle,
     ) -> Result<(), CycleError> {
         let ctx = Ctx {
@@ -278,6 +390,7 @@ impl Engine {
             source: &rt.settings,
             run_id,
             failpoints: &self.failpoints,
+            fence,
         };
         let recovered = recover(&ctx).await?;
         st.counts.recovered += i32::try_from(recovered.adopted).unwrap_or(i32::MAX);
@@ -290,8 +403,15 @@ impl Engine {
             writer: rt.adapter.payment_writer(),
             run_id,
             failpoints: &self.failpoints,
+            fence,
         })
-        .await?;
+        .await
+        .map_err(|e| match &e {
+            crate::payments::PaymentsError::Scan { error, .. } => client
+                .misconfigured(error)
+                .map_or(CycleError::from(e), CycleError::from),
+            _ => CycleError::from(e),
+        })?;
 
         // Failures whose retry time has come, from the records kept in the state table.
         let due = state::due_failures(&self.pool, &rt.settings.name, 10_000).await?;
@@ -304,6 +424,22 @@ impl Engine {
             self.flush(&ctx, rt, st).await?;
         }
 
+        let read = self.read_pages(&ctx, rt, st).await;
+        for notice in rt.adapter.take_notices() {
+            st.notice(notice);
+        }
+        read
+    }
+
+    /// Every page the source has for this cycle, each processed, its batch flushed when full
+    /// or when the page ends a file (so an export's progress is durable as soon as it is
+    /// settled: a crash never makes the folder hand out a settled export again).
+    async fn read_pages(
+        &self,
+        ctx: &Ctx<'_>,
+        rt: &SourceRuntime,
+        st: &mut Cycle,
+    ) -> Result<(), CycleError> {
         let cursor = cursors::load(&self.pool, &rt.settings.name).await?;
         let mut pages = rt.adapter.pages(&cursor);
         while let Some(page) = pages.next().await {
@@ -315,17 +451,26 @@ impl Engine {
                 Ok(page) => page,
                 Err(e) => {
                     // Keep what was done: settle and commit the pages read so far.
-                    self.flush(&ctx, rt, st).await?;
+                    self.flush(ctx, rt, st).await?;
                     return Err(e.into());
                 }
             };
-            self.process(&ctx, rt, page.records, st).await?;
+            // Refused records where operators look; a valid record clears its id's row.
+            crate::store::refused::take_page(
+                &self.pool,
+                &rt.settings.name,
+                ctx.run_id,
+                &page.records,
+            )
+            .await?;
+            self.process(ctx, rt, page.records, st).await?;
+            let ends_a_file = page.receipt.finished_file.is_some();
             st.receipts.push(page.receipt);
-            if st.batch.len() >= FETCH_BATCH {
-                self.flush(&ctx, rt, st).await?;
+            if st.batch.len() >= FETCH_BATCH || ends_a_file {
+                self.flush(ctx, rt, st).await?;
             }
         }
-        self.flush(&ctx, rt, st).await
+        self.flush(ctx, rt, st).await
     }
 
     /// Prepares, plans and executes one page's records; updates and removals wait in the batch.
@@ -400,13 +545,10 @@ impl Engine {
                     attempts,
                     ..
                 } => {
-                    // A later page's record of the same invoice replaces an earlier one.
-                    st.batch
-                        .retain(|b| b.external_id() != prepared.external_id());
                     let written_open = states
                         .get(prepared.external_id())
                         .and_then(|s| s.written_open);
-                    st.batch.push(Pending::Update {
+                    st.queue(Pending::Update {
                         b2b_invoice_id,
                         prepared,
                         attempts,
@@ -418,9 +560,7 @@ impl Engine {
                     prepared,
                     state,
                 } => {
-                    st.batch
-                        .retain(|b| b.external_id() != prepared.external_id());
-                    st.batch.push(Pending::Remove {
+                    st.queue(Pending::Remove {
                         b2b_invoice_id,
                         prepared,
                         state,
@@ -434,11 +574,24 @@ impl Engine {
                         p.invoice_number(),
                         false,
                         Some(p.fingerprint.as_str()),
+                        p.invoice.version.as_ref(),
                     )
                     .await?;
                     st.count(Outcome::Unchanged);
                 }
-                Action::Skip { .. } => st.count(Outcome::Unchanged),
+                Action::Skip {
+                    external_id,
+                    invoice_number,
+                    reason,
+                    version,
+                } => match reason {
+                    SkipReason::Stale => {
+                        let newer = states.get(&external_id).and_then(StateRow::newest_version);
+                        st.stale(&external_id, &invoice_number, version.as_ref(), newer);
+                    }
+                    r if r.is_unchanged() => st.count(Outcome::Unchanged),
+                    _ => st.counts.waiting += 1,
+                },
             }
         }
         if self.stop.is_cancelled() && !creates.is_empty() {
@@ -528,6 +681,7 @@ impl Engine {
         outcome: RunOutcome,
         c: &Counts,
         took: std::time::Duration,
+        database_down: bool,
     ) {
         use crate::telemetry_metrics as m;
         let src = source.to_owned();
@@ -551,6 +705,9 @@ impl Engine {
         if matches!(outcome, RunOutcome::Ok | RunOutcome::Partial) {
             metrics::gauge!(m::LAST_SUCCESS, "source" => src.clone())
                 .set(Utc::now().timestamp() as f64);
+        }
+        if database_down {
+            return;
         }
         if let Ok((failed, dead, in_flight)) = state::health_counts(&self.pool, source).await {
             metrics::gauge!(m::FAILURES_PENDING, "source" => src.clone()).set(failed as f64);
@@ -609,6 +766,7 @@ fn attempts_for(p: &Prepared, state: Option<&StateRow>) -> i32 {
 /// A kept ERP record back into a `SourceInvoice`.
 fn reparse(source: &str, row: StateRow) -> Result<SourceInvoice, RecordError> {
     let locator = RecordLocator::id(row.external_id.as_str());
+    let version = row.pending_version.clone();
     let raw: RawInvoice = row
         .pending
         .and_then(|v| serde_json::from_value(v).ok())
@@ -619,7 +777,13 @@ fn reparse(source: &str, row: StateRow) -> Result<SourceInvoice, RecordError> {
                 "the kept record of a failed invoice cannot be read",
             )
         })?;
-    SourceInvoice::parse(source, locator, raw)
+    // The version the record had when it was kept (an export's file time is not in the
+    // record itself); parsing gives only the ERP's own updated-at.
+    let parsed = SourceInvoice::parse(source, locator, raw)?;
+    Ok(match version {
+        Some(v) => parsed.with_version(Some(v)),
+        None => parsed,
+    })
 }
 
 /// A dry run's view of one invoice.
@@ -704,6 +868,7 @@ impl Engine {
                         external_id,
                         invoice_number,
                         reason,
+                        ..
                     } => {
                         if !include_unchanged && reason == SkipReason::Unchanged {
                             continue;

@@ -3,7 +3,10 @@
 //! transaction; a definite rejection is recorded with the API's message; an ambiguous outcome
 //! stays in flight for `recover` to settle before anything else touches that invoice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
@@ -31,6 +34,8 @@ pub struct Ctx<'a> {
     pub source: &'a SourceSettings,
     pub run_id: Uuid,
     pub failpoints: &'a Failpoints,
+    /// What every intent checks: this process still holds the source's lock.
+    pub fence: &'a crate::store::lock::Fence,
 }
 
 /// An update or a removal waiting for the batch fetch of current B2B state.
@@ -57,7 +62,7 @@ impl Pending {
         }
     }
 
-    fn prepared(&self) -> &Prepared {
+    pub fn prepared(&self) -> &Prepared {
         match self {
             Self::Update { prepared, .. } | Self::Remove { prepared, .. } => prepared,
         }
@@ -146,7 +151,9 @@ impl Ctx<'_> {
                 request_digest: Some(body_digest),
                 attempt: attempts + 1,
                 run_id: self.run_id,
+                erp_version: p.invoice.version.as_ref(),
             },
+            self.fence,
         )
         .await?)
     }
@@ -157,7 +164,7 @@ impl Ctx<'_> {
         ledger_id: i64,
         id: u64,
         p: &Prepared,
-        note: &str,
+        state_age: Option<std::time::Duration>,
     ) -> Result<(), CycleError> {
         let owned = serde_json::to_value(canonical(&p.desired)).ok();
         let mut tx = self
@@ -165,7 +172,10 @@ impl Ctx<'_> {
             .begin()
             .await
             .map_err(crate::store::StoreError::query("opening a transaction"))?;
-        ledger::succeed(&mut *tx, ledger_id, id, note).await?;
+        match state_age {
+            Some(age) => ledger::succeed_update(&mut *tx, ledger_id, id, age).await?,
+            None => ledger::succeed(&mut *tx, ledger_id, id, "created").await?,
+        }
         state::mark_synced(
             &mut *tx,
             &Synced {
@@ -176,6 +186,7 @@ impl Ctx<'_> {
                 fingerprint: Some(p.fingerprint.as_str()),
                 owned: owned.as_ref(),
                 written_open: Some(p.desired.open_balance),
+                erp_version: p.invoice.version.as_ref(),
                 erp_paid: p.invoice.total.checked_sub(p.invoice.open_balance),
                 erp_balance: Some(p.invoice.open_balance),
             },
@@ -199,11 +210,14 @@ impl Ctx<'_> {
         &self,
         item: Pending,
         current: &HashMap<u64, Invoice>,
+        read_at: Instant,
         unreadable: Option<&str>,
     ) -> Result<Outcome, CycleError> {
         let started = std::time::Instant::now();
-        let outcome = self.run_pending(item, current, unreadable).await?;
-        log_action(&outcome, started.elapsed());
+        let outcome = self.run_pending(item, current, read_at, unreadable).await?;
+        if outcome != Outcome::Expired {
+            log_action(&outcome, started.elapsed());
+        }
         Ok(outcome)
     }
 
@@ -222,7 +236,7 @@ impl Ctx<'_> {
         match self.client.create_invoice(&body).await {
             Ok(id) => {
                 self.failpoints.check("after_create")?;
-                self.commit_synced(ledger_id, id, p, "created").await?;
+                self.commit_synced(ledger_id, id, p, None).await?;
                 tracing::Span::current().record("b2b_invoice_id", id);
                 note_status(Some(200));
                 Ok(Outcome::Created)
@@ -256,6 +270,11 @@ impl Ctx<'_> {
         then: &str,
     ) -> Result<Outcome, CycleError> {
         note_status(status_of(&e));
+        if let Some(stop) = self.client.misconfigured(&e) {
+            // Not applied (refused, or never sent), and not this invoice's fault.
+            ledger::fail(self.pool, ledger_id, status_of(&e), &e.to_string()).await?;
+            return Err(stop.into());
+        }
         if e.is_ambiguous() {
             ledger::note_ambiguous(self.pool, ledger_id, &e.to_string()).await?;
             let reason = if then.is_empty() {
@@ -282,6 +301,7 @@ impl Ctx<'_> {
         // The 400 means nothing was created: the intent is settled either way.
         ledger::fail(self.pool, ledger_id, Some(400), &e.to_string()).await?;
         let query = InvoiceQuery::by_invoice_number(p.invoice_number());
+        let read_at = Instant::now();
         let found: Result<Vec<Invoice>, B2bError> =
             self.client.list_invoices(&query).try_collect().await;
         let found = match found {
@@ -290,6 +310,9 @@ impl Ctx<'_> {
                 .filter(|i| i.invoice_number == p.invoice_number())
                 .collect::<Vec<_>>(),
             Err(err) => {
+                if let Some(stop) = self.client.misconfigured(&err) {
+                    return Err(stop.into());
+                }
                 let reason = format!("{e}; looking up who holds the number failed: {err}");
                 return self.fail(p, attempts, reason, Retry::Backoff).await;
             }
@@ -303,8 +326,20 @@ impl Ctx<'_> {
                     b2b_invoice_id = ours.id,
                     "invoice number already existed with this externalId: adopted"
                 );
-                match self.update_from(ours.id, p, ours, attempts).await? {
+                match self
+                    .update_from(ours.id, p, ours, read_at, attempts)
+                    .await?
+                {
                     Outcome::Updated => Ok(Outcome::Created),
+                    Outcome::Expired => {
+                        let reason = format!(
+                            "invoice number {} already existed with this externalId (adopted as B2B invoice #{}); \
+                             its update waited past update_freshness and is sent next cycle from a fresh read",
+                            p.invoice_number(),
+                            ours.id
+                        );
+                        self.fail(p, attempts, reason, Retry::NextCycle).await
+                    }
                     other => Ok(other),
                 }
             }
@@ -329,12 +364,16 @@ impl Ctx<'_> {
         }
     }
 
-    /// `PUT` built from `current`, the invoice as B2B holds it now.
+    /// `PUT` built from `current`, the invoice as B2B held it when read at `read_at`. Not sent
+    /// once that read is older than the source's `update_freshness` ([`Outcome::Expired`]:
+    /// read it again and build the update anew), so a person's edit is at risk only inside
+    /// that window (B2B has no conditional update).
     pub async fn update_from(
         &self,
         id: u64,
         p: &Prepared,
         current: &Invoice,
+        read_at: Instant,
         attempts: i32,
     ) -> Result<Outcome, CycleError> {
         let body = p.desired.to_update(&current.details);
@@ -346,11 +385,29 @@ impl Ctx<'_> {
                 .fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
                 .await;
         };
-        match self.client.update_invoice(id, &body).await {
-            Ok(_) => {
-                self.commit_synced(ledger_id, id, p, "updated").await?;
+        let not_after = read_at + self.source.update_freshness;
+        match self
+            .client
+            .update_invoice_by(id, &body, Some(not_after))
+            .await
+        {
+            Ok((_, sent_at)) => {
+                let age = sent_at.saturating_duration_since(read_at);
+                metrics::histogram!(crate::telemetry_metrics::UPDATE_STATE_AGE, "source" => self.source.name.clone())
+                    .record(age.as_secs_f64());
+                self.commit_synced(ledger_id, id, p, Some(age)).await?;
                 note_status(Some(200));
                 Ok(Outcome::Updated)
+            }
+            Err(B2bError::Expired { .. }) => {
+                ledger::fail(
+                    self.pool,
+                    ledger_id,
+                    None,
+                    "not sent: the state it was built from passed update_freshness; read again",
+                )
+                .await?;
+                Ok(Outcome::Expired)
             }
             Err(B2bError::NotFound { .. }) => {
                 ledger::fail(self.pool, ledger_id, Some(404), "gone from B2B").await?;
@@ -394,8 +451,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Fetches the current B2B state of a batch (externalId[] filters, 250 at a time), then
-    /// runs each update or removal from it.
+    /// Runs a batch of updates and removals, each from B2B's current state, read in bulk
+    /// (`externalId[]`) and never older than `update_freshness` when an update goes out.
+    ///
+    /// The batch goes in groups sized by the budget: one read of the group's invoices, sent
+    /// with the first updates on cells reserved together (so they leave back to back), then the
+    /// rest at the budget's pace while the read is still fresh. An update whose turn comes
+    /// later is not sent; it goes back to the queue and is read again with the next group.
     /// Items not started because `stop` was cancelled come back as `None`.
     pub async fn run_batch(
         &self,
@@ -403,36 +465,122 @@ impl Ctx<'_> {
         concurrency: usize,
         stop: &tokio_util::sync::CancellationToken,
     ) -> (Vec<(String, Option<Outcome>)>, Option<CycleError>) {
-        let mut current: HashMap<u64, Invoice> = HashMap::new();
-        let mut unreadable: Option<String> = None;
-        for chunk in batch.chunks(FETCH_BATCH) {
-            let query =
-                InvoiceQuery::by_external_ids(chunk.iter().map(|p| p.external_id().to_owned()));
-            let fetched: Result<Vec<Invoice>, B2bError> =
-                self.client.list_invoices(&query).try_collect().await;
-            match fetched {
-                Ok(list) => current.extend(list.into_iter().map(|i| (i.id, i))),
-                Err(e) => unreadable = Some(e.to_string()),
-            }
-        }
-        let current = &current;
-        let unreadable = unreadable.as_deref();
+        let mut queue: VecDeque<Pending> = batch.into();
+        let mut outcomes = Vec::with_capacity(queue.len());
+        let mut futile = 0;
         // After a cycle error nothing new starts; what finished is still reported.
         let halt = stop.child_token();
-        let halt = &halt;
-        let results: Vec<Result<(String, Option<Outcome>), CycleError>> = futures::stream::iter(
-            batch,
+        while !queue.is_empty() {
+            if halt.is_cancelled() {
+                break;
+            }
+            let budget = self.client.budget();
+            let together = budget.max_reservation().max(1);
+            let paced = budget.requests_per_second() * self.source.update_freshness.as_secs_f64();
+            // Saturating float-to-int conversion: a huge bound is capped by the read size.
+            let take = (together as usize - 1 + paced as usize)
+                .clamp(1, FETCH_BATCH)
+                .min(queue.len());
+            let group: Vec<Pending> = queue.drain(..take).collect();
+            let reserved = budget
+                .reserve(u32::try_from(take + 1).unwrap_or(u32::MAX))
+                .await;
+            let client = self.client.with_reservation(Arc::new(reserved));
+            let ctx = Ctx {
+                client: &client,
+                ..*self
+            };
+            let (done, expired, error) = ctx.run_group(group, concurrency, &halt).await;
+            let sent = done.len();
+            outcomes.extend(done);
+            if let Some(e) = error {
+                outcomes.extend(
+                    expired
+                        .into_iter()
+                        .map(|p| (p.external_id().to_owned(), None)),
+                );
+                return (outcomes, Some(e));
+            }
+            futile = if sent == 0 { futile + 1 } else { 0 };
+            if futile >= 3 {
+                // Not one update could go while its read was fresh, three times running: the
+                // bound is shorter than a read and a write take here. Say so, per invoice.
+                for item in expired.into_iter().chain(queue.drain(..)) {
+                    let reason = format!(
+                        "no update could be sent within sources.{}.update_freshness_secs = {:?} of reading \
+                         the invoice (a read and a write take longer here); raise it",
+                        self.source.name, self.source.update_freshness
+                    );
+                    let outcome = match self
+                        .fail(item.prepared(), item.attempts(), reason, Retry::Backoff)
+                        .await
+                    {
+                        Ok(o) => o,
+                        Err(e) => return (outcomes, Some(e)),
+                    };
+                    outcomes.push((item.external_id().to_owned(), Some(outcome)));
+                }
+                break;
+            }
+            // Read again first, in the order they came.
+            for item in expired.into_iter().rev() {
+                queue.push_front(item);
+            }
+        }
+        outcomes.extend(
+            queue
+                .into_iter()
+                .map(|p| (p.external_id().to_owned(), None)),
+        );
+        (outcomes, None)
+    }
+
+    /// One group: its read, then its items. Returns what was settled, what expired (to read
+    /// again), and the cycle error that stopped it, if one did.
+    async fn run_group(
+        &self,
+        group: Vec<Pending>,
+        concurrency: usize,
+        halt: &tokio_util::sync::CancellationToken,
+    ) -> (
+        Vec<(String, Option<Outcome>)>,
+        Vec<Pending>,
+        Option<CycleError>,
+    ) {
+        let query = InvoiceQuery::by_external_ids(group.iter().map(|p| p.external_id().to_owned()));
+        // Taken before the read is sent: the state is at least this fresh.
+        let read_at = Instant::now();
+        let fetched: Result<Vec<Invoice>, B2bError> =
+            self.client.list_invoices(&query).try_collect().await;
+        let mut unreadable: Option<String> = None;
+        let current: HashMap<u64, Invoice> = match fetched {
+            Ok(list) => list.into_iter().map(|i| (i.id, i)).collect(),
+            Err(e) => {
+                if let Some(stop) = self.client.misconfigured(&e) {
+                    let back = group
+                        .into_iter()
+                        .map(|p| (p.external_id().to_owned(), None))
+                        .collect();
+                    return (back, Vec::new(), Some(stop.into()));
+                }
+                unreadable = Some(e.to_string());
+                HashMap::new()
+            }
+        };
+        let current = &current;
+        let unreadable = unreadable.as_deref();
+        let results: Vec<(Pending, Result<Option<Outcome>, CycleError>)> = futures::stream::iter(
+            group,
         )
         .map(|item| async move {
-            let id = item.external_id().to_owned();
             if halt.is_cancelled() {
-                return Ok((id, None));
+                return (item, Ok(None));
             }
             let span = tracing::info_span!(
                 "invoice",
                 source = %self.source.name,
                 store = %self.source.store,
-                external_id = %id,
+                external_id = %item.external_id(),
                 invoice_number = %item.prepared().invoice_number(),
                 action = if matches!(item, Pending::Update { .. }) { "update" } else { "remove" },
                 attempt = item.attempts() + 1,
@@ -440,45 +588,58 @@ impl Ctx<'_> {
                 http_status = tracing::field::Empty,
             );
             let outcome = tracing::Instrument::instrument(
-                self.run_pending_logged(item, current, unreadable),
+                self.run_pending_logged(item.clone(), current, read_at, unreadable),
                 span,
             )
             .await;
             if outcome.is_err() {
                 halt.cancel();
             }
-            Ok::<_, CycleError>((id, Some(outcome?)))
+            (item, outcome.map(Some))
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-        let mut outcomes = Vec::with_capacity(results.len());
+        let mut done = Vec::with_capacity(results.len());
+        let mut expired = Vec::new();
         let mut first_error = None;
-        for result in results {
+        for (item, result) in results {
             match result {
-                Ok(o) => outcomes.push(o),
+                Ok(Some(Outcome::Expired)) => expired.push(item),
+                Ok(o) => done.push((item.external_id().to_owned(), o)),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
-        (outcomes, first_error)
+        (done, expired, first_error)
+    }
+
+    /// `GET /invoices/{id}`, noting when it was sent (what an update from it is as fresh as).
+    async fn read_by_id(&self, id: u64, read_at: &mut Instant) -> Result<Invoice, B2bError> {
+        *read_at = Instant::now();
+        self.client.get_invoice(id).await
     }
 
     async fn run_pending(
         &self,
         item: Pending,
         current: &HashMap<u64, Invoice>,
+        batch_read_at: Instant,
         unreadable: Option<&str>,
     ) -> Result<Outcome, CycleError> {
         let id = item.b2b_invoice_id();
+        let mut read_at = batch_read_at;
         let fresh = match current.get(&id) {
             Some(inv) => Some(inv.clone()),
             // Not in the batch answer (its externalId changed in B2B, or it is gone): ask by id.
-            None => match self.client.get_invoice(id).await {
+            None => match self.read_by_id(id, &mut read_at).await {
                 Ok(inv) => Some(inv),
                 Err(B2bError::NotFound { .. }) => None,
                 Err(e) => {
+                    if let Some(stop) = self.client.misconfigured(&e) {
+                        return Err(stop.into());
+                    }
                     let (prepared, attempts) = (item.prepared(), item.attempts());
                     let reason = format!(
                         "could not read the invoice's current state in B2B ({}): {e}",
@@ -505,7 +666,7 @@ impl Ctx<'_> {
                             return self.fail(&p, attempts, reason, Retry::Backoff).await;
                         }
                     };
-                    self.update_from(b2b_invoice_id, &prepared, &inv, attempts)
+                    self.update_from(b2b_invoice_id, &prepared, &inv, read_at, attempts)
                         .await
                 }
                 None => {
@@ -538,6 +699,7 @@ impl Ctx<'_> {
                 p.invoice_number(),
                 false,
                 Some(p.fingerprint.as_str()),
+                p.invoice.version.as_ref(),
             )
             .await?;
             return Ok(Outcome::Deleted);
@@ -555,6 +717,7 @@ impl Ctx<'_> {
                     p.invoice_number(),
                     true,
                     Some(p.fingerprint.as_str()),
+                    p.invoice.version.as_ref(),
                 )
                 .await?;
                 Ok(Outcome::Unchanged)
@@ -587,6 +750,7 @@ impl Ctx<'_> {
                             p.invoice_number(),
                             false,
                             Some(p.fingerprint.as_str()),
+                            p.invoice.version.as_ref(),
                         )
                         .await?;
                         tracing::info!(
@@ -624,6 +788,7 @@ impl Ctx<'_> {
                             p.invoice_number(),
                             true,
                             Some(p.fingerprint.as_str()),
+                            p.invoice.version.as_ref(),
                         )
                         .await?;
                         Ok(Outcome::Deleted)
@@ -658,6 +823,7 @@ impl Ctx<'_> {
             writer: None,
             run_id: self.run_id,
             failpoints: self.failpoints,
+            fence: self.fence,
         };
         match crate::payments::detect::check_invoice(&ctx, b2b_invoice_id).await {
             Ok(0) => {}

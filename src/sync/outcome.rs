@@ -17,6 +17,9 @@ pub enum Outcome {
     Deleted,
     /// Recorded as failed (retried later or dead): the reason names what to do.
     Failed(String),
+    /// Not sent: the B2B state it was built from became older than `update_freshness` while it
+    /// waited for the budget. The batch reads it again; never counted or reported as such.
+    Expired,
 }
 
 /// A failure of the cycle itself (not of one invoice): it stops the cycle.
@@ -32,6 +35,10 @@ pub enum CycleError {
     Customers(#[from] crate::customers::CustomerError),
     #[error(transparent)]
     Payments(#[from] crate::payments::PaymentsError),
+    /// The store's configuration makes every request fail (credentials, base URL, address):
+    /// the cycle stops with this one error and no invoice is charged an attempt.
+    #[error(transparent)]
+    Misconfigured(#[from] crate::b2b::error::Misconfigured),
 }
 
 impl Outcome {
@@ -42,6 +49,7 @@ impl Outcome {
             Self::Unchanged => "unchanged",
             Self::Deleted => "deleted",
             Self::Failed(_) => "failed",
+            Self::Expired => "expired",
         }
     }
 }
@@ -117,6 +125,7 @@ pub async fn record_failure(
             error: &reason,
             pending: pending.as_ref(),
             pending_fingerprint,
+            pending_version: invoice.version.as_ref(),
             attempts,
             status,
             next_attempt_at: next,

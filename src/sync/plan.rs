@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::prepare::Prepared;
 use crate::domain::fingerprint::canonical;
-use crate::domain::Lifecycle;
+use crate::domain::{Lifecycle, SourceVersion};
 use crate::store::state::{StateRow, Status};
 
 /// One owned field that changes: what B2B holds (as last synced) and what it should hold.
@@ -38,6 +38,16 @@ pub enum SkipReason {
     Flagged,
     /// Deleted or voided in the ERP and already handled.
     AlreadyDeleted,
+    /// Older than the version B2B holds (or than a newer record waiting to be pushed): an export
+    /// read again, an old export dropped again, a lagging cache. Refused, never pushed.
+    Stale,
+}
+
+impl SkipReason {
+    /// Nothing to do because B2B is up to date, as opposed to work that is held back.
+    pub fn is_unchanged(self) -> bool {
+        matches!(self, Self::Unchanged | Self::AlreadyDeleted)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +72,8 @@ pub enum Action {
         external_id: String,
         invoice_number: String,
         reason: SkipReason,
+        /// The skipped record's version (named when it is refused as stale).
+        version: Option<SourceVersion>,
     },
 }
 
@@ -86,8 +98,8 @@ impl Action {
     }
 }
 
-/// Plans a batch. If an ERP id appears twice, the later record wins (it is the newer one in
-/// every adapter's order).
+/// Plans a batch. If an ERP id appears twice, the newer version wins; of two records with the
+/// same (or no) version, the later one (the newer in every adapter's order).
 pub fn plan(
     prepared: Vec<Prepared>,
     states: &HashMap<String, StateRow>,
@@ -96,7 +108,12 @@ pub fn plan(
     let keep: Vec<bool> = {
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(prepared.len());
         for (i, p) in prepared.iter().enumerate() {
-            last.insert(p.external_id(), i);
+            let older = last
+                .get(p.external_id())
+                .is_some_and(|&j| supersedes(&prepared[j], p));
+            if !older {
+                last.insert(p.external_id(), i);
+            }
         }
         (0..prepared.len())
             .map(|i| last.get(prepared[i].external_id()) == Some(&i))
@@ -113,16 +130,30 @@ pub fn plan(
         .collect()
 }
 
+/// Whether `kept`, read earlier, stays the record of its invoice over `later`: only when it is
+/// of a known, strictly newer version.
+pub fn supersedes(kept: &Prepared, later: &Prepared) -> bool {
+    crate::domain::version::is_older(
+        later.invoice.version.as_ref(),
+        &[kept.invoice.version.as_ref()],
+    )
+}
+
 fn skip(p: &Prepared, reason: SkipReason) -> Action {
     Action::Skip {
         external_id: p.external_id().to_owned(),
         invoice_number: p.invoice_number().to_owned(),
         reason,
+        version: p.invoice.version.clone(),
     }
 }
 
 /// The decision for one invoice.
 pub fn plan_one(p: Prepared, state: Option<&StateRow>, now: DateTime<Utc>) -> Action {
+    // Never back to an older version, whatever else holds.
+    if state.is_some_and(|s| s.is_newer_than(p.invoice.version.as_ref())) {
+        return skip(&p, SkipReason::Stale);
+    }
     let fp = p.fingerprint.as_str();
     let same_as_pending = state.is_some_and(|s| s.pending_fingerprint.as_deref() == Some(fp));
     // A record that keeps failing with the same content waits, stays dead, or stays discarded.

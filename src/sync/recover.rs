@@ -4,9 +4,11 @@
 //! from current state; a delete is checked by id. Until a row is settled, the ledger's unique
 //! index keeps any new request for that invoice from starting.
 
+use std::collections::HashMap;
+
 use futures::TryStreamExt;
 
-use super::execute::Ctx;
+use super::execute::{Ctx, FETCH_BATCH};
 use super::outcome::CycleError;
 use crate::b2b::model::Invoice;
 use crate::b2b::{B2bError, InvoiceQuery};
@@ -26,13 +28,33 @@ pub struct Recovery {
 
 pub async fn recover(ctx: &Ctx<'_>) -> Result<Recovery, CycleError> {
     let mut r = Recovery::default();
-    for entry in ledger::in_flight(ctx.pool, &ctx.source.name).await? {
+    // A request another live process may still be sending is its to settle (it stops at its
+    // next change once it finds it lost the source): judging it now could send it twice.
+    let in_transit = ctx.client.request_timeout() * 2;
+    let (busy, settle_now): (Vec<InFlight>, Vec<InFlight>) =
+        ledger::in_flight(ctx.pool, &ctx.source.name, in_transit)
+            .await?
+            .into_iter()
+            .partition(|e| e.maybe_on_the_wire);
+    if !busy.is_empty() {
+        tracing::info!(
+            requests = busy.len(),
+            "in-flight requests of a process that is still running: left to it"
+        );
+        r.unresolved += u32::try_from(busy.len()).unwrap_or(u32::MAX);
+    }
+    let (creates, others): (Vec<InFlight>, Vec<InFlight>) =
+        settle_now.into_iter().partition(|e| e.op == Op::Create);
+    for entry in &others {
         let span = tracing::info_span!("recover", external_id = %entry.external_id, invoice_number = %entry.invoice_number, op = entry.op.as_str());
-        let result = tracing::Instrument::instrument(settle(ctx, &entry), span).await?;
-        match result {
-            Settled::Adopted => r.adopted += 1,
-            Settled::Abandoned => r.abandoned += 1,
-            Settled::Unresolved => r.unresolved += 1,
+        let settled = tracing::Instrument::instrument(settle(ctx, entry), span).await?;
+        r.count(settled);
+    }
+    // Creates are looked up in bulk: one `externalId[]` read per 250, like the update path.
+    let mut filter = FilterCheck::default();
+    for chunk in creates.chunks(FETCH_BATCH) {
+        for settled in settle_creates(ctx, chunk, &mut filter).await? {
+            r.count(settled);
         }
     }
     if r != Recovery::default() {
@@ -46,6 +68,17 @@ pub async fn recover(ctx: &Ctx<'_>) -> Result<Recovery, CycleError> {
     Ok(r)
 }
 
+impl Recovery {
+    fn count(&mut self, settled: Settled) {
+        match settled {
+            Settled::Adopted => self.adopted += 1,
+            Settled::Abandoned => self.abandoned += 1,
+            Settled::Unresolved => self.unresolved += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
 enum Settled {
     Adopted,
     Abandoned,
@@ -54,7 +87,15 @@ enum Settled {
 
 async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> {
     match entry.op {
-        Op::Create => settle_create(ctx, entry).await,
+        // Creates are settled in bulk by `settle_creates`; one alone goes the same way.
+        Op::Create => Ok(settle_creates(
+            ctx,
+            std::slice::from_ref(entry),
+            &mut FilterCheck::default(),
+        )
+        .await?
+        .pop()
+        .unwrap_or(Settled::Unresolved)),
         // Re-sending the same update could overwrite a newer edit: a fresh update is built from
         // current B2B state instead, because the invoice is still due (failed) or re-read.
         Op::Update | Op::ZeroBalance => {
@@ -83,6 +124,7 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
                         &entry.invoice_number,
                         false,
                         entry.fingerprint.as_deref(),
+                        entry.erp_version.as_ref(),
                     )
                     .await?;
                     Ok(Settled::Adopted)
@@ -93,13 +135,16 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
                     mark_due(ctx, entry).await?;
                     Ok(Settled::Abandoned)
                 }
-                Err(e) => unresolved(&e),
+                Err(e) => unresolved(ctx, &e),
             }
         }
     }
 }
 
-fn unresolved(e: &B2bError) -> Result<Settled, CycleError> {
+fn unresolved(ctx: &Ctx<'_>, e: &B2bError) -> Result<Settled, CycleError> {
+    if let Some(stop) = ctx.client.misconfigured(e) {
+        return Err(stop.into());
+    }
     tracing::warn!(error = %e, "could not settle an in-flight request; left for the next cycle");
     Ok(Settled::Unresolved)
 }
@@ -115,18 +160,114 @@ async fn mark_due(ctx: &Ctx<'_>, entry: &InFlight) -> Result<(), CycleError> {
     Ok(())
 }
 
-async fn settle_create(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> {
-    let ours = |i: &Invoice| i.external_id.as_deref() == Some(entry.external_id.as_str());
-    let by_id: Result<Vec<Invoice>, B2bError> = ctx
-        .client
-        .list_invoices(&InvoiceQuery::by_external_ids([entry.external_id.clone()]))
-        .try_collect()
-        .await;
-    let mut found: Vec<Invoice> = match by_id {
-        Ok(list) => list.into_iter().filter(ours).collect(),
-        Err(e) => return unresolved(&e),
+/// Whether an invoice's absence from a filtered `externalId[]` answer proves, this cycle, that
+/// its create was not applied: when B2B is known to honour the filter, or holds no invoice.
+#[derive(Debug, Default)]
+struct FilterCheck {
+    proven: Option<bool>,
+}
+
+impl FilterCheck {
+    /// Proven by an answer that holds one of the ids asked for; else by asking for the id of an
+    /// invoice B2B is known to hold (this source's, or any of the store's), or by finding the
+    /// store empty. At most two requests a cycle, and only when an answer came back empty.
+    async fn honoured(&mut self, ctx: &Ctx<'_>, answered_ours: bool) -> Result<bool, CycleError> {
+        if answered_ours {
+            self.proven = Some(true);
+        }
+        if let Some(proven) = self.proven {
+            return Ok(proven);
+        }
+        let proven = match state::any_synced(ctx.pool, &ctx.source.name).await? {
+            Some(ext) => filter_finds(ctx, &ext).await,
+            None => {
+                let first = InvoiceQuery {
+                    page_size: 1,
+                    ..InvoiceQuery::default()
+                };
+                match ctx.client.list_invoices_page(&first, 0).await {
+                    // Nothing in the store: no create of ours was applied.
+                    Ok(page) if page.items.is_empty() => true,
+                    Ok(page) => match page.items.first().and_then(|i| i.external_id.clone()) {
+                        Some(ext) => filter_finds(ctx, &ext).await,
+                        None => false,
+                    },
+                    Err(_) => false,
+                }
+            }
+        };
+        self.proven = Some(proven);
+        Ok(proven)
+    }
+}
+
+/// Whether `GET /invoices?externalId[]=<ext>` answers with exactly that invoice.
+async fn filter_finds(ctx: &Ctx<'_>, ext: &str) -> bool {
+    let query = InvoiceQuery::by_external_ids([ext.to_owned()]);
+    let found: Result<Vec<Invoice>, B2bError> =
+        ctx.client.list_invoices(&query).try_collect().await;
+    found.is_ok_and(|list| {
+        !list.is_empty() && list.iter().all(|i| i.external_id.as_deref() == Some(ext))
+    })
+}
+
+/// Settles up to 250 in-flight creates with one filtered read: found ones are adopted; the
+/// others were not applied when the filter is known to work, else each is looked up by its
+/// (unique) invoice number, as a B2B that did not keep the externalId would still show it.
+async fn settle_creates(
+    ctx: &Ctx<'_>,
+    entries: &[InFlight],
+    filter: &mut FilterCheck,
+) -> Result<Vec<Settled>, CycleError> {
+    let query = InvoiceQuery::by_external_ids(entries.iter().map(|e| e.external_id.clone()));
+    let listed: Result<Vec<Invoice>, B2bError> =
+        ctx.client.list_invoices(&query).try_collect().await;
+    let listed = match listed {
+        Ok(list) => list,
+        Err(e) => {
+            if let Some(stop) = ctx.client.misconfigured(&e) {
+                return Err(stop.into());
+            }
+            tracing::warn!(error = %e, invoices = entries.len(), "could not look up in-flight creates; left for the next cycle");
+            return Ok(vec![Settled::Unresolved; entries.len()]);
+        }
     };
-    if found.is_empty() {
+    let mut by_id: HashMap<&str, Vec<Invoice>> = HashMap::new();
+    for inv in listed {
+        if let Some(entry) = entries
+            .iter()
+            .find(|e| inv.external_id.as_deref() == Some(e.external_id.as_str()))
+        {
+            by_id
+                .entry(entry.external_id.as_str())
+                .or_default()
+                .push(inv);
+        }
+    }
+    let answered_ours = !by_id.is_empty();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let span = tracing::info_span!("recover", external_id = %entry.external_id, invoice_number = %entry.invoice_number, op = "create");
+        let found = by_id.remove(entry.external_id.as_str()).unwrap_or_default();
+        let settled = tracing::Instrument::instrument(
+            settle_create(ctx, entry, found, &mut *filter, answered_ours),
+            span,
+        )
+        .await?;
+        out.push(settled);
+    }
+    Ok(out)
+}
+
+async fn settle_create(
+    ctx: &Ctx<'_>,
+    entry: &InFlight,
+    mut found: Vec<Invoice>,
+    filter: &mut FilterCheck,
+    answered_ours: bool,
+) -> Result<Settled, CycleError> {
+    let ours = |i: &Invoice| i.external_id.as_deref() == Some(entry.external_id.as_str());
+    if found.is_empty() && !filter.honoured(ctx, answered_ours).await? {
         // A B2B that did not store externalId would still have the (unique) number.
         let by_number: Result<Vec<Invoice>, B2bError> = ctx
             .client
@@ -142,7 +283,7 @@ async fn settle_create(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, Cycle
                     .filter(|i| i.invoice_number == entry.invoice_number && ours(i))
                     .collect()
             }
-            Err(e) => return unresolved(&e),
+            Err(e) => return unresolved(ctx, &e),
         }
     }
     found.sort_by_key(|i| i.id);
@@ -171,7 +312,7 @@ async fn settle_create(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, Cycle
         "recovered: the create was applied",
     )
     .await?;
-    state::mark_synced(
+    state::mark_adopted(
         &mut *tx,
         &Synced {
             source: &ctx.source.name,
@@ -181,6 +322,7 @@ async fn settle_create(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, Cycle
             fingerprint: entry.fingerprint.as_deref(),
             owned: entry.owned.as_ref(),
             written_open: entry.written_open,
+            erp_version: entry.erp_version.as_ref(),
             erp_paid: None,
             erp_balance: None,
         },

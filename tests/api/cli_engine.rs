@@ -52,7 +52,7 @@ store_hash = "{STORE_HASH}"
 token = "{TOKEN}"
 
 [stores.test.budget]
-requests_per_minute = 150
+requests_per_minute = 120
 burst = 30
 max_concurrent = 8
 
@@ -578,4 +578,98 @@ async fn payments_list_and_retry_follow_a_write_back_to_the_outbox() {
         open.as_str().map(|v| v.parse::<f64>().ok()),
         Some(Some(60.0))
     );
+}
+
+/// Defect 7 (issue 11): `sync` said "`failures list` shows them" and the export format says
+/// refused rows are recorded as failures, but `failures list` and `status` showed nothing.
+/// Now every refused record is listed (source, file, line, external id, field, reason) by
+/// `failures list`, its --json and `status`, until the ERP sends the invoice in a form that can
+/// be taken; a record without a readable id stays until an operator dismisses it.
+#[tokio::test]
+async fn refused_records_are_listed_by_failures_and_status_until_the_erp_sends_them_right() {
+    let w = World::new(LOOKUP).await;
+    let mut bad = invoice(2, "CUST-00002", 1);
+    bad["currency"] = json!("USX");
+    let text = format!("{}\n{bad}\nnot json at all\n", invoice(1, "CUST-00001", 2));
+    std::fs::write(w.erp.join("a.ndjson"), text).expect("write export");
+    std::fs::write(w.erp.join("a.ndjson.ready"), "").expect("write marker");
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(stdout.starts_with("erp: partial"), "{stdout}");
+    assert!(stdout.contains("failures list"), "{stdout}");
+
+    let stdout = w.expect(&["failures", "list"], 0).await;
+    for text in [
+        "Refused ERP records",
+        "FILE",
+        "LINE",
+        "INV-2",
+        "a.ndjson",
+        "currency",
+        "`USX` is not an ISO 4217 currency code",
+        "not valid JSON",
+    ] {
+        assert!(stdout.contains(text), "{text} missing:\n{stdout}");
+    }
+    let rows: Value = serde_json::from_str(&w.expect(&["failures", "list", "--json"], 0).await)
+        .expect("JSON output");
+    let refused: Vec<&Value> = rows
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|r| r["status"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{rows}");
+    let inv2 = refused
+        .iter()
+        .find(|r| r["external_id"] == "INV-2")
+        .expect("INV-2 is listed");
+    assert_eq!(inv2["source"], "erp");
+    assert_eq!(inv2["file"], "a.ndjson");
+    assert_eq!(inv2["line"], 2);
+    assert_eq!(inv2["field"], "currency");
+    assert!(
+        inv2["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("USX")),
+        "{inv2}"
+    );
+    let garbage = refused
+        .iter()
+        .find(|r| r["external_id"].is_null())
+        .expect("the line without an id is listed");
+    assert_eq!(garbage["line"], 3);
+
+    let stdout = w.expect(&["status"], 0).await;
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("REFUSED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 ERP record(s) refused"), "{stdout}");
+    let status: Value =
+        serde_json::from_str(&w.expect(&["status", "--json"], 0).await).expect("JSON output");
+    assert_eq!(status["sources"][0]["refused"], 2, "{status}");
+
+    // The ERP sends INV-2 again, right: it syncs and leaves the list.
+    w.export("b.ndjson", &[invoice(2, "CUST-00002", 1)]);
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(stdout.contains("1 created"), "{stdout}");
+    let rows: Value = serde_json::from_str(&w.expect(&["failures", "list", "--json"], 0).await)
+        .expect("JSON output");
+    let left: Vec<&Value> = rows.as_array().expect("an array").iter().collect();
+    assert_eq!(left.len(), 1, "{rows}");
+    assert!(left[0]["external_id"].is_null(), "{rows}");
+
+    // The line without an id: an operator dismisses it.
+    let id = left[0]["id"].as_i64().expect("an id").to_string();
+    let stdout = w.expect(&["failures", "dismiss", &id], 0).await;
+    assert!(stdout.contains("a.ndjson line 3"), "{stdout}");
+    let stdout = w.expect(&["failures", "list"], 0).await;
+    assert!(stdout.contains("no failed"), "{stdout}");
+    let status: Value =
+        serde_json::from_str(&w.expect(&["status", "--json"], 0).await).expect("JSON output");
+    assert_eq!(status["sources"][0]["refused"], 0, "{status}");
 }

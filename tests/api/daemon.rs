@@ -48,7 +48,7 @@ fn config(
     );
     for (i, (hash, erp)) in pairs.iter().enumerate() {
         toml.push_str(&format!(
-            "[stores.s{i}.b2b]\nbase_url = \"{}\"\nstore_hash = \"{hash}\"\ntoken = \"{TOKEN}\"\n[stores.s{i}.budget]\nrequests_per_minute = 150\nburst = 30\n\n\
+            "[stores.s{i}.b2b]\nbase_url = \"{}\"\nstore_hash = \"{hash}\"\ntoken = \"{TOKEN}\"\n[stores.s{i}.budget]\nrequests_per_minute = 120\nburst = 30\n\n\
              [sources.erp{i}]\nkind = \"unified\"\nstore = \"s{i}\"\nschedule = \"{schedule}\"\n\
              [sources.erp{i}.unified]\nbase_url = \"{}\"\napi_key = \"{}\"\ncredential_id = \"{}\"\n\
              [sources.erp{i}.customers]\nstrategy = \"static\"\nmap = {{ {} }}\n\n",
@@ -295,7 +295,7 @@ async fn metrics_and_health_endpoints_report_the_cycle() {
             "b2bsync_budget_requests_per_minute",
             &[("store", "s0")]
         ),
-        Some(150.0)
+        Some(120.0)
     );
     assert_eq!(
         metric(&text, "b2bsync_dead_letters", &[("source", "erp0")]),

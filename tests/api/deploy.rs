@@ -43,6 +43,8 @@ const METRICS: &[&str] = &[
     "b2bsync_payments_failed_total",
     "b2bsync_payments_pending",
     "b2bsync_payments_stuck",
+    "b2bsync_records_refused_total",
+    "b2bsync_refused_records",
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -288,3 +288,61 @@ async fn an_invoice_deleted_in_b2b_fails_or_is_recreated_by_policy() {
         json!("4.0000")
     );
 }
+
+/// Defect 7 (issue 11), for API sources: a record the unified adapter refuses is recorded where
+/// operators look (with the Prometheus counter and gauge), and leaves once the ERP fixes it and
+/// it syncs.
+#[tokio::test]
+async fn a_refused_api_record_is_recorded_with_metrics_and_cleared_once_it_syncs() {
+    let metrics = b2b_invoice_sync::telemetry_metrics::install().expect("recorder");
+    let world = World::new(3).await;
+    let erp = world.erp.control();
+    let bad = erp.insert_malformed(b2b_invoice_sync::sandbox::unified::Malformation::BadDate);
+    let engine = world.engine();
+    let first = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(first.counts.failed, 1, "{first:#?}");
+
+    let rows = b2b_invoice_sync::store::refused::list(&world.db.pool, Some(SOURCE))
+        .await
+        .expect("refused records");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].external_id.as_deref(), Some(bad.as_str()));
+    assert_eq!(rows[0].file, None);
+    assert_eq!(rows[0].field.as_deref(), Some("issue_date"));
+    assert!(rows[0].reason.contains("2026-02-30"), "{rows:?}");
+    let text = metrics.render();
+    assert!(
+        text.contains("b2bsync_records_refused_total{source=\"erp\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b2bsync_refused_records{source=\"erp\"} 1"),
+        "{text}"
+    );
+
+    // The same refusal next cycle is one record still (seen again), not two.
+    erp.update_invoice(&bad, &json!({ "memo": "touched" }))
+        .expect("ERP change");
+    engine.run_cycle(SOURCE).await.expect("cycle");
+    let rows = b2b_invoice_sync::store::refused::list(&world.db.pool, Some(SOURCE))
+        .await
+        .expect("refused records");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].times_refused, 2, "{rows:?}");
+
+    erp.update_invoice(&bad, &json!({ "issueDate": "2026-02-28" }))
+        .expect("ERP fix");
+    let fixed = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(fixed.counts.created, 1, "{fixed:#?}");
+    assert!(world.b2b_by_external_id().contains_key(&bad));
+    let rows = b2b_invoice_sync::store::refused::list(&world.db.pool, Some(SOURCE))
+        .await
+        .expect("refused records");
+    assert!(rows.is_empty(), "{rows:?}");
+    assert!(
+        metrics
+            .render()
+            .contains("b2bsync_refused_records{source=\"erp\"} 0"),
+        "the gauge follows"
+    );
+}

@@ -139,31 +139,24 @@ fn settings(db: &TestDb, b2b: &RunningB2bSandbox, erp: &RunningUnifiedSandbox) -
         generous_budget(),
         fast_retry(),
     );
+    let adapter = AdapterSettings::Unified(Box::new(UnifiedSettings {
+        base_url: erp.base_url().parse().expect("ERP URL"),
+        api_key: unified::DEFAULT_API_KEY.into(),
+        credential_id: unified::DEFAULT_CREDENTIAL_ID.to_owned(),
+        http: HttpSettings {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            retry: fast_retry(),
+            page_size: NonZeroU32::new(100).expect("non-zero"),
+        },
+        names: UnifiedNames::default(),
+        api: UnifiedApi::default(),
+    }));
     let source = SourceSettings {
-        name: SOURCE.to_owned(),
-        store: "acme".to_owned(),
-        overlap: Duration::from_secs(300),
-        adapter: AdapterSettings::Unified(Box::new(UnifiedSettings {
-            base_url: erp.base_url().parse().expect("ERP URL"),
-            api_key: unified::DEFAULT_API_KEY.into(),
-            credential_id: unified::DEFAULT_CREDENTIAL_ID.to_owned(),
-            http: HttpSettings {
-                request_timeout: Duration::from_secs(30),
-                connect_timeout: Duration::from_secs(5),
-                retry: fast_retry(),
-                page_size: NonZeroU32::new(100).expect("non-zero"),
-            },
-            names: UnifiedNames::default(),
-            api: UnifiedApi::default(),
-        })),
-        mapping: MappingSettings::default(),
         customers: CustomerMapping::Static(customer_map()),
         on_deleted: DeletedPolicy::Delete,
         on_missing_in_b2b: MissingPolicy::Fail,
-        failures: FailurePolicy::default(),
-        schedule: b2b_invoice_sync::schedule::CronSchedule::every_five_minutes(),
-        start_jitter: std::time::Duration::ZERO,
-        payments: PaymentSettings::default(),
+        ..SourceSettings::with_defaults(SOURCE, "acme", adapter)
     };
     Settings {
         telemetry: TelemetrySettings {

@@ -26,5 +26,6 @@ mod payments_flow;
 mod secrets;
 mod source_alloy;
 mod source_files;
+mod source_limits;
 mod source_rebillia;
 mod source_unified;

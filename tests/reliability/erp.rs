@@ -17,7 +17,7 @@ use b2b_invoice_sync::config::{
     UnifiedApi, UnifiedNames, UnifiedPreset, UnifiedSettings,
 };
 use b2b_invoice_sync::domain::{
-    Lifecycle, RawInvoice, RawLineItem, RecordError, RecordLocator, SourceInvoice,
+    Lifecycle, RawInvoice, RawLineItem, RecordError, RecordLocator, SourceInvoice, SourceVersion,
 };
 use b2b_invoice_sync::sandbox::rebillia::{
     self, InvoiceEdit, LineSpec, NewInvoice, RebilliaSandboxConfig, RunningRebilliaSandbox,
@@ -56,16 +56,28 @@ fn http(page_size: u32) -> HttpSettings {
 pub struct Expected {
     pub live: BTreeMap<String, SourceInvoice>,
     pub refused: Vec<RecordError>,
+    /// The newest version seen of every invoice, live or not.
+    latest: BTreeMap<String, Option<SourceVersion>>,
 }
 
 impl Expected {
+    /// The newest version of each invoice wins (of equal or unknown versions, the later read).
     fn take(&mut self, record: Result<SourceInvoice, RecordError>) {
         match record {
-            Ok(inv) if inv.lifecycle == Lifecycle::Active => {
-                self.live.insert(inv.external_id.clone(), inv);
-            }
             Ok(inv) => {
-                self.live.remove(&inv.external_id);
+                let older = self.latest.get(&inv.external_id).is_some_and(
+                    |seen| matches!((&inv.version, seen), (Some(v), Some(s)) if v < s),
+                );
+                if older {
+                    return;
+                }
+                self.latest
+                    .insert(inv.external_id.clone(), inv.version.clone());
+                if inv.lifecycle == Lifecycle::Active {
+                    self.live.insert(inv.external_id.clone(), inv);
+                } else {
+                    self.live.remove(&inv.external_id);
+                }
             }
             Err(e) => self.refused.push(e),
         }
@@ -148,11 +160,13 @@ impl ExportFolder {
             .map(|e| e.path())
             .collect();
         names.sort();
-        for (i, path) in names.iter().enumerate() {
+        for path in &names {
             let target = copy.path().join(path.file_name().expect("file name"));
             fs::copy(path, &target).expect("copy export");
-            let mtime =
-                SystemTime::now() - Duration::from_secs(86_400) + Duration::from_secs(i as u64);
+            // The archive's times are the folder's: the copy's records get the same versions.
+            let mtime = fs::metadata(path)
+                .and_then(|m| m.modified())
+                .expect("archive mtime");
             set_mtime(&target, mtime);
         }
         let reader = FilesSource::new(source, &files_settings(copy.path())).expect("folder");

@@ -52,24 +52,28 @@ struct StateRow {
     status: String,
     b2b_invoice_id: Option<i64>,
     last_error: Option<String>,
+    erp_version: Option<String>,
 }
 
 async fn state_rows(world: &World) -> HashMap<String, StateRow> {
-    let rows: Vec<(String, String, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT external_id, status, b2b_invoice_id, last_error FROM invoice_state WHERE source = $1",
+    type Row = (String, String, Option<i64>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT external_id, status, b2b_invoice_id, last_error, erp_version
+           FROM invoice_state WHERE source = $1",
     )
     .bind(SOURCE)
     .fetch_all(&world.db.pool)
     .await
     .expect("read invoice_state");
     rows.into_iter()
-        .map(|(ext, status, b2b_invoice_id, last_error)| {
+        .map(|(ext, status, b2b_invoice_id, last_error, erp_version)| {
             (
                 ext,
                 StateRow {
                     status,
                     b2b_invoice_id,
                     last_error,
+                    erp_version,
                 },
             )
         })
@@ -151,7 +155,8 @@ fn assert_content(row: &str, inv: &SourceInvoice, b2b: &Value, company: &str) {
 }
 
 /// Checks, at the end of a row:
-/// - every live ERP invoice exists in B2B exactly once (by externalId) with its mapped content,
+/// - every live ERP invoice exists in B2B exactly once (by externalId) with the mapped content
+///   of the ERP's newest version of it, and the state says B2B holds that version;
 ///   and B2B holds nothing else; of ERP invoices sharing an invoice number exactly one is in
 ///   B2B and the others are recorded with the conflict;
 /// - every person's key inside `details` is still there;
@@ -208,6 +213,15 @@ pub async fn assert_invariants(world: &World) {
             "[{row}] {}: state names the B2B invoice",
             inv.external_id
         );
+        // B2B holds the ERP's newest version (the content above is that version's).
+        if let Some(newest) = &inv.version {
+            assert_eq!(
+                state.erp_version.as_deref(),
+                Some(newest.key().as_str()),
+                "[{row}] {}: B2B holds the ERP's newest version",
+                inv.external_id
+            );
+        }
         for loser in absent {
             let state = states
                 .get(&loser.external_id)

@@ -7,14 +7,19 @@
 //! `B2BSYNC_PROPTEST_CASES` the number of property-test cases (default 64). Random faults use
 //! fixed seeds, printed by each row (`B2BSYNC_FAULTS_SEED` overrides them to replay or explore).
 
+mod bad_exports;
 mod bad_input;
 #[path = "../api/db.rs"]
 mod db;
+mod defects;
+mod edits;
 mod erp;
 mod invariants;
 mod matrix_alloy;
 mod matrix_data;
 mod matrix_http;
 mod matrix_process;
+mod matrix_versions;
+mod newest;
 mod proxy;
 mod world;

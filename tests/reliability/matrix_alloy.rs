@@ -31,7 +31,7 @@ fn config_toml(world: &World, preset: &str) -> String {
         "[database]\nurl = \"{db}\"\nmax_connections = 4\n\n\
          [stores.{STORE}.b2b]\nbase_url = \"{b2b}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n\
          request_timeout_secs = 5\n\
-         [stores.{STORE}.budget]\nrequests_per_minute = 150\nburst = 30\nmax_concurrent = 4\n\
+         [stores.{STORE}.budget]\nrequests_per_minute = 120\nburst = 30\nmax_concurrent = 4\n\
          default_retry_after_secs = 1\n\
          [stores.{STORE}.retry]\nmax_attempts = 4\nbase_delay_ms = 5\nmax_delay_ms = 50\n\n\
          [sources.{SOURCE}]\nkind = \"unified\"\nstore = \"{STORE}\"\n\

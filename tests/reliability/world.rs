@@ -124,6 +124,14 @@ impl World {
         Engine::new(&self.settings, self.db.pool.clone()).expect("engine builds")
     }
 
+    /// The export folder of a row whose ERP is one.
+    pub fn erp_dir(&self) -> std::path::PathBuf {
+        match &self.erp {
+            Erp::Files(folder) => folder.dir.path().to_owned(),
+            _ => panic!("[{}] the ERP is not an export folder", self.row),
+        }
+    }
+
     pub fn source_mut(&mut self) -> &mut SourceSettings {
         self.settings.sources.get_mut(SOURCE).expect("source")
     }

@@ -10,20 +10,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use config::{Value, ValueKind};
+use rust_decimal::Decimal;
 use secrecy::SecretString;
 use url::Url;
 
 use super::{http_url, retry, timeouts};
 use crate::config::node::{
-    boolean, choice, id, positive, secret, secret_file, secs, string, text, whole, word, Reported,
-    Table,
+    boolean, choice, fractional_secs, id, positive, secret, secret_file, secs, string, text, whole,
+    word, Reported, Table,
 };
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
     HttpSettings, MappingSettings, MissingPolicy, OwnedField, PagingStyle, PaymentSettings,
-    PaymentStatus, ReadyRule, RebilliaSettings, ScanMode, SourceField, SourceSettings, UnifiedApi,
-    UnifiedNames, UnifiedPreset, UnifiedSettings, ALLOY_REQUESTS_PER_MINUTE,
-    DEFAULT_CUSTOMERS_REFRESH,
+    PaymentStatus, ReadyRule, RebilliaSettings, RecordLimits, ScanMode, SourceField,
+    SourceSettings, UnifiedApi, UnifiedNames, UnifiedPreset, UnifiedSettings,
+    ALLOY_REQUESTS_PER_MINUTE, DEFAULT_CUSTOMERS_REFRESH,
 };
 
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
@@ -95,10 +96,12 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         None => None,
     };
     let start_jitter = t.or("start_jitter_secs", 0, secs(0..=3600));
+    let update_freshness = t.or("update_freshness_secs", 2, fractional_secs(0.1, 300.0));
     let adapter = adapter(&mut t, kind);
     let mapping = mapping(t.section("mapping"));
     let customers = customers(t.section("customers"));
     let payments = payments(t.section("payments"), kind);
+    let limits = limits(t.section("limits"));
     if !name_ok {
         return None;
     }
@@ -114,8 +117,50 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         failures: failures?,
         schedule: schedule?,
         start_jitter: start_jitter?,
+        update_freshness: update_freshness?,
         payments: payments?,
+        limits: limits?,
     })
+}
+
+fn limits(mut t: Table<'_>) -> Option<RecordLimits> {
+    let max_amount = t.or("max_amount", "1000000000000", positive_decimal);
+    let max_quantity = t.or("max_quantity", "1000000000", positive_decimal);
+    let max_decimal_places = t.or("max_decimal_places", 6, whole(0..=28));
+    let negative_quantities = t.or("negative_quantities", true, boolean);
+    let negative_totals = t.or("negative_totals", true, boolean);
+    let line_signs_agree = t.or("line_signs_agree", true, boolean);
+    Some(RecordLimits {
+        max_amount: max_amount?,
+        max_quantity: max_quantity?,
+        max_decimal_places: max_decimal_places?,
+        negative_quantities: negative_quantities?,
+        negative_totals: negative_totals?,
+        line_signs_agree: line_signs_agree?,
+    })
+}
+
+/// A decimal above 0, as a string (`"1000000.50"`, exact) or a whole number.
+fn positive_decimal(value: &Value) -> Result<Decimal, String> {
+    let amount = match &value.kind {
+        // The value is not quoted back: it might be a secret pasted into the wrong key.
+        ValueKind::String(s) => crate::domain::money::parse_amount(s).map_err(|_| {
+            "expected a decimal number like \"1000000\" (digits and at most one point)".to_owned()
+        })?,
+        ValueKind::I64(n) => Decimal::from(*n),
+        ValueKind::U64(n) => Decimal::from(*n),
+        ValueKind::Float(_) => {
+            return Err(
+                "write it as a string (\"1000000.50\") so that its digits stay exact".to_owned(),
+            )
+        }
+        _ => return Err("expected a decimal number as a string, like \"1000000\"".to_owned()),
+    };
+    if amount > Decimal::ZERO {
+        Ok(amount)
+    } else {
+        Err(format!("must be above 0 (got {amount})"))
+    }
 }
 
 fn payments(mut t: Table<'_>, kind: Option<Kind>) -> Option<PaymentSettings> {

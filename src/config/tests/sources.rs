@@ -890,6 +890,56 @@ fn payment_mistakes_are_named_by_key() {
     assert!(message(&errors, "sources.billing.payments.reference_field").contains("comments"));
 }
 
+#[test]
+fn limits_default_load_when_configured_and_take_overrides() {
+    let settings = ok(&minimal_sources(), &[]);
+    assert_eq!(source(&settings, "erp").limits, RecordLimits::default());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let documented = load_with_env(&example, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        source(&documented, "erp_main").limits,
+        RecordLimits::default(),
+        "example.toml shows the defaults"
+    );
+    let text = format!(
+        "{}[sources.erp.limits]\nmax_amount = \"2500.50\"\nmax_quantity = 40\n\
+         max_decimal_places = 0\nnegative_quantities = false\nline_signs_agree = false\n",
+        minimal_sources()
+    );
+    let limits = ok(
+        &text,
+        &[("B2BSYNC__SOURCES__ERP__LIMITS__NEGATIVE_TOTALS", "false")],
+    )
+    .sources["erp"]
+        .limits
+        .clone();
+    assert_eq!(
+        limits,
+        RecordLimits {
+            max_amount: rust_decimal::Decimal::new(250_050, 2),
+            max_quantity: rust_decimal::Decimal::from(40),
+            max_decimal_places: 0,
+            negative_quantities: false,
+            negative_totals: false,
+            line_signs_agree: false,
+        }
+    );
+    let text = format!(
+        "{}[sources.erp.limits]\nmax_amount = 0\nmax_quantity = 1.5\n",
+        minimal_sources()
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(
+        keys(&errors),
+        [
+            "sources.erp.limits.max_amount",
+            "sources.erp.limits.max_quantity"
+        ],
+        "{errors}"
+    );
+    assert!(message(&errors, "sources.erp.limits.max_quantity").contains("as a string"));
+}
+
 /// The issue's own example: an Alloy source with nothing but the preset, URL and credentials.
 fn alloy_source(preset: &str, version: &str, extra: &str) -> String {
     format!(

@@ -78,6 +78,11 @@ impl SandboxControl {
         lock(&self.shared.stats).reset();
     }
 
+    /// Time since the sandbox started, on the clock of [`RequestRecord::at`] (tokio's).
+    pub fn since_start(&self) -> std::time::Duration {
+        self.shared.clock.since_start()
+    }
+
     /// The sandbox's clock in unix seconds (follows a paused tokio clock).
     pub fn now_unix(&self) -> i64 {
         self.shared.clock.now_unix()

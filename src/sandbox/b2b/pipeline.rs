@@ -264,6 +264,7 @@ fn record(
     cause: Cause,
 ) {
     let entry = RequestRecord {
+        path: Some(call.path.clone()),
         at: call.arrived,
         store_hash,
         method: call.method.to_string(),
@@ -300,6 +301,7 @@ pub(crate) async fn unmatched(
     uri: Uri,
 ) -> Response {
     let entry = RequestRecord {
+        path: Some(uri.path().to_owned()),
         at: control.shared.clock.since_start(),
         store_hash: None,
         method: method.to_string(),

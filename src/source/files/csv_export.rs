@@ -1,21 +1,28 @@
 //! CSV exports: one row per line item; consecutive rows with the same `external_id` are one
 //! invoice. Invoice-level columns may be repeated on every row or given once: their non-empty
 //! values must agree. Read record by record; only the current invoice's rows are held.
+//!
+//! Records are split by [`split`], which refuses a malformed row on its own line and reads on
+//! from the next line, so that a broken quote never takes good rows with it. A malformed row
+//! still spoils the invoice it belongs to (taking that invoice without the row would silently
+//! drop a line); when its id cannot be read, both neighbouring invoices are refused, since it
+//! may belong to either.
 
 mod columns;
+mod split;
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use csv::ByteRecord;
-
-use crate::domain::{RawAddress, RawInvoice, RawLineItem, RecordError, SourceInvoice};
+use crate::config::RecordLimits;
+use crate::domain::{RawAddress, RawInvoice, RawLineItem, RecordError};
 
 use self::columns::{column_name, parse_flag, set_address_part, Column, Field};
+use self::split::{RawRecord, Splitter};
 
-use super::reader::{locator, Record, Records};
+use super::reader::{locator, take, Record, Records};
 use super::rejects::{RawText, Rejection};
+use super::seen::SeenIds;
 
 /// An invoice with more rows is refused (and its rows skipped) rather than held in memory.
 pub(super) const MAX_ROWS_PER_INVOICE: usize = 10_000;
@@ -39,8 +46,12 @@ struct Row {
     /// Read even from a malformed row when its id cell is readable, so the row still joins
     /// (and spoils) its invoice instead of leaving it quietly short of a line.
     id: Option<Box<str>>,
+    /// The id cell as written, blanks included: rows of one invoice spell it the same way.
+    spelt: Box<str>,
     cells: Result<Vec<String>, Fault>,
     raw: String,
+    /// Malformed, and its id cannot be read: it may belong to the invoice before or after it.
+    orphan: bool,
 }
 
 /// The rows of one invoice so far.
@@ -58,30 +69,42 @@ struct Group {
 pub(super) struct CsvRecords<R: Read> {
     source: Arc<str>,
     file: Arc<str>,
-    reader: csv::Reader<R>,
+    rows: Splitter<R>,
     columns: Vec<Column>,
     id_at: usize,
     /// The first row of the next invoice, read to know the current one had ended.
     pending: Option<Row>,
     /// Ids seen in this file and their first line: an invoice's rows must be consecutive.
-    seen: HashMap<Box<str>, u64>,
-    record: ByteRecord,
+    seen: SeenIds,
+    /// The line of an orphan row just handed out: the invoice after it is refused too.
+    orphan_before: Option<u64>,
+    limits: Arc<RecordLimits>,
 }
 
 impl<R: Read + Send> CsvRecords<R> {
-    pub(super) fn new(source: Arc<str>, file: Arc<str>, input: R) -> Result<Self, HeaderProblem> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(input);
-        let header = reader
-            .byte_headers()
-            .map_err(|e| HeaderProblem::Io(io_error(e)))?
-            .clone();
-        let raw = encode_row(&header);
+    pub(super) fn new(
+        source: Arc<str>,
+        file: Arc<str>,
+        input: R,
+        limits: Arc<RecordLimits>,
+    ) -> Result<Self, HeaderProblem> {
+        let mut rows = Splitter::new(input);
+        let header = rows.next_record().map_err(HeaderProblem::Io)?;
+        let raw = header
+            .as_ref()
+            .map(|h| String::from_utf8_lossy(&h.text).into_owned())
+            .unwrap_or_default();
         let refuse = |reason: String| HeaderProblem::Refused {
             reason: format!("file refused: {reason}"),
             raw: RawText::of(&raw),
+        };
+        let header = match header {
+            Some(RawRecord {
+                malformed: Some(why),
+                ..
+            }) => return Err(refuse(format!("the header line is malformed: {why}"))),
+            Some(header) => header.cells,
+            None => Vec::new(),
         };
         if header.iter().all(|h| h.iter().all(u8::is_ascii_whitespace)) {
             return Err(refuse(
@@ -91,7 +114,7 @@ impl<R: Read + Send> CsvRecords<R> {
         let mut columns = Vec::with_capacity(header.len());
         let (mut unknown, mut duplicate) = (Vec::new(), Vec::new());
         for cell in &header {
-            let name = std::str::from_utf8(cell)
+            let name = std::str::from_utf8(cell.as_slice())
                 .map_err(|_| refuse("the header line is not UTF-8 text".into()))?
                 .trim_start_matches('\u{feff}')
                 .trim();
@@ -130,54 +153,66 @@ impl<R: Read + Send> CsvRecords<R> {
             .iter()
             .position(|c| *c == Column::Invoice(Field::ExternalId))
             .unwrap_or(0);
+        rows.set_width(columns.len());
         Ok(Self {
             source,
             file,
-            reader,
+            rows,
             columns,
             id_at,
             pending: None,
-            seen: HashMap::new(),
-            record: ByteRecord::new(),
+            seen: SeenIds::default(),
+            orphan_before: None,
+            limits,
         })
     }
 
     /// The next row that is not blank (Excel pads sheets with rows of bare commas).
     fn read_row(&mut self) -> io::Result<Option<Row>> {
         loop {
-            if !self
-                .reader
-                .read_byte_record(&mut self.record)
-                .map_err(io_error)?
-            {
+            let Some(record) = self.rows.next_record()? else {
                 return Ok(None);
-            }
-            let record = &self.record;
-            if record.iter().all(|c| c.iter().all(u8::is_ascii_whitespace)) {
+            };
+            let blank = record
+                .cells
+                .iter()
+                .all(|c| c.iter().all(u8::is_ascii_whitespace));
+            if blank && record.malformed.is_none() {
                 continue;
             }
-            let line = record.position().map_or(0, csv::Position::line);
-            let id = record
+            let line = record.line;
+            let spelt = record
+                .cells
                 .get(self.id_at)
-                .and_then(|c| std::str::from_utf8(c).ok())
+                .filter(|_| self.id_at < record.sound)
+                .and_then(|c| std::str::from_utf8(c).ok());
+            let id = spelt
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
                 .map(Box::from);
-            let cells = if record.len() != self.columns.len() {
+            let spelt: Box<str> = spelt.unwrap_or_default().into();
+            let orphan = record.malformed.is_some() && id.is_none();
+            let cells = if let Some(why) = record.malformed {
+                Err(Fault {
+                    field: None,
+                    reason: why,
+                })
+            } else if record.cells.len() != self.columns.len() {
                 Err(Fault {
                     field: None,
                     reason: format!(
                         "line {line} has {} fields where the header has {}",
-                        record.len(),
+                        record.cells.len(),
                         self.columns.len()
                     ),
                 })
             } else {
                 record
-                    .iter()
+                    .cells
+                    .into_iter()
                     .zip(&self.columns)
                     .map(|(cell, column)| {
-                        std::str::from_utf8(cell)
+                        String::from_utf8(cell)
                             .map(|text| text.trim().to_owned())
                             .map_err(|_| Fault {
                                 field: Some(column_name(column)),
@@ -189,8 +224,10 @@ impl<R: Read + Send> CsvRecords<R> {
             return Ok(Some(Row {
                 line,
                 id,
+                spelt,
                 cells,
-                raw: encode_row(record),
+                raw: String::from_utf8_lossy(&record.text).into_owned(),
+                orphan,
             }));
         }
     }
@@ -206,15 +243,15 @@ impl<R: Read + Send> CsvRecords<R> {
             rows: 0,
         };
         if let Some(id) = &first.id {
-            if let Some(earlier) = self.seen.get(id) {
+            if let Err(reason) = self.seen.first(id, &first.spelt, first.line) {
                 group.fault = Some(Fault {
                     field: Some(Field::ExternalId.name().to_owned()),
-                    reason: format!(
-                        "`{id}` already appeared at line {earlier}: the rows of one invoice must be consecutive"
-                    ),
+                    reason,
                 });
-            } else {
-                self.seen.insert(id.clone(), first.line);
+            }
+            // The cause, also when the row split an invoice in two (then a repeated id too).
+            if let Some(orphan) = self.orphan_before.take() {
+                group.fault = Some(orphan_fault(orphan, "before"));
             }
         }
         group
@@ -327,7 +364,7 @@ impl<R: Read + Send> CsvRecords<R> {
                 }
             }
         }
-        SourceInvoice::parse(&self.source, at, raw).map_err(|error| Rejection {
+        take(&self.source, at, raw, &self.limits).map_err(|error| Rejection {
             error,
             raw: raw_text,
         })
@@ -343,13 +380,24 @@ impl<R: Read + Send> Records for CsvRecords<R> {
                 None => return Ok(None),
             },
         };
+        if first.orphan {
+            self.orphan_before = Some(first.line);
+        } else if first.id.is_none() {
+            // A blank id cell on a well-formed row is that row's own problem.
+            self.orphan_before = None;
+        }
         let mut group = self.start(&first);
-        let id = first.id.clone();
+        let (id, spelt) = (first.id.clone(), first.spelt.clone());
         self.add(&mut group, first);
         // A row without an id is a record of its own: nothing says it belongs to a neighbour.
         if id.is_some() {
             while let Some(row) = self.read_row()? {
-                if row.id != id {
+                if row.id != id || row.spelt != spelt {
+                    if row.orphan {
+                        group
+                            .fault
+                            .get_or_insert_with(|| orphan_fault(row.line, "after"));
+                    }
                     self.pending = Some(row);
                     break;
                 }
@@ -360,29 +408,15 @@ impl<R: Read + Send> Records for CsvRecords<R> {
     }
 }
 
-/// The row as CSV text again (lossy for bytes that are not UTF-8), for the errors file.
-fn encode_row(record: &ByteRecord) -> String {
-    let mut out = String::new();
-    for (i, cell) in record.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let text = String::from_utf8_lossy(cell);
-        if text.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&text.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&text);
-        }
-    }
-    out
-}
-
-fn io_error(e: csv::Error) -> io::Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+/// Why an invoice next to a malformed row whose id cannot be read is refused.
+fn orphan_fault(line: u64, side: &str) -> Fault {
+    Fault {
+        field: None,
+        reason: format!(
+            "line {line}, right {side} this invoice's rows, is malformed and its external_id \
+             cannot be read: it may be a row of this invoice, which is refused rather than \
+             taken without it"
+        ),
     }
 }
 

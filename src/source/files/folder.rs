@@ -52,6 +52,15 @@ pub(super) struct Settled {
     pub errors: Option<PathBuf>,
 }
 
+/// What a scan of the folder found.
+#[derive(Debug, Default)]
+pub(super) struct Listing {
+    /// Complete export files, oldest first.
+    pub ready: Vec<PathBuf>,
+    /// Export files without their `.ready` marker (`ready = "marker"`): not read yet.
+    pub unmarked: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Folder {
     pub dir: PathBuf,
@@ -80,13 +89,15 @@ impl Folder {
         Ok(folder)
     }
 
-    /// Complete export files, oldest first (modification time, then name).
+    /// Complete export files, oldest first (modification time, then name), and the names of
+    /// export files that wait for their `.ready` marker.
     ///
     /// Also moves away `.ready` markers whose file is gone (a crash between moving a file and
     /// moving its marker): left in place, such a marker would make a later export of the same
     /// name look complete while it is still being written.
-    pub(super) fn ready_files(&self, rule: ReadyRule) -> io::Result<Vec<PathBuf>> {
+    pub(super) fn ready_files(&self, rule: ReadyRule) -> io::Result<Listing> {
         let mut files = Vec::new();
+        let mut unmarked = Vec::new();
         let mut orphan_markers = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
@@ -109,6 +120,7 @@ impl Folder {
                 continue;
             }
             if rule == ReadyRule::Marker && !marker_of(&path).is_file() {
+                unmarked.push(name.to_owned());
                 continue;
             }
             let modified = entry
@@ -132,7 +144,11 @@ impl Folder {
             }
         }
         files.sort();
-        Ok(files.into_iter().map(|(_, _, path)| path).collect())
+        unmarked.sort();
+        Ok(Listing {
+            ready: files.into_iter().map(|(_, _, path)| path).collect(),
+            unmarked,
+        })
     }
 
     /// Where the rejected rows of `file_name` are collected while it is read.
@@ -251,7 +267,11 @@ mod tests {
         touch(&dir.path().join(".hidden.csv"));
         touch(&dir.path().join("b.ndjson"));
         let files = folder.ready_files(ReadyRule::AtomicRename).unwrap();
-        assert_eq!(files, vec![dir.path().join("b.ndjson")]);
+        assert_eq!(files.ready, vec![dir.path().join("b.ndjson")]);
+        assert!(files.unmarked.is_empty());
+        let files = folder.ready_files(ReadyRule::Marker).unwrap();
+        assert!(files.ready.is_empty());
+        assert_eq!(files.unmarked, vec!["b.ndjson".to_owned()]);
         assert!(!dir.path().join("gone.csv.ready").exists());
         assert!(dir.path().join("processed/gone.csv.ready").exists());
     }

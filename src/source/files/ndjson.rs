@@ -3,10 +3,12 @@
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
-use crate::domain::{RawInvoice, RecordError, SourceInvoice};
+use crate::config::RecordLimits;
+use crate::domain::{RawInvoice, RecordError};
 
-use super::reader::{locator, Record, Records};
+use super::reader::{locator, take, Record, Records};
 use super::rejects::{RawText, Rejection};
+use super::seen::SeenIds;
 
 /// A longer line is refused without being held in memory (a thousand-line invoice is ~300 KiB).
 pub(super) const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -17,16 +19,26 @@ pub(super) struct NdjsonRecords<R> {
     input: R,
     line: u64,
     buf: Vec<u8>,
+    /// Ids seen in this file: the first record of an id stands, later ones are refused.
+    seen: SeenIds,
+    limits: Arc<RecordLimits>,
 }
 
 impl<R: BufRead + Send> NdjsonRecords<R> {
-    pub(super) fn new(source: Arc<str>, file: Arc<str>, input: R) -> Self {
+    pub(super) fn new(
+        source: Arc<str>,
+        file: Arc<str>,
+        input: R,
+        limits: Arc<RecordLimits>,
+    ) -> Self {
         Self {
             source,
             file,
             input,
             line: 0,
             buf: Vec::new(),
+            seen: SeenIds::default(),
+            limits,
         }
     }
 
@@ -72,20 +84,39 @@ impl<R: BufRead + Send> Records for NdjsonRecords<R> {
                     return Ok(Some(self.reject(None, reason, &raw)));
                 }
             };
-            return Ok(Some(match read_raw(text) {
+            let (raw, spelt) = match read_raw(text) {
                 Ok(raw) => {
-                    let id = raw
-                        .external_id
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|id| !id.is_empty());
+                    let spelt = raw.external_id.clone();
+                    (Ok(raw), spelt)
+                }
+                Err(bad) => {
+                    let spelt = bad.external_id.clone();
+                    (Err(bad), spelt)
+                }
+            };
+            let id = spelt.as_deref().map(str::trim).filter(|id| !id.is_empty());
+            if let (Some(id), Some(spelt)) = (id, spelt.as_deref()) {
+                if let Err(reason) = self.seen.first(id, spelt, self.line) {
+                    return Ok(Some(Err(Rejection {
+                        error: RecordError::new(
+                            self.source.clone(),
+                            locator(&self.file, self.line, Some(id)),
+                            Some("external_id"),
+                            reason,
+                        ),
+                        raw: RawText::of(text),
+                    })));
+                }
+            }
+            return Ok(Some(match raw {
+                Ok(raw) => {
                     let at = locator(&self.file, self.line, id);
-                    SourceInvoice::parse(&self.source, at, raw).map_err(|error| Rejection {
+                    take(&self.source, at, raw, &self.limits).map_err(|error| Rejection {
                         error,
                         raw: RawText::of(text),
                     })
                 }
-                Err(bad) => self.reject(bad.external_id.as_deref(), bad.reason, text),
+                Err(bad) => self.reject(id, bad.reason, text),
             }));
         }
     }
@@ -369,7 +400,7 @@ mod tests {
     }
 
     fn records(input: &[u8]) -> Vec<Record> {
-        let mut r = NdjsonRecords::new("erp".into(), "a.ndjson".into(), input);
+        let mut r = NdjsonRecords::new("erp".into(), "a.ndjson".into(), input, Arc::default());
         std::iter::from_fn(|| r.next_record().unwrap()).collect()
     }
 

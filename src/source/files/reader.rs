@@ -6,7 +6,12 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::domain::{RecordError, RecordLocator, SourceInvoice};
+use chrono::{DateTime, Utc};
+
+use crate::config::RecordLimits;
+use crate::domain::{
+    check_limits, RawInvoice, RecordError, RecordLocator, SourceInvoice, SourceVersion,
+};
 
 use super::csv_export::{CsvRecords, HeaderProblem};
 use super::folder::{file_name, Disposition, Folder, Format};
@@ -35,6 +40,18 @@ pub(super) fn locator(file: &Arc<str>, line: u64, id: Option<&str>) -> RecordLoc
     }
 }
 
+/// `raw` as an invoice of `source` within `limits`, or why not.
+pub(super) fn take(
+    source: &str,
+    at: RecordLocator,
+    raw: RawInvoice,
+    limits: &RecordLimits,
+) -> Result<SourceInvoice, RecordError> {
+    let invoice = SourceInvoice::parse(source, at.clone(), raw)?;
+    check_limits(&invoice, limits, &at)?;
+    Ok(invoice)
+}
+
 /// Up to a page of records, and whether the file is done.
 pub(super) struct Chunk {
     pub records: Vec<Result<SourceInvoice, RecordError>>,
@@ -43,6 +60,9 @@ pub(super) struct Chunk {
 
 pub(super) struct ExportFile {
     pub disposition: Disposition,
+    /// The file's place in the folder's order, as a version for its records (see `version`).
+    file_time: DateTime<Utc>,
+    tie: Arc<str>,
     records: Box<dyn Records>,
     /// One record read ahead, so the page that ends the file knows it does.
     peeked: Option<Record>,
@@ -53,12 +73,23 @@ pub(super) struct ExportFile {
 impl ExportFile {
     /// Opens `path`. `Err` is an I/O failure (the file stays where it is, for a later cycle);
     /// a file that is not a readable export opens fine as one whole-file rejection.
-    pub(super) fn open(source: &Arc<str>, folder: &Folder, path: &Path) -> io::Result<Self> {
+    pub(super) fn open(
+        source: &Arc<str>,
+        folder: &Folder,
+        path: &Path,
+        limits: &Arc<RecordLimits>,
+    ) -> io::Result<Self> {
         let name: Arc<str> = file_name(path)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file name not UTF-8"))?
             .into();
         let rejects = RejectLog::start(name.clone(), folder.partial_errors(&name))?;
-        let mut input = BufReader::with_capacity(64 * 1024, File::open(path)?);
+        let file = File::open(path)?;
+        let file_time: DateTime<Utc> = file.metadata()?.modified()?.into();
+        let tie = format!(
+            "{}|{name}",
+            file_time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        );
+        let mut input = BufReader::with_capacity(64 * 1024, file);
         let refuse = |reason: String, raw: String| {
             let error = RecordError::whole(source.clone(), locator(&name, 1, None), reason);
             let refused: Box<dyn Records> = Box::new(Refused(Some(Rejection { error, raw })));
@@ -68,23 +99,31 @@ impl ExportFile {
             Err((reason, raw)) => refuse(reason, raw),
             Ok(()) => match Format::of(path) {
                 Some(Format::Ndjson) => {
-                    let records: Box<dyn Records> =
-                        Box::new(NdjsonRecords::new(source.clone(), name.clone(), input));
+                    let records: Box<dyn Records> = Box::new(NdjsonRecords::new(
+                        source.clone(),
+                        name.clone(),
+                        input,
+                        limits.clone(),
+                    ));
                     (records, Disposition::Processed)
                 }
-                Some(Format::Csv) => match CsvRecords::new(source.clone(), name.clone(), input) {
-                    Ok(records) => {
-                        let records: Box<dyn Records> = Box::new(records);
-                        (records, Disposition::Processed)
+                Some(Format::Csv) => {
+                    match CsvRecords::new(source.clone(), name.clone(), input, limits.clone()) {
+                        Ok(records) => {
+                            let records: Box<dyn Records> = Box::new(records);
+                            (records, Disposition::Processed)
+                        }
+                        Err(HeaderProblem::Io(e)) => return Err(e),
+                        Err(HeaderProblem::Refused { reason, raw }) => refuse(reason, raw),
                     }
-                    Err(HeaderProblem::Io(e)) => return Err(e),
-                    Err(HeaderProblem::Refused { reason, raw }) => refuse(reason, raw),
-                },
+                }
                 None => refuse("neither .csv nor .ndjson".to_owned(), String::new()),
             },
         };
         Ok(Self {
             disposition,
+            file_time,
+            tie: tie.into(),
             records,
             peeked: None,
             rejects,
@@ -120,13 +159,21 @@ impl ExportFile {
         match record {
             Ok(invoice) => {
                 self.taken += 1;
-                Ok(Ok(invoice))
+                let version = self.version(invoice.updated_at);
+                Ok(Ok(invoice.with_version(Some(version))))
             }
             Err(rejection) => {
                 self.rejects.record(&rejection)?;
                 Ok(Err(rejection.error))
             }
         }
+    }
+
+    /// A record's version: the ERP's updated-at when the row has one, else the file's time; of
+    /// records of one instant, the later file in the folder's order (time, then name) is newer.
+    /// So an export read again after a crash, or an older one, never outranks a newer one.
+    fn version(&self, updated_at: Option<DateTime<Utc>>) -> SourceVersion {
+        SourceVersion::with_tie(updated_at.unwrap_or(self.file_time), self.tie.as_ref())
     }
 
     pub(super) fn counts(&self) -> (u64, u64) {

@@ -4,7 +4,9 @@ use chrono::Duration;
 
 use super::*;
 use crate::config::MappingSettings;
-use crate::domain::{fingerprint, map_invoice, RawInvoice, RecordLocator, SourceInvoice};
+use crate::domain::{
+    fingerprint, map_invoice, RawInvoice, RecordLocator, SourceInvoice, SourceVersion,
+};
 
 fn prepared(id: &str, total: &str, deleted: bool) -> Prepared {
     let raw = RawInvoice {
@@ -37,9 +39,11 @@ fn synced(p: &Prepared) -> StateRow {
         fingerprint: Some(p.fingerprint.as_str().into()),
         owned: Some(serde_json::to_value(canonical(&p.desired)).unwrap()),
         written_open: Some(p.desired.open_balance),
+        erp_version: p.invoice.version.clone(),
         status: Status::Synced,
         pending: None,
         pending_fingerprint: None,
+        pending_version: None,
         last_synced_at: None,
         last_attempted_at: None,
         attempts: 0,
@@ -179,6 +183,93 @@ fn the_later_record_of_a_duplicated_id_wins() {
     assert_eq!(actions.len(), 2);
     match &actions[1] {
         Action::Create(p) => assert_eq!(p.desired.original_balance.to_string(), "20"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn at(p: Prepared, when: &str) -> Prepared {
+    let t = chrono::DateTime::parse_from_rfc3339(when)
+        .unwrap()
+        .with_timezone(&Utc);
+    Prepared {
+        invoice: p.invoice.with_version(Some(SourceVersion::at(t))),
+        ..p
+    }
+}
+
+#[test]
+fn a_record_older_than_what_b2b_holds_is_refused_as_stale() {
+    let held = at(prepared("A", "12", false), "2026-11-02T10:00:00Z");
+    let s = synced(&held);
+    let older = at(prepared("A", "10", false), "2026-11-01T10:00:00Z");
+    assert!(matches!(
+        one(older, Some(s.clone())),
+        Action::Skip {
+            reason: SkipReason::Stale,
+            ..
+        }
+    ));
+    // The same version, or a record with no version, is not refused.
+    let same = at(prepared("A", "12", false), "2026-11-02T10:00:00Z");
+    assert!(matches!(
+        one(same, Some(s.clone())),
+        Action::Skip {
+            reason: SkipReason::Unchanged,
+            ..
+        }
+    ));
+    assert!(matches!(
+        one(prepared("A", "10", false), Some(s.clone())),
+        Action::Update { .. }
+    ));
+    // A deletion of an older version is stale too: it must not remove a newer invoice.
+    let old_delete = at(prepared("A", "12", true), "2026-11-01T10:00:00Z");
+    assert!(matches!(
+        one(old_delete, Some(s)),
+        Action::Skip {
+            reason: SkipReason::Stale,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_record_older_than_a_newer_one_waiting_to_be_pushed_is_stale() {
+    let held = at(prepared("A", "10", false), "2026-11-01T10:00:00Z");
+    let mut s = synced(&held);
+    let waiting = at(prepared("A", "14", false), "2026-11-03T10:00:00Z");
+    s.status = Status::Failed;
+    s.pending_fingerprint = Some(waiting.fingerprint.as_str().into());
+    s.pending_version = waiting.invoice.version.clone();
+    let between = at(prepared("A", "12", false), "2026-11-02T10:00:00Z");
+    assert!(matches!(
+        one(between, Some(s.clone())),
+        Action::Skip {
+            reason: SkipReason::Stale,
+            ..
+        }
+    ));
+    assert!(matches!(one(waiting, Some(s)), Action::Update { .. }));
+}
+
+#[test]
+fn of_two_records_of_one_invoice_in_a_page_the_newer_version_wins() {
+    let newer = at(prepared("A", "12", false), "2026-11-02T10:00:00Z");
+    let older = at(prepared("A", "10", false), "2026-11-01T10:00:00Z");
+    let actions = plan(vec![newer, older], &HashMap::new(), Utc::now());
+    assert_eq!(actions.len(), 1);
+    match &actions[0] {
+        Action::Create(p) => assert_eq!(p.invoice.total.to_string(), "12"),
+        other => panic!("{other:?}"),
+    }
+    // Without versions, the later record wins.
+    let actions = plan(
+        vec![prepared("A", "10", false), prepared("A", "11", false)],
+        &HashMap::new(),
+        Utc::now(),
+    );
+    match &actions[..] {
+        [Action::Create(p)] => assert_eq!(p.invoice.total.to_string(), "11"),
         other => panic!("{other:?}"),
     }
 }

@@ -5,12 +5,23 @@ const HEADER: &str = "external_id,external_customer_id,invoice_number,currency,t
 
 fn records(body: &str) -> Vec<Record> {
     let text = format!("{HEADER}\n{body}");
-    let mut r = CsvRecords::new("erp".into(), "a.csv".into(), text.as_bytes()).unwrap();
+    let mut r = CsvRecords::new(
+        "erp".into(),
+        "a.csv".into(),
+        text.as_bytes(),
+        Arc::default(),
+    )
+    .unwrap();
     std::iter::from_fn(|| r.next_record().unwrap()).collect()
 }
 
 fn refused(text: &str) -> String {
-    match CsvRecords::new("erp".into(), "a.csv".into(), text.as_bytes()) {
+    match CsvRecords::new(
+        "erp".into(),
+        "a.csv".into(),
+        text.as_bytes(),
+        Arc::default(),
+    ) {
         Err(HeaderProblem::Refused { reason, .. }) => reason,
         Err(HeaderProblem::Io(e)) => panic!("io: {e}"),
         Ok(_) => panic!("accepted"),
