@@ -335,7 +335,7 @@ async fn payments_are_written_to_alloys_own_id_with_a_numeric_balance() {
         let remote = alloy_remote_id(3);
         let source = adapter(&sandbox, version);
         // Before any scan, the Alloy id is unknown: nothing is sent, it is retried later.
-        let early = source.current(&remote).await.err().expect("not yet");
+        let early = source.current(&remote).await.expect_err("not yet");
         assert!(early.to_string().contains("not known yet"), "{early}");
         assert_eq!(control.stats().total, 0);
 

@@ -120,7 +120,7 @@ pub struct AlloyCounters {
 
 const INVOICE_SALT: u64 = 0xa110_7e57_1a0c_0001;
 const CUSTOMER_SALT: u64 = 0xa110_7e57_c057_0002;
-const CHECK_SALT: u64 = 0x5eed_0f_a110_7e57;
+const CHECK_SALT: u64 = 0x005e_ed0f_a110_7e57;
 const K1: u64 = 0x9e37_79b9_7f4a_7c15;
 const K2: u64 = 0xbf58_476d_1ce4_e5b9;
 /// ERP invoice numbers start after this (QuickBooks-like `1001`, `1002`, ...).

@@ -73,7 +73,7 @@ impl UnifiedSource {
             None => true,
             Some(at) => {
                 let age = Utc::now().signed_duration_since(at);
-                age.to_std().map_or(false, |age| age >= every)
+                age.to_std().is_ok_and(|age| age >= every)
             }
         };
         if due {
