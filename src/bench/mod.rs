@@ -4,6 +4,8 @@
 //!   database, scenario after scenario on the same data, next to a deliberately [`naive`]
 //!   syncer, with API calls per invoice, budget use, 429s, speed, memory and database work.
 //! - [`planner`]: the diff of a million synthetic invoices against a million state rows.
+//! - [`freshness`]: what the update freshness bound costs in calls, and the age of the state
+//!   each update was built from.
 //!
 //! The numbers are measured, never assumed: calls come from the sandbox's own counters,
 //! memory from `/proc`, database work from PostgreSQL's statistics and sqlx's query events
@@ -12,6 +14,7 @@
 mod database;
 pub mod e2e;
 mod e2e_setup;
+pub mod freshness;
 pub mod measure;
 pub mod naive;
 pub mod planner;
