@@ -136,7 +136,8 @@ async fn measure_bound(
     let wall = started.elapsed();
     let stats = b2b.stats().await?;
     let pool = db.pool(2).await?;
-    let ages: Result<(Option<i32>, Option<i32>, Option<i32>), sqlx::Error> = sqlx::query_as(
+    type Ages = (Option<i32>, Option<i32>, Option<i32>);
+    let ages: Result<Ages, sqlx::Error> = sqlx::query_as(
         "SELECT max(state_age_ms),
                 percentile_disc(0.99) WITHIN GROUP (ORDER BY state_age_ms),
                 percentile_disc(0.5) WITHIN GROUP (ORDER BY state_age_ms)
