@@ -6,6 +6,8 @@
 //! - [`planner`]: the diff of a million synthetic invoices against a million state rows.
 //! - [`alloy`]: a full-scan cycle of an Alloy source over unchanged invoices, at Alloy's rate
 //!   limit and with the budget lifted.
+//! - [`freshness`]: what the update freshness bound costs in calls, and the age of the state
+//!   each update was built from.
 //!
 //! The numbers are measured, never assumed: calls come from the sandbox's own counters,
 //! memory from `/proc`, database work from PostgreSQL's statistics and sqlx's query events
@@ -15,6 +17,7 @@ pub mod alloy;
 mod database;
 pub mod e2e;
 mod e2e_setup;
+pub mod freshness;
 pub mod measure;
 pub mod naive;
 pub mod planner;

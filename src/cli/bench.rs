@@ -10,6 +10,7 @@ use tracing_subscriber::{Layer, Registry};
 
 use b2b_invoice_sync::bench::alloy::{self, AlloyScanOptions};
 use b2b_invoice_sync::bench::e2e::{self, E2eOptions};
+use b2b_invoice_sync::bench::freshness::{self, FreshnessOptions};
 use b2b_invoice_sync::bench::measure::StatementCounter;
 use b2b_invoice_sync::bench::planner::{self, PlannerOptions};
 use b2b_invoice_sync::bench::{BenchError, SandboxLaunch};
@@ -36,6 +37,9 @@ pub enum BenchCommand {
     /// Alloy's rate limit and with the budget lifted, B2B calls, CPU, peak RSS. Prints a
     /// Markdown table.
     AlloyScan(AlloyScanArgs),
+    /// N updates at the daemon's default budget for each update freshness bound: calls per
+    /// update and the age of the state each PUT was built from. Prints a Markdown table.
+    Freshness(FreshnessArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +61,25 @@ pub struct AlloyScanArgs {
     #[arg(long)]
     in_process: bool,
     /// A PostgreSQL server (the benchmark creates its own database and drops it afterwards).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FreshnessArgs {
+    /// Invoices updated per bound.
+    #[arg(long, default_value_t = 200)]
+    invoices: usize,
+    /// The bounds, in seconds (update_freshness_secs).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.5, 2.0, 5.0, 10.0])]
+    bounds: Vec<f64>,
+    /// Latency of every B2B call in milliseconds.
+    #[arg(long, default_value_t = 80)]
+    latency_ms: u64,
+    /// Uniform random extra latency in milliseconds.
+    #[arg(long, default_value_t = 40)]
+    jitter_ms: u64,
+    /// A PostgreSQL server (the benchmark creates its own database per bound and drops it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
 }
@@ -168,6 +191,29 @@ pub async fn run(cmd: BenchCommand, format: Option<LogFormat>) -> anyhow::Result
             let report = alloy::run_until(&opts, interrupted())
                 .await
                 .map_err(usage)?;
+            print!("{}", report.markdown());
+        }
+        BenchCommand::Freshness(args) => {
+            let exe =
+                std::env::current_exe().context("finding this executable to run the sandboxes")?;
+            let bounds = args
+                .bounds
+                .iter()
+                .map(|b| Duration::try_from_secs_f64(*b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| UsageError(format!("--bounds: {e}")))?;
+            let opts = FreshnessOptions {
+                invoices: args.invoices,
+                bounds,
+                latency: Duration::from_millis(args.latency_ms),
+                jitter: Duration::from_millis(args.jitter_ms),
+                database_url: args.database_url,
+                launch: SandboxLaunch::Processes { exe },
+            };
+            let report = tokio::select! {
+                r = freshness::run(&opts) => r.map_err(usage)?,
+                () = interrupted() => return Err(usage(BenchError::Interrupted)),
+            };
             print!("{}", report.markdown());
         }
     }
