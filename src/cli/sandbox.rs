@@ -55,6 +55,21 @@ pub struct B2bArgs {
     /// The legacy authToken the sandbox accepts (a fake credential).
     #[arg(long, default_value = "sandbox-legacy-token")]
     legacy_token: String,
+    /// What `externalId[]` (typed array[number] in the spec) does with a value that is not a
+    /// number: match it as a string, answer 400 naming it, or drop it (an unfiltered list).
+    #[arg(long, default_value = "strings", value_parser = external_id_filter)]
+    external_id_filter: b2b::ExternalIdFilter,
+    /// At most this many invoices a page, whatever `limit` asks (the spec caps it below 250).
+    #[arg(long)]
+    max_page_size: Option<usize>,
+}
+
+fn external_id_filter(text: &str) -> Result<b2b::ExternalIdFilter, String> {
+    b2b::ExternalIdFilter::NAMES
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| "one of strings, numeric-400, numeric-ignore".to_owned())
 }
 
 pub async fn run(cmd: SandboxCommand) -> anyhow::Result<()> {
@@ -79,6 +94,11 @@ async fn run_b2b(args: B2bArgs) -> anyhow::Result<()> {
         seed_invoices: args.seed_invoices,
         seed_orders: args.seed_orders,
         rng_seed: args.rng_seed,
+        readings: b2b::Readings {
+            external_id_filter: args.external_id_filter,
+            max_page_size: args.max_page_size,
+            refuse_limit_above: None,
+        },
         ..B2bSandboxConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.port);
