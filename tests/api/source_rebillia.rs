@@ -49,6 +49,7 @@ fn settings(sandbox: &RunningRebilliaSandbox, token: &str, page_size: u32) -> Re
             retry: fast_retry(),
             page_size: NonZeroU32::new(page_size).expect("non-zero"),
         },
+        amount_unit: Default::default(),
     }
 }
 

@@ -255,6 +255,7 @@ impl Erp {
                 base_url: s.base_url().parse().expect("ERP URL"),
                 token: SecretString::from(REBILLIA_TOKEN),
                 http: http(10),
+                amount_unit: Default::default(),
             }),
             Self::Files(f) => AdapterSettings::Files(f.settings()),
         }

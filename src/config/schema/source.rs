@@ -18,8 +18,8 @@ use crate::config::node::{
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
     HttpSettings, MappingSettings, MissingPolicy, OwnedField, PaymentSettings, PaymentStatus,
-    ReadyRule, RebilliaSettings, RecordLimits, SourceField, SourceSettings, UnifiedNames,
-    UnifiedSettings,
+    ReadyRule, RebilliaAmountUnit, RebilliaSettings, RecordLimits, SourceField, SourceSettings,
+    UnifiedNames, UnifiedSettings,
 };
 
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
@@ -333,14 +333,22 @@ fn unified(mut t: Table<'_>) -> Option<UnifiedSettings> {
     })
 }
 
+const AMOUNT_UNITS: &[(&str, RebilliaAmountUnit)] = &[
+    ("auto", RebilliaAmountUnit::Auto),
+    ("cents", RebilliaAmountUnit::Cents),
+    ("dollars", RebilliaAmountUnit::Dollars),
+];
+
 fn rebillia(mut t: Table<'_>) -> Option<RebilliaSettings> {
     let base_url = t.or("base_url", DEFAULT_REBILLIA_URL, http_url);
     let token = t.exactly_one(("token", secret), ("token_file", secret_file));
     let http = http(&mut t, 100, 1..=250);
+    let amount_unit = t.or("amount_unit", "auto", choice(AMOUNT_UNITS));
     Some(RebilliaSettings {
         base_url: base_url?,
         token: token?,
         http: http?,
+        amount_unit: amount_unit?,
     })
 }
 
