@@ -17,11 +17,16 @@
 //!   `comments`.
 //!
 //! Choices where the reference is silent (the sandbox behaves the same way):
-//! - **Cents everywhere.** Line amounts and shipping are documented in cents; `total`,
-//!   `balanceDue`, `taxAmount` and `subtotalTaxExc` are read as cents too (the API's charges and
-//!   refunds are cents as well). A cent is a hundredth of the unit for every currency (see
-//!   [`cents_to_decimal`]); an amount finer than a zero-decimal currency's unit is refused.
-//!   `detail[].amount` is the unit price; the line total is `qty x amount`, computed exactly.
+//! - **Amounts** (see `amounts`). Line amounts are documented as dollar strings (`"20.00"`),
+//!   `shippingAmount`, charges and refunds in cents; the units of what the API answers are not
+//!   documented. A decimal string is read as dollars, a whole `shippingAmount` as cents, and the
+//!   other whole numbers in cents or dollars as each invoice's arithmetic (lines + shipping +
+//!   tax = total, lines = `subtotalTaxExc`) says, or as `amount_unit` forces; an invoice that
+//!   adds up either way takes the unit the source's invoices last showed (cents until then),
+//!   and one that adds up in neither is refused with both sums. A cent is a hundredth of the
+//!   unit for every currency (see [`cents_to_decimal`]); an amount finer than the currency's
+//!   minor unit is refused. `detail[].amount` is the unit price; the line total is
+//!   `qty x amount`, computed exactly.
 //! - **Statuses** (compared without case), and what happens to the invoice:
 //!
 //!   | Rebillia status                                               | lifecycle | open balance  |
@@ -44,23 +49,26 @@
 //!   wrapper is unwrapped too).
 //! - **Payments** flow back as `POST /invoices/{id}/charge` (see `write_back`).
 
+mod amounts;
 mod client;
 mod convert;
 mod walk;
 mod write_back;
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+pub use amounts::{AmountPolicy, AmountUnit, UnitEvidence, Verdict};
 pub use client::{DEFAULT_BASE_URL, MAX_PAGE_SIZE};
-pub use convert::{cents_to_decimal, decimal_to_cents, invoice_from_json};
+pub use convert::{cents_to_decimal, decimal_to_cents, invoice_from_json, invoice_with};
 
 use self::client::{ClientError, RebilliaClient, Request};
 use self::walk::{ListPage, Walk};
-use crate::config::RebilliaSettings;
+use crate::config::{RebilliaAmountUnit, RebilliaSettings};
 use crate::domain::{RecordError, RecordLocator, SourceInvoice};
 use crate::source::{Cursor, Source, SourceError, SourcePage};
 
@@ -71,6 +79,76 @@ pub struct RebilliaSource {
     client: RebilliaClient,
     overlap: Duration,
     page_size: u32,
+    amount_unit: RebilliaAmountUnit,
+    /// The unit the source's invoices last showed by their arithmetic (`auto`).
+    shown_unit: Mutex<Option<AmountUnit>>,
+}
+
+/// The amount units the first page of a Rebillia source shows (for `probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountDetection {
+    /// `amount_unit` in the config.
+    pub configured: RebilliaAmountUnit,
+    /// What the invoices' arithmetic says.
+    pub evidence: UnitEvidence,
+}
+
+impl AmountDetection {
+    /// The unit the invoices show, when they show one.
+    pub fn detected(&self) -> Option<AmountUnit> {
+        self.evidence.unit()
+    }
+
+    /// The configured unit contradicts what the invoices show.
+    pub fn conflicts(&self) -> bool {
+        let forced = match self.configured {
+            RebilliaAmountUnit::Auto => return false,
+            RebilliaAmountUnit::Cents => AmountUnit::Cents,
+            RebilliaAmountUnit::Dollars => AmountUnit::Dollars,
+        };
+        self.detected().is_some_and(|unit| unit != forced)
+    }
+}
+
+impl fmt::Display for AmountDetection {
+    /// `amounts in cents (amount_unit = "auto"): of 25 invoices on the first page, ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.evidence;
+        match self.detected() {
+            Some(unit) => write!(f, "amounts in {unit}")?,
+            None => f.write_str("amount unit not shown")?,
+        }
+        write!(
+            f,
+            " (amount_unit = \"{}\"): of {} invoices on the first page, {} add up only in \
+             cents, {} only in dollars, {} either way, {} whatever the unit, {} in neither",
+            self.configured.name(),
+            e.invoices(),
+            e.cents,
+            e.dollars,
+            e.either,
+            e.same,
+            e.neither
+        )?;
+        if self.conflicts() {
+            f.write_str("; the configured unit contradicts them")?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the arithmetic of `records` (a page of `GET /invoices?include=detail`) says about the
+/// unit of their whole-number amounts.
+pub fn amount_evidence(records: &[Value]) -> UnitEvidence {
+    let mut evidence = UnitEvidence::default();
+    for record in records {
+        evidence.add(convert::verdict(record));
+    }
+    evidence
 }
 
 impl RebilliaSource {
@@ -95,6 +173,59 @@ impl RebilliaSource {
             client: RebilliaClient::new(name, settings)?,
             overlap,
             page_size,
+            amount_unit: settings.amount_unit,
+            shown_unit: Mutex::new(None),
+        })
+    }
+
+    /// How amounts are read now: the configured unit, and the unit this source's invoices last
+    /// showed for those that add up either way.
+    pub fn amount_policy(&self) -> AmountPolicy {
+        AmountPolicy {
+            configured: self.amount_unit,
+            fallback: lock(&self.shown_unit).unwrap_or(AmountUnit::Cents),
+        }
+    }
+
+    /// The policy for one page: what the page's invoices show wins over what earlier ones did.
+    fn page_policy(&self, records: &[Value]) -> AmountPolicy {
+        let evidence = amount_evidence(records);
+        if let Some(unit) = evidence.unit() {
+            let mut shown = lock(&self.shown_unit);
+            if *shown != Some(unit) {
+                *shown = Some(unit);
+                let forced = match self.amount_unit {
+                    RebilliaAmountUnit::Auto => None,
+                    RebilliaAmountUnit::Cents => Some(AmountUnit::Cents),
+                    RebilliaAmountUnit::Dollars => Some(AmountUnit::Dollars),
+                };
+                match forced {
+                    Some(forced) if forced != unit => tracing::warn!(
+                        source = %self.name,
+                        configured = forced.name(),
+                        shown = unit.name(),
+                        %evidence,
+                        "Rebillia invoices add up in another unit than amount_unit says; those that do not add up in it are refused"
+                    ),
+                    _ => tracing::info!(
+                        source = %self.name,
+                        unit = unit.name(),
+                        %evidence,
+                        "Rebillia amounts read as whole numbers of {unit}"
+                    ),
+                }
+            }
+        }
+        self.amount_policy()
+    }
+
+    /// The amount units the first page of invoices shows, read-only (one `GET /invoices`).
+    /// What `probe` reports for a Rebillia source.
+    pub async fn detect_amount_unit(&self) -> Result<AmountDetection, SourceError> {
+        let page = self.list_page(1).await?;
+        Ok(AmountDetection {
+            configured: self.amount_unit,
+            evidence: amount_evidence(&page.data),
         })
     }
 
@@ -109,9 +240,17 @@ impl RebilliaSource {
         match self.client.send(&request).await {
             Ok(Value::Object(mut object)) if !object.contains_key("id") => {
                 let inner = object.remove("data").unwrap_or(Value::Object(object));
-                Ok(convert::invoice_from_json(&self.name, &inner))
+                Ok(convert::invoice_with(
+                    &self.name,
+                    &inner,
+                    self.amount_policy(),
+                ))
             }
-            Ok(value) => Ok(convert::invoice_from_json(&self.name, &value)),
+            Ok(value) => Ok(convert::invoice_with(
+                &self.name,
+                &value,
+                self.amount_policy(),
+            )),
             Err(ClientError::NotFound { .. }) => Ok(Err(RecordError::whole(
                 &*self.name,
                 RecordLocator::id(id),
@@ -166,7 +305,8 @@ impl Source for RebilliaSource {
                         break;
                     }
                 };
-                let step = walk.take(&self.name, page);
+                let policy = self.page_policy(&page.data);
+                let step = walk.take(&self.name, page, policy);
                 pages += 1;
                 records += step.records.len();
                 tracing::debug!(source = %self.name, page_no, records = step.records.len(), last = step.last, "Rebillia page");

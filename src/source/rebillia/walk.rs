@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::amounts::AmountPolicy;
 use super::convert;
 use crate::domain::{RecordError, SourceInvoice};
 use crate::source::{Cursor, PageReceipt};
@@ -108,9 +109,9 @@ impl Walk {
         self.read_from
     }
 
-    /// Takes a fetched page: converts its records, drops those older than the window, and
-    /// decides which page comes next, if any.
-    pub(super) fn take(&mut self, source: &str, page: ListPage) -> Step {
+    /// Takes a fetched page: converts its records (reading amounts as `policy` says), drops
+    /// those older than the window, and decides which page comes next, if any.
+    pub(super) fn take(&mut self, source: &str, page: ListPage, policy: AmountPolicy) -> Step {
         let mut records = Vec::with_capacity(page.data.len());
         let mut reached_old = false;
         let received = page.data.len();
@@ -124,7 +125,7 @@ impl Walk {
                 }
             }
             // A record whose time cannot be read is converted anyway: the error names the field.
-            records.push(convert::invoice_from_json(source, value));
+            records.push(convert::invoice_with(source, value, policy));
         }
         let shrunk = match (self.last_total, page.total_items) {
             (Some(before), Some(now)) if now < before => before - now,
@@ -201,11 +202,12 @@ mod tests {
         DateTime::from_timestamp(secs, 0).unwrap()
     }
 
+    /// A valid invoice of one line of 1.00 (amounts that add up).
     fn record(id: u64, updated: i64) -> Value {
         json!({
             "id": id.to_string(), "invoiceNo": format!("RB-{id}"), "status": "posted",
             "customer": {"id": "1", "customerId": "CUST-00001"}, "currency": {"iso3": "USD"},
-            "total": 100, "balanceDue": 100, "detail": [],
+            "total": 100, "balanceDue": 100, "detail": [{"amount": 100, "qty": 1, "description": "Plan"}],
             "updatedAt": time(updated).to_rfc3339(),
         })
     }
@@ -216,6 +218,12 @@ mod tests {
             total_pages: Some(pages),
             items_per_page: Some(2),
             data: records,
+        }
+    }
+
+    impl Walk {
+        fn take_default(&mut self, page: ListPage) -> Step {
+            self.take("rb", page, AmountPolicy::default())
         }
     }
 
@@ -230,11 +238,11 @@ mod tests {
     fn the_cursor_moves_on_the_last_page_only() {
         let previous = Cursor::at(time(T0 - 10 * HOUR));
         let mut walk = Walk::new(&previous, Duration::ZERO, 2);
-        let first = walk.take("rb", page(vec![record(5, T0), record(4, T0 - HOUR)], 5, 3));
+        let first = walk.take_default(page(vec![record(5, T0), record(4, T0 - HOUR)], 5, 3));
         assert!(!first.last);
         assert_eq!(walk.receipt(first.last).cursor, previous);
         assert_eq!(walk.page_no(), 2);
-        let second = walk.take("rb", page(vec![record(3, T0 - 20 * HOUR)], 5, 3));
+        let second = walk.take_default(page(vec![record(3, T0 - 20 * HOUR)], 5, 3));
         assert!(second.last, "older than the window: stop");
         assert!(second.records.is_empty(), "the old record is left out");
         assert_eq!(walk.receipt(true).cursor, Cursor::at(time(T0)));
@@ -243,18 +251,15 @@ mod tests {
     #[test]
     fn the_window_includes_its_boundary_and_the_overlap() {
         let mut walk = Walk::new(&Cursor::at(time(T0)), Duration::from_secs(HOUR as u64), 10);
-        let step = walk.take(
-            "rb",
-            page(
-                vec![
-                    record(3, T0),
-                    record(2, T0 - HOUR),
-                    record(1, T0 - HOUR - 1),
-                ],
-                3,
-                1,
-            ),
-        );
+        let step = walk.take_default(page(
+            vec![
+                record(3, T0),
+                record(2, T0 - HOUR),
+                record(1, T0 - HOUR - 1),
+            ],
+            3,
+            1,
+        ));
         assert_eq!(ids(&step), vec!["3", "2"]);
         assert!(step.last);
     }
@@ -262,31 +267,32 @@ mod tests {
     #[test]
     fn a_first_walk_reads_everything_and_ends_with_the_newest() {
         let mut walk = Walk::new(&Cursor::default(), Duration::ZERO, 2);
-        let a = walk.take("rb", page(vec![record(2, T0), record(1, T0 - HOUR)], 3, 2));
+        let a = walk.take_default(page(vec![record(2, T0), record(1, T0 - HOUR)], 3, 2));
         assert!(!a.last);
-        let b = walk.take("rb", page(vec![record(0, T0 - 2 * HOUR)], 3, 2));
+        let b = walk.take_default(page(vec![record(0, T0 - 2 * HOUR)], 3, 2));
         assert!(b.last);
         assert_eq!(walk.receipt(true).cursor, Cursor::at(time(T0)));
         let mut empty = Walk::new(&Cursor::default(), Duration::ZERO, 2);
-        assert!(empty.take("rb", page(vec![], 0, 0)).last);
+        assert!(empty.take_default(page(vec![], 0, 0)).last);
         assert_eq!(empty.receipt(true).cursor, Cursor::default());
     }
 
     #[test]
     fn a_shrinking_list_steps_back_instead_of_skipping() {
         let mut walk = Walk::new(&Cursor::default(), Duration::ZERO, 2);
-        walk.take("rb", page(vec![record(9, T0), record(8, T0 - 1)], 9, 5));
-        walk.take("rb", page(vec![record(7, T0 - 2), record(6, T0 - 3)], 9, 5));
+        walk.take_default(page(vec![record(9, T0), record(8, T0 - 1)], 9, 5));
+        walk.take_default(page(vec![record(7, T0 - 2), record(6, T0 - 3)], 9, 5));
         assert_eq!(walk.page_no(), 3);
         // Record 7 was deleted: 5 moved to the end of page 2, which was already read.
-        let after_delete = walk.take("rb", page(vec![record(4, T0 - 5), record(3, T0 - 6)], 8, 4));
+        let after_delete =
+            walk.take_default(page(vec![record(4, T0 - 5), record(3, T0 - 6)], 8, 4));
         assert!(!after_delete.last);
         assert_eq!(walk.page_no(), 2, "stepped back one page");
-        walk.take("rb", page(vec![record(6, T0 - 3), record(5, T0 - 4)], 8, 4));
+        walk.take_default(page(vec![record(6, T0 - 3), record(5, T0 - 4)], 8, 4));
         assert_eq!(walk.page_no(), 3, "then on as usual");
         let mut shrunk_at_the_end = Walk::new(&Cursor::default(), Duration::ZERO, 2);
-        shrunk_at_the_end.take("rb", page(vec![record(9, T0), record(8, T0 - 1)], 3, 2));
-        let step = shrunk_at_the_end.take("rb", page(vec![], 2, 1));
+        shrunk_at_the_end.take_default(page(vec![record(9, T0), record(8, T0 - 1)], 3, 2));
+        let step = shrunk_at_the_end.take_default(page(vec![], 2, 1));
         assert!(
             !step.last,
             "an empty page after a shrink goes back, not home"
@@ -301,16 +307,14 @@ mod tests {
     #[test]
     fn an_unsorted_answer_turns_off_the_early_stop() {
         let mut walk = Walk::new(&Cursor::at(time(T0)), Duration::ZERO, 2);
-        let a = walk.take(
-            "rb",
-            page(vec![record(1, T0 - HOUR), record(2, T0 + HOUR)], 4, 2),
-        );
+        let a = walk.take_default(page(vec![record(1, T0 - HOUR), record(2, T0 + HOUR)], 4, 2));
         assert!(!a.last, "an old record before a newer one: keep scanning");
         assert_eq!(ids(&a), vec!["2"]);
-        let b = walk.take(
-            "rb",
-            page(vec![record(3, T0 + 2 * HOUR), record(4, T0 - HOUR)], 4, 2),
-        );
+        let b = walk.take_default(page(
+            vec![record(3, T0 + 2 * HOUR), record(4, T0 - HOUR)],
+            4,
+            2,
+        ));
         assert!(b.last, "the end of the list");
         assert_eq!(walk.receipt(true).cursor, Cursor::at(time(T0 + 2 * HOUR)));
     }
