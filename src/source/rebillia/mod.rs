@@ -39,8 +39,9 @@
 //!   `DELETE /invoices/{id}` removes an invoice outright, so a deletion never shows up in the
 //!   list; [`RebilliaSource::get_invoice`] reports such an invoice as a not-found record error.
 //! - **Order.** The list is read with `orderBy=updatedAt&sortBy=DESC` and the walk stops once
-//!   it passes the window (see `walk`). `updatedAt` is assumed to be set on creation; a record
-//!   without it falls back to `createdAt`.
+//!   it passes the window, after one audit page further down; a list found out of order turns
+//!   the cycle into a full walk (see `walk`). `updatedAt` is assumed to be set on creation; a
+//!   record without it falls back to `createdAt`.
 //! - **Customer.** `customer.customerId` (the merchant's own id, e.g. `CUST-00001`) is the ERP
 //!   customer id; Rebillia's internal `customer.id` stands in when it is empty.
 //! - **Dates.** Issue date: the date of `createdAt`. Times are RFC 3339, or naive and then UTC.
@@ -56,6 +57,7 @@ mod walk;
 mod write_back;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -67,7 +69,7 @@ pub use client::{DEFAULT_BASE_URL, MAX_PAGE_SIZE};
 pub use convert::{cents_to_decimal, decimal_to_cents, invoice_from_json, invoice_with};
 
 use self::client::{ClientError, RebilliaClient, Request};
-use self::walk::{ListPage, Walk};
+use self::walk::{ListPage, Mode, Walk};
 use crate::config::{RebilliaAmountUnit, RebilliaSettings};
 use crate::domain::{RecordError, RecordLocator, SourceInvoice};
 use crate::source::{Cursor, Source, SourceError, SourcePage};
@@ -82,6 +84,11 @@ pub struct RebilliaSource {
     amount_unit: RebilliaAmountUnit,
     /// The unit the source's invoices last showed by their arithmetic (`auto`).
     shown_unit: Mutex<Option<AmountUnit>>,
+    /// The last complete walk found the list out of updatedAt order: walk in full.
+    out_of_order: AtomicBool,
+    /// Turns the walk's audit page from cycle to cycle.
+    audit_turn: AtomicU64,
+    notices: Mutex<Vec<String>>,
 }
 
 /// The amount units the first page of a Rebillia source shows (for `probe`).
@@ -168,6 +175,8 @@ impl RebilliaSource {
                 "Rebillia pages hold at most 250 invoices; using 250"
             );
         }
+        // Cycles started at different times audit different pages (see `walk`).
+        let turn = chrono::Utc::now().timestamp().unsigned_abs() / 60;
         Ok(Self {
             name: Arc::from(name),
             client: RebilliaClient::new(name, settings)?,
@@ -175,6 +184,9 @@ impl RebilliaSource {
             page_size,
             amount_unit: settings.amount_unit,
             shown_unit: Mutex::new(None),
+            out_of_order: AtomicBool::new(false),
+            audit_turn: AtomicU64::new(turn),
+            notices: Mutex::new(Vec::new()),
         })
     }
 
@@ -227,6 +239,10 @@ impl RebilliaSource {
             configured: self.amount_unit,
             evidence: amount_evidence(&page.data),
         })
+    }
+
+    fn notice(&self, text: String) {
+        lock(&self.notices).push(text);
     }
 
     /// One invoice by its Rebillia id, with its lines. `Ok(Err(..))`: the invoice cannot be
@@ -290,10 +306,21 @@ impl Source for RebilliaSource {
         Some(self)
     }
 
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.notices))
+    }
+
     fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>> {
-        let mut walk = Walk::new(cursor, self.overlap, self.page_size);
+        let remembered = self.out_of_order.load(Ordering::Relaxed);
+        let turn = self.audit_turn.fetch_add(1, Ordering::Relaxed);
+        let mut walk = Walk::new(cursor, self.overlap, self.page_size, remembered, turn);
+        if remembered && walk.read_from().is_some() {
+            tracing::info!(
+                source = %self.name,
+                "Rebillia's last walk found its invoices out of updatedAt order: reading every page this cycle"
+            );
+        }
         Box::pin(async_stream::stream! {
-            let mut pages = 0u64;
             let mut records = 0usize;
             loop {
                 let page_no = walk.page_no();
@@ -306,17 +333,39 @@ impl Source for RebilliaSource {
                     }
                 };
                 let policy = self.page_policy(&page.data);
+                let mode = walk.mode();
                 let step = walk.take(&self.name, page, policy);
-                pages += 1;
+                match walk.take_disorder() {
+                    Some(sign) if mode == Mode::NewestFirst => {
+                        tracing::warn!(
+                            source = %self.name,
+                            page_no,
+                            disorder = %sign,
+                            "Rebillia did not return invoices newest updatedAt first: reading every page this cycle"
+                        );
+                        self.notice(format!(
+                            "Rebillia did not sort invoices by updatedAt ({sign}): this cycle read every page, and later cycles do until one finds them in order"
+                        ));
+                    }
+                    Some(sign) if !remembered => tracing::info!(
+                        source = %self.name,
+                        disorder = %sign,
+                        "Rebillia's invoices are not in updatedAt order: later cycles read every page"
+                    ),
+                    Some(sign) => tracing::debug!(source = %self.name, disorder = %sign, "still out of updatedAt order"),
+                    None => {}
+                }
                 records += step.records.len();
                 tracing::debug!(source = %self.name, page_no, records = step.records.len(), last = step.last, "Rebillia page");
                 let receipt = walk.receipt(step.last);
                 let last = step.last;
                 if last {
+                    self.out_of_order.store(walk.saw_disorder(), Ordering::Relaxed);
                     tracing::info!(
                         source = %self.name,
-                        pages,
+                        pages = walk.pages_read(),
                         records,
+                        full = walk.mode() == Mode::Full,
                         read_from = ?walk.read_from(),
                         cursor = ?receipt.cursor.watermark,
                         "Rebillia walk complete"
