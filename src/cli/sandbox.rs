@@ -15,7 +15,8 @@ pub enum SandboxCommand {
     /// An in-memory unified accounting API (api-docs 004): bearer key, credentials, cursor
     /// paging by remoteUpdatedAt, faults; controls under /__sandbox/.
     Unified(UnifiedArgs),
-    /// An in-memory Rebillia billing API (invoices in cents, paging, faults) on localhost.
+    /// An in-memory Rebillia billing API (invoices in cents or dollars, paging, a list that
+    /// may ignore the sort, faults) on localhost.
     Rebillia(RebilliaArgs),
 }
 
@@ -202,10 +203,26 @@ pub struct RebilliaArgs {
     /// Seed for the random faults and jitter, for repeatable runs.
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// How amounts are written: cents (4100), dollars ("41.00", shippingAmount included), or
+    /// documented (dollar strings, shippingAmount in cents, as Rebillia documents its requests).
+    #[arg(long, value_enum, default_value = "cents")]
+    amounts: AmountsArg,
+    /// Ignore orderBy / sortBy: the invoice list comes newest created first whatever is asked.
+    #[arg(long)]
+    ignore_sort: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AmountsArg {
+    Cents,
+    Dollars,
+    Documented,
 }
 
 async fn run_rebillia(args: RebilliaArgs) -> anyhow::Result<()> {
-    use b2b_invoice_sync::sandbox::rebillia::{self, RebilliaSandboxConfig};
+    use b2b_invoice_sync::sandbox::rebillia::{
+        self, AmountStyle, ListOrder, RebilliaSandboxConfig,
+    };
     let config = RebilliaSandboxConfig {
         token: args.token,
         seed_customers: args.seed_customers,
@@ -213,6 +230,16 @@ async fn run_rebillia(args: RebilliaArgs) -> anyhow::Result<()> {
         latency: Duration::from_millis(args.latency_ms),
         latency_jitter: Duration::from_millis(args.latency_jitter_ms),
         rng_seed: args.rng_seed,
+        amounts: match args.amounts {
+            AmountsArg::Cents => AmountStyle::Cents,
+            AmountsArg::Dollars => AmountStyle::Dollars,
+            AmountsArg::Documented => AmountStyle::Documented,
+        },
+        list_order: if args.ignore_sort {
+            ListOrder::Ignored
+        } else {
+            ListOrder::Honoured
+        },
         ..RebilliaSandboxConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.port);
