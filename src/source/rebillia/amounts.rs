@@ -352,6 +352,20 @@ impl WireAmounts {
                 .any(whole)
     }
 
+    /// Whether some amount is a dollar string.
+    fn has_dollar_strings(&self) -> bool {
+        self.lines.iter().any(|l| !l.amount.is_whole())
+            || [
+                &self.shipping,
+                &self.tax,
+                &self.subtotal,
+                &self.total,
+                &self.balance,
+            ]
+            .into_iter()
+            .any(|w| w.is_some_and(|w| !w.is_whole()))
+    }
+
     /// What the arithmetic says (readings that overflow do not add up).
     pub fn verdict(&self) -> Verdict {
         let cents = self.reading(AmountUnit::Cents).ok();
@@ -448,9 +462,19 @@ pub struct UnitEvidence {
     pub same: usize,
     /// Invoices that add up in neither, or whose amounts cannot be read.
     pub neither: usize,
+    /// Invoices with an amount written as a dollar string (`"41.00"`).
+    pub dollar_strings: usize,
 }
 
 impl UnitEvidence {
+    /// Counts one invoice (`None`: its amounts cannot be read).
+    pub(super) fn add_invoice(&mut self, amounts: Option<&WireAmounts>) {
+        self.add(amounts.map(WireAmounts::verdict));
+        if amounts.is_some_and(WireAmounts::has_dollar_strings) {
+            self.dollar_strings += 1;
+        }
+    }
+
     pub(super) fn add(&mut self, verdict: Option<Verdict>) {
         match verdict {
             Some(Verdict::Only(AmountUnit::Cents)) => self.cents += 1,
@@ -479,22 +503,26 @@ impl UnitEvidence {
 impl fmt::Display for UnitEvidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.unit() {
-            Some(unit) => write!(f, "{unit}")?,
+            Some(unit) => write!(f, "whole numbers are {unit}")?,
             None if self.cents > 0 => {
                 f.write_str("undecided (as many invoices add up only in cents as only in dollars)")?
+            }
+            None if self.dollar_strings > 0 && self.either == 0 => {
+                f.write_str("dollar strings (no whole number to tell)")?
             }
             None => f.write_str("undecided (no invoice tells)")?,
         }
         write!(
             f,
             ": of {} invoices, {} add up only in cents, {} only in dollars, {} either way, {} \
-             whatever the unit, {} in neither",
+             whatever the unit, {} in neither; {} with dollar strings",
             self.invoices(),
             self.cents,
             self.dollars,
             self.either,
             self.same,
-            self.neither
+            self.neither,
+            self.dollar_strings
         )
     }
 }
@@ -766,8 +794,27 @@ mod tests {
         assert_eq!(evidence.unit(), Some(AmountUnit::Cents));
         assert_eq!(
             evidence.to_string(),
-            "cents: of 7 invoices, 2 add up only in cents, 1 only in dollars, 1 either way, 1 \
-             whatever the unit, 2 in neither"
+            "whole numbers are cents: of 7 invoices, 2 add up only in cents, 1 only in dollars, \
+             1 either way, 1 whatever the unit, 2 in neither; 0 with dollar strings"
         );
+        let mut strings = UnitEvidence::default();
+        let documented = WireAmounts {
+            lines: vec![WireLine {
+                qty: 1,
+                amount: Wire::Dollars(dec("20.00")),
+            }],
+            shipping: whole(1500),
+            total: dollars("35.00"),
+            ..WireAmounts::default()
+        };
+        strings.add_invoice(Some(&documented));
+        strings.add_invoice(None);
+        assert_eq!(
+            (strings.same, strings.neither, strings.dollar_strings),
+            (1, 1, 1)
+        );
+        assert!(strings
+            .to_string()
+            .starts_with("dollar strings (no whole number to tell)"));
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::amounts::{AmountPolicy, Reading, Verdict, Wire, WireAmounts, WireLine};
+use super::amounts::{AmountPolicy, Reading, Wire, WireAmounts, WireLine};
 use crate::domain::invoice::parse_date;
 use crate::domain::money::parse_amount;
 use crate::domain::{
@@ -124,9 +124,8 @@ pub fn invoice_with(
     SourceInvoice::parse(source, locator, raw)
 }
 
-/// What an invoice's arithmetic says about the unit of its whole numbers (`None`: its amounts
-/// cannot be read at all).
-pub(super) fn verdict(record: &Value) -> Option<Verdict> {
+/// The invoice's amounts as the wire wrote them (`None`: they cannot be read).
+pub(super) fn wire_amounts(record: &Value) -> Option<WireAmounts> {
     let locator = RecordLocator::id("");
     let reader = Reader {
         source: "",
@@ -134,7 +133,7 @@ pub(super) fn verdict(record: &Value) -> Option<Verdict> {
         record,
         currency: None,
     };
-    reader.wire_amounts().ok().map(|amounts| amounts.verdict())
+    reader.wire_amounts().ok()
 }
 
 /// The invoice's total and balance due as `policy` reads them (the payments write-back: it

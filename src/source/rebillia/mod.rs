@@ -118,24 +118,13 @@ impl AmountDetection {
 }
 
 impl fmt::Display for AmountDetection {
-    /// `amounts in cents (amount_unit = "auto"): of 25 invoices on the first page, ...`
+    /// `amounts: whole numbers are cents: of 10 invoices, ... (first page, amount_unit = "auto")`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = &self.evidence;
-        match self.detected() {
-            Some(unit) => write!(f, "amounts in {unit}")?,
-            None => f.write_str("amount unit not shown")?,
-        }
         write!(
             f,
-            " (amount_unit = \"{}\"): of {} invoices on the first page, {} add up only in \
-             cents, {} only in dollars, {} either way, {} whatever the unit, {} in neither",
-            self.configured.name(),
-            e.invoices(),
-            e.cents,
-            e.dollars,
-            e.either,
-            e.same,
-            e.neither
+            "amounts: {} (first page, amount_unit = \"{}\")",
+            self.evidence,
+            self.configured.name()
         )?;
         if self.conflicts() {
             f.write_str("; the configured unit contradicts them")?;
@@ -153,7 +142,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub fn amount_evidence(records: &[Value]) -> UnitEvidence {
     let mut evidence = UnitEvidence::default();
     for record in records {
-        evidence.add(convert::verdict(record));
+        evidence.add_invoice(convert::wire_amounts(record).as_ref());
     }
     evidence
 }
