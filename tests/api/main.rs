@@ -13,6 +13,7 @@ mod demo;
 mod deploy;
 mod engine_failures;
 mod engine_faults;
+mod engine_rebillia;
 mod engine_sync;
 mod engine_world;
 mod faults;
