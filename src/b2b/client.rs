@@ -2,6 +2,7 @@
 //! transient failures are retried where that cannot duplicate a change, and ambiguous outcomes of
 //! mutations are handed back to the caller (see [`B2bError::is_ambiguous`]).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ use super::retry::backoff;
 use crate::config::{B2bAuth, RetrySettings, StoreSettings};
 
 const EXCERPT_CHARS: usize = 300;
+/// The smallest page a 400 about `limit` shrinks the page size to.
+const MIN_PAGE_SIZE: u32 = 10;
 /// A `Retry-After` longer than this is treated as this: a misbehaving header must not stall a
 /// store for a day.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -54,6 +57,9 @@ pub struct B2bClient {
     /// [`RequestBudget::reserve`]).
     reservation: Option<Arc<Reservation>>,
     request_timeout: Duration,
+    /// Items a list page asks for: the configured size, lowered to what the server answers
+    /// (shared by clones: learned once per store and process).
+    page_size: Arc<AtomicU32>,
 }
 
 struct Call {
@@ -153,7 +159,50 @@ impl B2bClient {
             calls: Arc::default(),
             reservation: None,
             request_timeout: store.b2b.request_timeout,
+            page_size: Arc::new(AtomicU32::new(store.b2b.page_size.clamp(1, MAX_PAGE_SIZE))),
         })
+    }
+
+    /// Items one list page asks for now (see `stores.<name>.b2b.page_size`).
+    pub fn page_size(&self) -> u32 {
+        self.page_size.load(Ordering::Relaxed).max(1)
+    }
+
+    /// A page of `asked` items at most, and never more than the store answers with.
+    fn limit(&self, asked: u32) -> u32 {
+        asked.clamp(1, self.page_size())
+    }
+
+    /// The server answered fewer items than asked while its total says more: that is its cap.
+    fn learn_page_cap(&self, asked: u32, got: usize, more: bool) {
+        let got = u32::try_from(got).unwrap_or(u32::MAX);
+        if more && got > 0 && got < asked && got < self.page_size() {
+            self.page_size.store(got, Ordering::Relaxed);
+            tracing::info!(
+                store = %self.store,
+                page_size = got,
+                "B2B Edition answers at most {got} items a page: asking for that from now on"
+            );
+        }
+    }
+
+    /// A 400 about `limit`: the page size is halved (down to 10) and the request may be sent
+    /// again. `false` when it cannot shrink further or the error is about something else.
+    fn shrink_page_on(&self, e: &B2bError, asked: u32) -> bool {
+        let about_limit = matches!(e, B2bError::Validation { message, .. }
+            if message.to_ascii_lowercase().contains("limit"));
+        if !about_limit || asked <= MIN_PAGE_SIZE {
+            return false;
+        }
+        let smaller = (asked / 2).max(MIN_PAGE_SIZE);
+        self.page_size.fetch_min(smaller, Ordering::Relaxed);
+        tracing::warn!(
+            store = %self.store,
+            page_size = smaller,
+            error = %e,
+            "B2B Edition refused the page size: asking for fewer items a page"
+        );
+        true
     }
 
     /// How long one request may take before it is given up (`stores.<name>.b2b.request_timeout_secs`).
@@ -258,16 +307,33 @@ impl B2bClient {
         self.execute::<Value>(call).await.map(|_| ())
     }
 
-    /// One page of `GET /invoices`, starting at `offset`.
+    /// One page of `GET /invoices`, starting at `offset`, of at most the client's page size.
     pub async fn list_invoices_page(
         &self,
         query: &InvoiceQuery,
         offset: u64,
     ) -> Result<Page<Invoice>, B2bError> {
-        let call =
-            Call::new(Method::GET, "GET /ip/invoices", "ip/invoices").query(query.to_pairs(offset));
-        let envelope = self.execute::<Vec<Invoice>>(call).await?;
-        Ok(page(envelope, offset, query.page_size()))
+        loop {
+            let asked = self.limit(query.page_size());
+            let sized = InvoiceQuery {
+                page_size: asked,
+                ..query.clone()
+            };
+            let call = Call::new(Method::GET, "GET /ip/invoices", "ip/invoices")
+                .query(sized.to_pairs(offset));
+            match self.execute::<Vec<Invoice>>(call).await {
+                Ok(envelope) => {
+                    let page = page(envelope, offset, asked);
+                    let more = page
+                        .total_count
+                        .is_some_and(|t| offset + (page.items.len() as u64) < t);
+                    self.learn_page_cap(asked, page.items.len(), more);
+                    return Ok(page);
+                }
+                Err(e) if self.shrink_page_on(&e, asked) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Every page of `GET /invoices` for `query`, fetched lazily one page at a time.
@@ -295,10 +361,15 @@ impl B2bClient {
         query: &PaymentQuery,
         offset: u64,
     ) -> Result<Page<Payment>, B2bError> {
+        let asked = self.limit(query.page_size());
+        let sized = PaymentQuery {
+            page_size: asked,
+            ..query.clone()
+        };
         let call =
-            Call::new(Method::GET, "GET /ip/payments", "ip/payments").query(query.to_pairs(offset));
+            Call::new(Method::GET, "GET /ip/payments", "ip/payments").query(sized.to_pairs(offset));
         let envelope = self.execute::<Vec<Payment>>(call).await?;
-        Ok(page(envelope, offset, query.page_size()))
+        Ok(page(envelope, offset, asked))
     }
 
     /// Every page of `GET /payments` for `query`, fetched lazily one page at a time (offset
@@ -357,7 +428,7 @@ impl B2bClient {
         offset: u64,
         limit: u32,
     ) -> Result<Page<ExtraFieldConfig>, B2bError> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let limit = self.limit(limit);
         let call = Call::new(
             Method::GET,
             "GET /ip/invoices/extra-fields",
@@ -391,9 +462,13 @@ impl B2bClient {
             ("extraFieldFilterType", "exact-match".to_owned()),
             ("isIncludeExtraFields", "1".to_owned()),
             ("offset", offset.to_string()),
-            ("limit", MAX_PAGE_SIZE.to_string()),
+            ("limit", self.limit(MAX_PAGE_SIZE).to_string()),
         ]);
-        Ok(page(self.execute(call).await?, offset, MAX_PAGE_SIZE))
+        Ok(page(
+            self.execute(call).await?,
+            offset,
+            self.limit(MAX_PAGE_SIZE),
+        ))
     }
 
     /// The companies whose extra field `field_name` is exactly `field_value` (an ERP customer id
@@ -743,7 +818,10 @@ fn error_message(json: &Value) -> Option<String> {
             return Some(parts.join("; "));
         }
     }
-    meta.and_then(|m| m.get("message")).and_then(text)
+    meta.and_then(|m| m.get("message"))
+        .and_then(text)
+        // A top-level `message` (live 404s for a wrong path answer `{"message": "..."}`).
+        .or_else(|| json.get("message").and_then(text))
 }
 
 /// `Retry-After` in seconds or as an HTTP date; BigCommerce's `X-Rate-Limit-Time-Reset-Ms` too.
@@ -797,11 +875,9 @@ where
             let page = fetch(offset).await?;
             let got = page.items.len() as u64;
             offset += got;
-            let done = got == 0
-                || match page.total_count {
-                    Some(total) => offset >= total,
-                    None => got < u64::from(page.limit),
-                };
+            // A short page ends the list only when the total says so: a server may answer
+            // fewer items than asked (its own cap). Without a total, an empty page ends it.
+            let done = got == 0 || page.total_count.is_some_and(|total| offset >= total);
             yield page;
             if done {
                 break;
@@ -842,6 +918,21 @@ mod tests {
             mutating,
             Duration::from_secs(60),
         )
+    }
+
+    #[test]
+    fn a_top_level_message_is_what_the_api_said() {
+        let err = classify_json(
+            404,
+            json!({"message": "Not Found: no route /ip/ip/invoices"}),
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().contains("no route /ip/ip/invoices"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -267,6 +267,7 @@ fn settings(
             },
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            page_size: crate::config::DEFAULT_B2B_PAGE_SIZE,
         },
         budget: BudgetSettings {
             requests_per_minute: non_zero(LIFTED_RPM),

@@ -70,6 +70,7 @@ pub(crate) fn store(opts: &E2eOptions, b2b_base_url: &str) -> Result<StoreSettin
             },
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            page_size: crate::config::DEFAULT_B2B_PAGE_SIZE,
         },
         budget: budget(opts),
         retry: RetrySettings::default(),

@@ -2,12 +2,15 @@
 //! setting up a store (and the README's smoke call against the sandbox); `probe --source NAME`
 //! checks a source's API the same way (credentials, first page and paging, ids, a customer).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use futures::TryStreamExt;
 
-use b2b_invoice_sync::b2b::{B2bClient, InvoiceQuery};
+use b2b_invoice_sync::b2b::query::MAX_PAGE_SIZE;
+use b2b_invoice_sync::b2b::{B2bClient, B2bError, InvoiceQuery};
 use b2b_invoice_sync::config::{AdapterSettings, B2bAuth, Settings, StoreSettings};
 use b2b_invoice_sync::source::unified::UnifiedSource;
+use b2b_invoice_sync::store::capabilities::ExternalIdFilter;
+use b2b_invoice_sync::sync::lookup;
 
 use super::UsageError;
 
@@ -54,32 +57,70 @@ pub async fn run(settings: &Settings, args: ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Read-only: what the store answers, and how it reads what the documents leave open.
 async fn probe_store(store: &StoreSettings) -> anyhow::Result<()> {
-    let client = B2bClient::with_own_budget(store)?;
+    // Pages as large as the spec allows, so that a server's own cap shows.
+    let mut probing = store.clone();
+    probing.b2b.page_size = MAX_PAGE_SIZE - 1;
+    let client = B2bClient::with_own_budget(&probing)?;
+    let explain = |e: B2bError, what: &'static str| match client.misconfigured(&e) {
+        Some(stop) => anyhow::Error::new(stop),
+        None => anyhow::Error::new(e).context(what),
+    };
     let auth = match &store.b2b.auth {
         B2bAuth::XAuthToken { store_hash, .. } => format!("X-Auth-Token, store hash {store_hash}"),
         B2bAuth::LegacyAuthToken { .. } => "legacy authToken".to_owned(),
     };
+    // The largest page the spec allows: an answer with fewer items while the total says more is
+    // the server's own cap.
     let query = InvoiceQuery {
-        page_size: 1,
+        page_size: MAX_PAGE_SIZE - 1,
         ..InvoiceQuery::default()
     };
     let page = client
         .list_invoices_page(&query, 0)
         .await
-        .context("listing invoices")?;
+        .map_err(|e| explain(e, "listing invoices"))?;
     let fields: Vec<String> = client
         .invoice_extra_field_configs()
         .map_ok(|f| f.field_name)
         .try_collect()
         .await
-        .context("reading invoice extra-field configs")?;
+        .map_err(|e| explain(e, "reading invoice extra-field configs"))?;
+    let filter = lookup::probe_external_id_filter(&client)
+        .await
+        .map_err(|e| explain(e, "asking for a made-up externalId"))?;
+    let total = page.total_count;
+    let got = page.items.len();
+    let cap = match total {
+        Some(t) if (got as u64) < t && got < (MAX_PAGE_SIZE - 1) as usize => {
+            format!(
+                "answers at most {got} invoices a page (asked {})",
+                MAX_PAGE_SIZE - 1
+            )
+        }
+        Some(t) if t < u64::from(MAX_PAGE_SIZE - 1) => {
+            format!("not seen (the store has {t} invoices, fewer than a page)")
+        }
+        _ => format!("none below the spec's {} a page", MAX_PAGE_SIZE - 1),
+    };
+    let reading = match filter {
+        ExternalIdFilter::Strings => {
+            "matched as strings (an id like INV-2024-000123 is found by externalId[])"
+        }
+        ExternalIdFilter::NumbersOnly => {
+            "numbers only: 400 for a value like INV-2024-000123 (such ids are found by invoice number)"
+        }
+        ExternalIdFilter::Ignored => {
+            "ignored for a value like INV-2024-000123: the list came back unfiltered (such ids are found by invoice number)"
+        }
+    };
     println!(
-        "store {}: OK at {} ({auth}): {} invoice(s); invoice extra fields: [{}]",
+        "store {}: OK at {} ({auth} accepted): {} invoice(s); invoice extra fields: [{}]\n  \
+         externalId[] filter: {reading}\n  page cap: {cap}",
         store.name,
         store.b2b.base_url,
-        page.total_count
-            .map_or_else(|| "unknown number of".to_owned(), |n| n.to_string()),
+        total.map_or_else(|| "unknown number of".to_owned(), |n| n.to_string()),
         fields.join(", ")
     );
     Ok(())

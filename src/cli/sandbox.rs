@@ -16,7 +16,8 @@ pub enum SandboxCommand {
     /// credentials, cursor paging by remoteUpdatedAt), or Alloy's Unified API with
     /// --api-version 2024-03 | 2023-12; faults; controls under /__sandbox/.
     Unified(UnifiedArgs),
-    /// An in-memory Rebillia billing API (invoices in cents, paging, faults) on localhost.
+    /// An in-memory Rebillia billing API (invoices in cents or dollars, paging, a list that
+    /// may ignore the sort, faults) on localhost.
     Rebillia(RebilliaArgs),
 }
 
@@ -56,6 +57,21 @@ pub struct B2bArgs {
     /// The legacy authToken the sandbox accepts (a fake credential).
     #[arg(long, default_value = "sandbox-legacy-token")]
     legacy_token: String,
+    /// What `externalId[]` (typed array[number] in the spec) does with a value that is not a
+    /// number: match it as a string, answer 400 naming it, or drop it (an unfiltered list).
+    #[arg(long, default_value = "strings", value_parser = external_id_filter)]
+    external_id_filter: b2b::ExternalIdFilter,
+    /// At most this many invoices a page, whatever `limit` asks (the spec caps it below 250).
+    #[arg(long)]
+    max_page_size: Option<usize>,
+}
+
+fn external_id_filter(text: &str) -> Result<b2b::ExternalIdFilter, String> {
+    b2b::ExternalIdFilter::NAMES
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| "one of strings, numeric-400, numeric-ignore".to_owned())
 }
 
 pub async fn run(cmd: SandboxCommand) -> anyhow::Result<()> {
@@ -80,6 +96,11 @@ async fn run_b2b(args: B2bArgs) -> anyhow::Result<()> {
         seed_invoices: args.seed_invoices,
         seed_orders: args.seed_orders,
         rng_seed: args.rng_seed,
+        readings: b2b::Readings {
+            external_id_filter: args.external_id_filter,
+            max_page_size: args.max_page_size,
+            refuse_limit_above: None,
+        },
         ..B2bSandboxConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.port);
@@ -237,10 +258,26 @@ pub struct RebilliaArgs {
     /// Seed for the random faults and jitter, for repeatable runs.
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// How amounts are written: cents (4100), dollars ("41.00", shippingAmount included), or
+    /// documented (dollar strings, shippingAmount in cents, as Rebillia documents its requests).
+    #[arg(long, value_enum, default_value = "cents")]
+    amounts: AmountsArg,
+    /// Ignore orderBy / sortBy: the invoice list comes newest created first whatever is asked.
+    #[arg(long)]
+    ignore_sort: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AmountsArg {
+    Cents,
+    Dollars,
+    Documented,
 }
 
 async fn run_rebillia(args: RebilliaArgs) -> anyhow::Result<()> {
-    use b2b_invoice_sync::sandbox::rebillia::{self, RebilliaSandboxConfig};
+    use b2b_invoice_sync::sandbox::rebillia::{
+        self, AmountStyle, ListOrder, RebilliaSandboxConfig,
+    };
     let config = RebilliaSandboxConfig {
         token: args.token,
         seed_customers: args.seed_customers,
@@ -248,6 +285,16 @@ async fn run_rebillia(args: RebilliaArgs) -> anyhow::Result<()> {
         latency: Duration::from_millis(args.latency_ms),
         latency_jitter: Duration::from_millis(args.latency_jitter_ms),
         rng_seed: args.rng_seed,
+        amounts: match args.amounts {
+            AmountsArg::Cents => AmountStyle::Cents,
+            AmountsArg::Dollars => AmountStyle::Dollars,
+            AmountsArg::Documented => AmountStyle::Documented,
+        },
+        list_order: if args.ignore_sort {
+            ListOrder::Ignored
+        } else {
+            ListOrder::Honoured
+        },
         ..RebilliaSandboxConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.port);

@@ -121,7 +121,14 @@ pub struct B2bSettings {
     /// Whole-request timeout; a timed-out mutation is ambiguous (it may have been applied).
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Items a list request asks for (default 100; the spec caps `limit` below 250, and a
+    /// server may cap it lower: a smaller page it answers with is learned, a 400 about `limit`
+    /// shrinks it). Also how many invoices one bulk `externalId[]` read names.
+    pub page_size: u32,
 }
+
+/// The default of `stores.<name>.b2b.page_size`.
+pub const DEFAULT_B2B_PAGE_SIZE: u32 = 100;
 
 /// The two authentication styles B2B Edition serves. Exactly one is sent, never both.
 #[derive(Debug, Clone)]

@@ -198,11 +198,14 @@ fn b2b(mut t: Table<'_>) -> Option<B2bSettings> {
     let (request_timeout, connect_timeout) = timeouts(&mut t);
     let token = t.exactly_one(("token", secret), ("token_file", secret_file));
     let auth = auth(&mut t, token);
+    // The spec's pagination model: 1 < limit < 250.
+    let page_size = t.or("page_size", super::DEFAULT_B2B_PAGE_SIZE, whole(2..=249));
     Some(B2bSettings {
         base_url: base_url?,
         auth: auth?,
         request_timeout: request_timeout?,
         connect_timeout: connect_timeout?,
+        page_size: page_size?,
     })
 }
 

@@ -524,6 +524,35 @@ pub struct RebilliaSettings {
     /// Sent as `X-AUTH-TOKEN` (`token` or `token_file`).
     pub token: SecretString,
     pub http: HttpSettings,
+    /// How the whole-number amounts of an invoice are read (`amount_unit`, default `auto`).
+    pub amount_unit: RebilliaAmountUnit,
+}
+
+/// `[sources.<name>.rebillia] amount_unit`: what a whole number in one of Rebillia's amount
+/// fields means. Rebillia documents line amounts as dollar strings (`"20.00"`) and
+/// `shippingAmount`, charges and refunds in cents, but not the units of what it answers; a
+/// decimal string is dollars and `shippingAmount` is cents whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RebilliaAmountUnit {
+    /// Each invoice's own arithmetic (lines + shipping + tax = total, lines = subtotal) tells;
+    /// an invoice that fits both readings takes the unit the source's other invoices showed
+    /// (cents until one has shown anything).
+    #[default]
+    Auto,
+    /// Whole numbers are cents (hundredths of the currency unit).
+    Cents,
+    /// Whole numbers are units of the currency (dollars), but `shippingAmount`.
+    Dollars,
+}
+
+impl RebilliaAmountUnit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cents => "cents",
+            Self::Dollars => "dollars",
+        }
+    }
 }
 
 /// A folder of CSV / NDJSON exports: `[sources.<name>.files]`.

@@ -44,6 +44,7 @@ pub fn build(
             },
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            page_size: crate::config::DEFAULT_B2B_PAGE_SIZE,
         },
         // The store's whole 150/min with a burst that lets a demo's few dozen calls go at once:
         // the sandbox enforces the same 150/min as B2B Edition.

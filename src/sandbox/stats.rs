@@ -20,9 +20,10 @@ pub struct RequestRecord {
     pub method: String,
     /// Route template, e.g. `GET /ip/invoices/{id}`.
     pub route: String,
-    /// The path as requested (`/api/v3/io/ip/invoices/12`), where the sandbox keeps it.
+    /// The request target as sent, path and query (`/api/v3/io/ip/invoices?limit=100&...`),
+    /// where the sandbox keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub target: Option<String>,
     /// `None` when the connection was closed without a response.
     pub status: Option<u16>,
 }
@@ -138,7 +139,7 @@ mod tests {
 
     fn record(route: &str, status: Option<u16>) -> RequestRecord {
         RequestRecord {
-            path: None,
+            target: None,
             at: Duration::from_millis(5),
             store_hash: Some("s".into()),
             method: "GET".into(),

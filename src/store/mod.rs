@@ -1,5 +1,6 @@
 //! PostgreSQL through sqlx: the pool, the migrations, and the tables' queries (one module each).
 
+pub mod capabilities;
 pub mod cursors;
 pub mod ledger;
 pub mod lock;

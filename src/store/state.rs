@@ -196,18 +196,6 @@ pub async fn load_for_plan(
         .collect())
 }
 
-/// The ERP id of one invoice of `source` that B2B is known to hold (to check a filter with).
-pub async fn any_synced(pool: &PgPool, source: &str) -> Result<Option<String>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT external_id FROM invoice_state
-          WHERE source = $1 AND status = 'synced' AND b2b_invoice_id IS NOT NULL LIMIT 1",
-    )
-    .bind(source)
-    .fetch_optional(pool)
-    .await
-    .map_err(StoreError::query("reading a synced invoice"))
-}
-
 /// Failed invoices of `source` whose retry time has come and whose ERP record is kept.
 pub async fn due_failures(
     pool: &PgPool,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::execute::{Ctx, Pending, FETCH_BATCH};
 use super::failpoints::Failpoints;
+use super::lookup::Capabilities;
 use super::outcome::{record_failure, CycleError, Outcome, Retry};
 use super::plan::{plan, Action, FieldDiff, SkipReason};
 use super::prepare::{prepare_page, InvoiceFailure, Prepared};
@@ -88,6 +89,8 @@ struct SourceRuntime {
     settings: SourceSettings,
     adapter: Arc<dyn Source>,
     client: B2bClient,
+    /// What the source's store makes of `externalId[]` (shared by its sources).
+    capabilities: Arc<Capabilities>,
     concurrency: usize,
 }
 
@@ -213,15 +216,16 @@ impl Cycle {
 impl Engine {
     /// Builds every configured source with its store's client; stores share one budget each.
     pub fn new(settings: &Settings, pool: PgPool) -> Result<Self, EngineError> {
-        let mut clients: HashMap<&str, B2bClient> = HashMap::new();
+        let mut clients: HashMap<&str, (B2bClient, Arc<Capabilities>)> = HashMap::new();
         for (name, store) in &settings.stores {
             let budget = Arc::new(RequestBudget::new(&store.budget));
-            clients.insert(name, B2bClient::new(store, budget)?);
+            let client = B2bClient::new(store, budget)?;
+            clients.insert(name, (client, Arc::new(Capabilities::new(name))));
         }
         let mut runtimes = BTreeMap::new();
         for (name, src) in &settings.sources {
             // The config loader guarantees every source names a configured store.
-            let Some(client) = clients.get(src.store.as_str()).cloned() else {
+            let Some((client, capabilities)) = clients.get(src.store.as_str()).cloned() else {
                 continue;
             };
             let concurrency = settings
@@ -241,6 +245,7 @@ impl Engine {
                     settings: src.clone(),
                     adapter: source::build_with(src, Some(&pool))?,
                     client,
+                    capabilities,
                     concurrency,
                 },
             );
@@ -391,6 +396,7 @@ impl Engine {
             run_id,
             failpoints: &self.failpoints,
             fence,
+            capabilities: &rt.capabilities,
         };
         let recovered = recover(&ctx).await?;
         st.counts.recovered += i32::try_from(recovered.adopted).unwrap_or(i32::MAX);

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::failpoints::Failpoints;
+use super::lookup::{self, LookupError, Wanted};
 use super::outcome::{log_action, note_status, record_failure, CycleError, Outcome, Retry};
 use super::prepare::Prepared;
 use crate::b2b::model::{Amount, Invoice, InvoiceUpdate};
@@ -24,7 +25,8 @@ use crate::domain::{deletion_action, B2bBalance, DeletionAction};
 use crate::store::ledger::{self, Intent, Op};
 use crate::store::state::{self, StateRow, Synced};
 
-/// How many invoices one `GET /invoices?externalId[]=..` fetches (the API's page limit).
+/// Updates and removals gathered before the batch runs (its reads go a page of ids at a time:
+/// `stores.<name>.b2b.page_size`).
 pub const FETCH_BATCH: usize = 250;
 
 /// Everything an action needs.
@@ -36,6 +38,8 @@ pub struct Ctx<'a> {
     pub failpoints: &'a Failpoints,
     /// What every intent checks: this process still holds the source's lock.
     pub fence: &'a crate::store::lock::Fence,
+    /// How the store reads `externalId[]` (see `lookup`).
+    pub capabilities: &'a super::lookup::Capabilities,
 }
 
 /// An update or a removal waiting for the batch fetch of current B2B state.
@@ -479,7 +483,7 @@ impl Ctx<'_> {
             let paced = budget.requests_per_second() * self.source.update_freshness.as_secs_f64();
             // Saturating float-to-int conversion: a huge bound is capped by the read size.
             let take = (together as usize - 1 + paced as usize)
-                .clamp(1, FETCH_BATCH)
+                .clamp(1, self.client.page_size() as usize)
                 .min(queue.len());
             let group: Vec<Pending> = queue.drain(..take).collect();
             let reserved = budget
@@ -547,21 +551,29 @@ impl Ctx<'_> {
         Vec<Pending>,
         Option<CycleError>,
     ) {
-        let query = InvoiceQuery::by_external_ids(group.iter().map(|p| p.external_id().to_owned()));
+        let wanted: Vec<Wanted> = group
+            .iter()
+            .map(|p| Wanted {
+                external_id: p.external_id(),
+                invoice_number: p.prepared().invoice_number(),
+            })
+            .collect();
         // Taken before the read is sent: the state is at least this fresh.
         let read_at = Instant::now();
-        let fetched: Result<Vec<Invoice>, B2bError> =
-            self.client.list_invoices(&query).try_collect().await;
+        let fetched = lookup::find(self.pool, self.client, self.capabilities, &wanted).await;
+        let back = |group: Vec<Pending>| {
+            group
+                .into_iter()
+                .map(|p| (p.external_id().to_owned(), None))
+                .collect()
+        };
         let mut unreadable: Option<String> = None;
         let current: HashMap<u64, Invoice> = match fetched {
             Ok(list) => list.into_iter().map(|i| (i.id, i)).collect(),
-            Err(e) => {
+            Err(LookupError::Store(e)) => return (back(group), Vec::new(), Some(e.into())),
+            Err(LookupError::B2b(e)) => {
                 if let Some(stop) = self.client.misconfigured(&e) {
-                    let back = group
-                        .into_iter()
-                        .map(|p| (p.external_id().to_owned(), None))
-                        .collect();
-                    return (back, Vec::new(), Some(stop.into()));
+                    return (back(group), Vec::new(), Some(stop.into()));
                 }
                 unreadable = Some(e.to_string());
                 HashMap::new()

@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod execute;
 pub mod failpoints;
+pub mod lookup;
 pub mod outcome;
 pub mod plan;
 pub mod prepare;

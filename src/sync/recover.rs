@@ -6,12 +6,11 @@
 
 use std::collections::HashMap;
 
-use futures::TryStreamExt;
-
-use super::execute::{Ctx, FETCH_BATCH};
+use super::execute::Ctx;
+use super::lookup::{self, LookupError, Wanted};
 use super::outcome::CycleError;
 use crate::b2b::model::Invoice;
-use crate::b2b::{B2bError, InvoiceQuery};
+use crate::b2b::B2bError;
 use crate::store::ledger::{self, InFlight, Op};
 use crate::store::state::{self, Synced};
 use crate::store::StoreError;
@@ -50,12 +49,10 @@ pub async fn recover(ctx: &Ctx<'_>) -> Result<Recovery, CycleError> {
         let settled = tracing::Instrument::instrument(settle(ctx, entry), span).await?;
         r.count(settled);
     }
-    // Creates are looked up in bulk: one `externalId[]` read per 250, like the update path.
-    let mut filter = FilterCheck::default();
-    for chunk in creates.chunks(FETCH_BATCH) {
-        for settled in settle_creates(ctx, chunk, &mut filter).await? {
-            r.count(settled);
-        }
+    // Creates are looked up in bulk, like the update path's current state.
+    // `lookup::find` reads them a page of ids at a time.
+    for settled in settle_creates(ctx, &creates).await? {
+        r.count(settled);
     }
     if r != Recovery::default() {
         tracing::info!(
@@ -88,14 +85,10 @@ enum Settled {
 async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> {
     match entry.op {
         // Creates are settled in bulk by `settle_creates`; one alone goes the same way.
-        Op::Create => Ok(settle_creates(
-            ctx,
-            std::slice::from_ref(entry),
-            &mut FilterCheck::default(),
-        )
-        .await?
-        .pop()
-        .unwrap_or(Settled::Unresolved)),
+        Op::Create => Ok(settle_creates(ctx, std::slice::from_ref(entry))
+            .await?
+            .pop()
+            .unwrap_or(Settled::Unresolved)),
         // Re-sending the same update could overwrite a newer edit: a fresh update is built from
         // current B2B state instead, because the invoice is still due (failed) or re-read.
         Op::Update | Op::ZeroBalance => {
@@ -160,71 +153,22 @@ async fn mark_due(ctx: &Ctx<'_>, entry: &InFlight) -> Result<(), CycleError> {
     Ok(())
 }
 
-/// Whether an invoice's absence from a filtered `externalId[]` answer proves, this cycle, that
-/// its create was not applied: when B2B is known to honour the filter, or holds no invoice.
-#[derive(Debug, Default)]
-struct FilterCheck {
-    proven: Option<bool>,
-}
-
-impl FilterCheck {
-    /// Proven by an answer that holds one of the ids asked for; else by asking for the id of an
-    /// invoice B2B is known to hold (this source's, or any of the store's), or by finding the
-    /// store empty. At most two requests a cycle, and only when an answer came back empty.
-    async fn honoured(&mut self, ctx: &Ctx<'_>, answered_ours: bool) -> Result<bool, CycleError> {
-        if answered_ours {
-            self.proven = Some(true);
-        }
-        if let Some(proven) = self.proven {
-            return Ok(proven);
-        }
-        let proven = match state::any_synced(ctx.pool, &ctx.source.name).await? {
-            Some(ext) => filter_finds(ctx, &ext).await,
-            None => {
-                let first = InvoiceQuery {
-                    page_size: 1,
-                    ..InvoiceQuery::default()
-                };
-                match ctx.client.list_invoices_page(&first, 0).await {
-                    // Nothing in the store: no create of ours was applied.
-                    Ok(page) if page.items.is_empty() => true,
-                    Ok(page) => match page.items.first().and_then(|i| i.external_id.clone()) {
-                        Some(ext) => filter_finds(ctx, &ext).await,
-                        None => false,
-                    },
-                    Err(_) => false,
-                }
-            }
-        };
-        self.proven = Some(proven);
-        Ok(proven)
-    }
-}
-
-/// Whether `GET /invoices?externalId[]=<ext>` answers with exactly that invoice.
-async fn filter_finds(ctx: &Ctx<'_>, ext: &str) -> bool {
-    let query = InvoiceQuery::by_external_ids([ext.to_owned()]);
-    let found: Result<Vec<Invoice>, B2bError> =
-        ctx.client.list_invoices(&query).try_collect().await;
-    found.is_ok_and(|list| {
-        !list.is_empty() && list.iter().all(|i| i.external_id.as_deref() == Some(ext))
-    })
-}
-
-/// Settles up to 250 in-flight creates with one filtered read: found ones are adopted; the
-/// others were not applied when the filter is known to work, else each is looked up by its
-/// (unique) invoice number, as a B2B that did not keep the externalId would still show it.
-async fn settle_creates(
-    ctx: &Ctx<'_>,
-    entries: &[InFlight],
-    filter: &mut FilterCheck,
-) -> Result<Vec<Settled>, CycleError> {
-    let query = InvoiceQuery::by_external_ids(entries.iter().map(|e| e.external_id.clone()));
-    let listed: Result<Vec<Invoice>, B2bError> =
-        ctx.client.list_invoices(&query).try_collect().await;
-    let listed = match listed {
+/// Settles in-flight creates with bulk reads (`lookup::find`: `externalId[]`, or invoice numbers
+/// where the store's filter cannot take the ids): found ones are adopted; the others were not
+/// applied (a store's answer never leaves out an invoice that holds the id: an ignored filter is
+/// detected and the numbers are searched instead).
+async fn settle_creates(ctx: &Ctx<'_>, entries: &[InFlight]) -> Result<Vec<Settled>, CycleError> {
+    let wanted: Vec<Wanted> = entries
+        .iter()
+        .map(|e| Wanted {
+            external_id: &e.external_id,
+            invoice_number: &e.invoice_number,
+        })
+        .collect();
+    let listed = match lookup::find(ctx.pool, ctx.client, ctx.capabilities, &wanted).await {
         Ok(list) => list,
-        Err(e) => {
+        Err(LookupError::Store(e)) => return Err(e.into()),
+        Err(LookupError::B2b(e)) => {
             if let Some(stop) = ctx.client.misconfigured(&e) {
                 return Err(stop.into());
             }
@@ -244,16 +188,12 @@ async fn settle_creates(
                 .push(inv);
         }
     }
-    let answered_ours = !by_id.is_empty();
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
         let span = tracing::info_span!("recover", external_id = %entry.external_id, invoice_number = %entry.invoice_number, op = "create");
         let found = by_id.remove(entry.external_id.as_str()).unwrap_or_default();
-        let settled = tracing::Instrument::instrument(
-            settle_create(ctx, entry, found, &mut *filter, answered_ours),
-            span,
-        )
-        .await?;
+        let settled =
+            tracing::Instrument::instrument(settle_create(ctx, entry, found), span).await?;
         out.push(settled);
     }
     Ok(out)
@@ -263,29 +203,7 @@ async fn settle_create(
     ctx: &Ctx<'_>,
     entry: &InFlight,
     mut found: Vec<Invoice>,
-    filter: &mut FilterCheck,
-    answered_ours: bool,
 ) -> Result<Settled, CycleError> {
-    let ours = |i: &Invoice| i.external_id.as_deref() == Some(entry.external_id.as_str());
-    if found.is_empty() && !filter.honoured(ctx, answered_ours).await? {
-        // A B2B that did not store externalId would still have the (unique) number.
-        let by_number: Result<Vec<Invoice>, B2bError> = ctx
-            .client
-            .list_invoices(&InvoiceQuery::by_invoice_number(
-                entry.invoice_number.clone(),
-            ))
-            .try_collect()
-            .await;
-        match by_number {
-            Ok(list) => {
-                found = list
-                    .into_iter()
-                    .filter(|i| i.invoice_number == entry.invoice_number && ours(i))
-                    .collect()
-            }
-            Err(e) => return unresolved(ctx, &e),
-        }
-    }
     found.sort_by_key(|i| i.id);
     let Some(invoice) = found.first() else {
         ledger::abandon(

@@ -319,3 +319,54 @@ async fn probe_source_checks_an_alloy_api_step_by_step() {
         }
     }
 }
+
+#[tokio::test]
+async fn probe_reports_how_the_store_reads_external_ids_and_its_page_cap() {
+    use b2b_invoice_sync::sandbox::b2b::{B2bSandboxConfig, ExternalIdFilter, Readings};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (filter, says) in [
+        (ExternalIdFilter::Strings, "matched as strings"),
+        (ExternalIdFilter::Numeric400, "numbers only: 400"),
+        (
+            ExternalIdFilter::NumericIgnore,
+            "the list came back unfiltered",
+        ),
+    ] {
+        let sandbox = spawn_sandbox(B2bSandboxConfig {
+            rate_limit: 0,
+            seed_invoices: 300,
+            readings: Readings {
+                external_id_filter: filter,
+                max_page_size: Some(100),
+                ..Readings::default()
+            },
+            ..B2bSandboxConfig::default()
+        })
+        .await;
+        let config = write(
+            dir.path(),
+            "probe.toml",
+            &format!(
+                "[stores.acme.b2b]\nbase_url = \"{}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n",
+                sandbox.base_url()
+            ),
+        );
+        let out = run(&["probe", "--config", &config], &[]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(stdout.contains("store acme: OK"), "{stdout}");
+        assert!(stdout.contains(says), "[{filter:?}] {stdout}");
+        assert!(
+            stdout.contains("page cap: answers at most 100 invoices a page (asked 249)"),
+            "{stdout}"
+        );
+        println!("{stdout}");
+        // Read-only: the sandbox saw nothing but reads.
+        assert!(sandbox
+            .control()
+            .requests()
+            .iter()
+            .all(|r| r.method == "GET"));
+    }
+}

@@ -203,9 +203,11 @@ async fn listing_pages_through_more_than_250_invoices() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 600, "no invoice twice");
-    // 250 + 250 + 100: three requests, no more.
+    // Pages of the configured size (default 100: the spec caps `limit` below 250): six
+    // requests, no more.
+    assert_eq!(client.page_size(), 100);
     let stats = sandbox.control().stats();
-    assert_eq!(stats.count("GET /ip/invoices", Some(200)), 3);
+    assert_eq!(stats.count("GET /ip/invoices", Some(200)), 6);
 
     let pages: Vec<_> = client
         .list_invoice_pages(&query)
@@ -213,7 +215,7 @@ async fn listing_pages_through_more_than_250_invoices() {
         .await
         .expect("pages");
     let sizes: Vec<usize> = pages.iter().map(|p| p.items.len()).collect();
-    assert_eq!(sizes, vec![250, 250, 100]);
+    assert_eq!(sizes, vec![100; 6]);
     assert!(pages.iter().all(|p| p.total_count == Some(600)));
 }
 
@@ -357,5 +359,71 @@ async fn both_auth_styles_work_and_wrong_credentials_are_unauthorized() {
         stats.count("GET /ip/invoices/{id}", Some(401)),
         3,
         "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_400_about_limit_shrinks_the_page_and_a_capped_page_is_learned() {
+    use b2b_invoice_sync::sandbox::b2b::{B2bSandboxConfig, Readings};
+
+    // Refuses more than 100 a page: 249 -> 124 -> 62, which it takes.
+    let sandbox = spawn_sandbox(B2bSandboxConfig {
+        rate_limit: 0,
+        seed_invoices: 300,
+        readings: Readings {
+            refuse_limit_above: Some(100),
+            ..Readings::default()
+        },
+        ..B2bSandboxConfig::default()
+    })
+    .await;
+    let mut settings = store_settings(
+        &sandbox.base_url(),
+        Auth::XAuthToken,
+        generous_budget(),
+        fast_retry(),
+    );
+    settings.b2b.page_size = 249;
+    let client = client_from(&settings);
+    let all: Vec<_> = client
+        .list_invoices(&InvoiceQuery::default())
+        .try_collect()
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 300);
+    assert_eq!(client.page_size(), 62);
+
+    // Answers at most 100 a page (and says the total): the rest is read, the cap learned.
+    let sandbox = spawn_sandbox(B2bSandboxConfig {
+        rate_limit: 0,
+        seed_invoices: 300,
+        readings: Readings {
+            max_page_size: Some(100),
+            ..Readings::default()
+        },
+        ..B2bSandboxConfig::default()
+    })
+    .await;
+    let mut settings = store_settings(
+        &sandbox.base_url(),
+        Auth::XAuthToken,
+        generous_budget(),
+        fast_retry(),
+    );
+    settings.b2b.page_size = 249;
+    let client = client_from(&settings);
+    let all: Vec<_> = client
+        .list_invoices(&InvoiceQuery::default())
+        .try_collect()
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 300, "never stops early on a short page");
+    assert_eq!(client.page_size(), 100);
+    assert_eq!(
+        sandbox
+            .control()
+            .stats()
+            .count("GET /ip/invoices", Some(200)),
+        3
     );
 }

@@ -85,6 +85,7 @@ pub fn store_settings(
             auth,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            page_size: b2b_invoice_sync::config::DEFAULT_B2B_PAGE_SIZE,
         },
         budget,
         retry,

@@ -15,6 +15,7 @@ mod deploy;
 mod engine_alloy;
 mod engine_failures;
 mod engine_faults;
+mod engine_rebillia;
 mod engine_sync;
 mod engine_world;
 mod faults;

@@ -463,6 +463,7 @@ fn rebillia_source(sandbox: &RunningRebilliaSandbox) -> Arc<dyn Source> {
         base_url: sandbox.base_url().parse().expect("sandbox URL"),
         token: SecretString::from(RB_TOKEN),
         http: http(Duration::from_secs(10)),
+        amount_unit: Default::default(),
     }))
 }
 

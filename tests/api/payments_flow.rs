@@ -395,6 +395,7 @@ mod rebillia {
                 retry: fast_retry(),
                 page_size: NonZeroU32::new(50).expect("non-zero"),
             },
+            amount_unit: Default::default(),
         });
         src.payments = PaymentSettings {
             enabled: true,

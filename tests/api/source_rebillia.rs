@@ -12,12 +12,13 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
 
-use b2b_invoice_sync::config::{HttpSettings, LogFormat, RebilliaSettings};
+use b2b_invoice_sync::config::{HttpSettings, LogFormat, RebilliaAmountUnit, RebilliaSettings};
 use b2b_invoice_sync::domain::{Lifecycle, SourceInvoice};
 use b2b_invoice_sync::sandbox::rebillia::{
-    self, Fault, FaultRule, InvoiceEdit, NewInvoice, RebilliaSandboxConfig, RunningRebilliaSandbox,
+    self, AmountStyle, Fault, FaultRule, InvoiceEdit, NewInvoice, RebilliaSandboxConfig,
+    RunningRebilliaSandbox,
 };
-use b2b_invoice_sync::source::rebillia::{invoice_from_json, RebilliaSource};
+use b2b_invoice_sync::source::rebillia::{invoice_from_json, AmountUnit, RebilliaSource};
 use b2b_invoice_sync::source::{Cursor, Source, SourceError, SourcePage};
 use b2b_invoice_sync::telemetry;
 
@@ -49,6 +50,7 @@ fn settings(sandbox: &RunningRebilliaSandbox, token: &str, page_size: u32) -> Re
             retry: fast_retry(),
             page_size: NonZeroU32::new(page_size).expect("non-zero"),
         },
+        amount_unit: Default::default(),
     }
 }
 
@@ -193,8 +195,8 @@ async fn the_committed_cursor_brings_only_changes_and_the_boundary() {
     assert_eq!(seen, expected);
     assert_eq!(
         control.stats().count("GET /invoices", Some(200)),
-        1,
-        "stopped at the window"
+        2,
+        "stopped at the window, after one audit page further down"
     );
     let memo = valid(&pages)
         .into_iter()
@@ -579,14 +581,181 @@ async fn the_sandbox_api_follows_the_docs() {
     sandbox.shutdown().await;
 }
 
-/// A Rebillia invoice with one line of `qty` x `cents`, shipping and amounts all in cents.
+#[tokio::test]
+async fn the_first_page_tells_the_amount_unit() {
+    for (style, want) in [
+        (AmountStyle::Cents, Some(AmountUnit::Cents)),
+        (AmountStyle::Dollars, None),
+        (AmountStyle::Documented, None),
+    ] {
+        let sandbox = rebillia::start(
+            RebilliaSandboxConfig {
+                token: TOKEN.to_owned(),
+                seed_customers: 5,
+                seed_invoices: 25,
+                amounts: style,
+                ..RebilliaSandboxConfig::default()
+            },
+            "127.0.0.1:0".parse().expect("loopback"),
+        )
+        .await
+        .expect("the sandbox starts");
+        let control = sandbox.control();
+        let found = source(&sandbox, 10, Duration::ZERO)
+            .detect_amount_unit()
+            .await
+            .expect("reads");
+        assert_eq!(found.detected(), want, "{style:?}: {found}");
+        assert_eq!(found.evidence.invoices(), 10, "{found}");
+        assert_eq!(found.evidence.neither, 0, "{found}");
+        match style {
+            // 1016..1025: the even ones ship (documented cents tell), the odd ones do not.
+            AmountStyle::Cents => {
+                assert_eq!(
+                    (found.evidence.cents, found.evidence.either),
+                    (5, 5),
+                    "{found}"
+                );
+                assert!(
+                    found
+                        .to_string()
+                        .starts_with("amounts: whole numbers are cents: of 10 invoices"),
+                    "{found}"
+                );
+            }
+            _ => {
+                assert_eq!(found.evidence.dollar_strings, 10, "{found}");
+                assert!(
+                    found
+                        .to_string()
+                        .starts_with("amounts: dollar strings (no whole number to tell)"),
+                    "{found}"
+                );
+            }
+        }
+        assert!(
+            found
+                .to_string()
+                .ends_with("(first page, amount_unit = \"auto\")"),
+            "{found}"
+        );
+        assert!(!found.conflicts());
+        assert_eq!(
+            control.stats().count("GET /invoices", Some(200)),
+            1,
+            "one read, no write"
+        );
+        assert_eq!(control.stats().total, 1);
+        sandbox.shutdown().await;
+    }
+    // A forced unit the invoices contradict is named.
+    let sandbox = spawn(25).await;
+    let mut forced = settings(&sandbox, TOKEN, 10);
+    forced.amount_unit = RebilliaAmountUnit::Dollars;
+    let found = RebilliaSource::new(SOURCE, &forced, Duration::ZERO)
+        .expect("source")
+        .detect_amount_unit()
+        .await
+        .expect("reads");
+    assert!(found.conflicts(), "{found}");
+    assert!(
+        found.to_string().ends_with(
+            "(first page, amount_unit = \"dollars\"); the configured unit contradicts them"
+        ),
+        "{found}"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sandbox_command_line_serves_dollars_and_ignores_the_sort() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_b2b-invoice-sync"))
+        .args(["--log-format", "json", "sandbox", "rebillia", "--port", "0"])
+        .args(["--seed-invoices", "5", "--token", TOKEN])
+        .args(["--amounts", "dollars", "--ignore-sort"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the sandbox process starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let base_url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if let Some((_, url)) = line.split_once("listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the sandbox exited before listening");
+    })
+    .await
+    .expect("the sandbox listens within 30 s");
+    let http = reqwest::Client::new();
+    let first = || async {
+        let page: Value = http
+            .get(format!(
+                "{base_url}/invoices?orderBy=updatedAt&sortBy=ASC&include=detail"
+            ))
+            .header("X-AUTH-TOKEN", TOKEN)
+            .send()
+            .await
+            .expect("call")
+            .json()
+            .await
+            .expect("JSON");
+        page["data"][0].clone()
+    };
+    let invoice = first().await;
+    assert_eq!(
+        invoice["id"], "1005",
+        "newest created first, whatever is asked"
+    );
+    assert!(
+        invoice["total"].as_str().is_some_and(|t| t.contains('.')),
+        "{invoice}"
+    );
+    assert!(invoice["detail"][0]["amount"].is_string(), "{invoice}");
+
+    // The same modes over the admin routes.
+    let admin = base_url.replace("/v1", "/__sandbox/modes");
+    let put = http
+        .put(&admin)
+        .json(&json!({"amounts": "cents", "list_order": "honoured"}))
+        .send()
+        .await
+        .expect("admin call");
+    assert_eq!(put.status(), 200);
+    let invoice = first().await;
+    assert_eq!(invoice["id"], "1001", "sorted as asked again");
+    assert!(invoice["total"].is_i64(), "{invoice}");
+    let bad = http
+        .put(&admin)
+        .json(&json!({"amounts": "euros"}))
+        .send()
+        .await
+        .expect("admin call");
+    assert_eq!(bad.status(), 400);
+    child.kill().await.expect("stop the sandbox");
+}
+
+/// A Rebillia invoice with one line of `qty` x `cents`, shipping and amounts all in cents; its
+/// total is the line and the shipping, as Rebillia's would be (a digit string when beyond what
+/// a JSON integer holds, 0 when beyond what an amount holds).
 fn cents_invoice(cents: i64, qty: i64, shipping: i64, balance: i64) -> Value {
+    let total = (i128::from(qty) * i128::from(cents))
+        .checked_add(i128::from(shipping))
+        .filter(|t| Decimal::try_from_i128_with_scale(*t, 2).is_ok());
+    let total = match total.map(i64::try_from) {
+        Some(Ok(fits)) => json!(fits),
+        Some(Err(_)) => json!(total.unwrap_or_default().to_string()),
+        None => json!(0),
+    };
     json!({
         "id": "7", "invoiceNo": "RB-7", "status": "posted",
         "customer": {"id": "501", "customerId": "CUST-00001"}, "currency": {"iso3": "USD"},
         "updatedAt": "2026-11-02T10:00:00+00:00",
         "detail": [{"amount": cents, "qty": qty, "description": "line"}],
-        "shippingAmount": shipping, "total": cents, "balanceDue": balance,
+        "shippingAmount": shipping, "total": total, "balanceDue": balance,
     })
 }
 
@@ -610,7 +779,8 @@ proptest! {
         prop_assert_eq!(line.line_total.scale(), 2);
         prop_assert_eq!(line.quantity, Decimal::from(qty));
         prop_assert_eq!(invoice.freight, Some(Decimal::new(shipping, 2)));
-        prop_assert_eq!(invoice.total, Decimal::new(cents, 2));
+        let total = product + i128::from(shipping);
+        prop_assert_eq!((invoice.total.mantissa(), invoice.total.scale()), (total, 2));
         prop_assert_eq!(invoice.open_balance, Decimal::new(balance, 2));
         prop_assert_eq!(invoice.currency.to_minor_units(invoice.open_balance), Some(balance));
     }
@@ -628,10 +798,18 @@ proptest! {
             Ok(invoice) => prop_assert_eq!(invoice.line_items[0].line_total.mantissa(), product),
             Err(err) => prop_assert_eq!(err.field.as_deref(), Some("line_items[0].line_total")),
         }
-        let fractional = json!(format!("{cents}.{fraction:02}"));
+        // Fractional cents: a JSON number with a fraction is neither whole cents nor a dollar
+        // string, and is refused naming the field.
+        let text = format!("{cents}.{fraction:02}");
         let mut value = cents_invoice(1, 1, 0, 0);
-        value["shippingAmount"] = fractional;
+        value["shippingAmount"] = json!(text.parse::<f64>().expect("a number"));
         let err = invoice_from_json(SOURCE, &value).expect_err("fractional cents");
         prop_assert_eq!(err.field.as_deref(), Some("freight"));
+        // A decimal string is dollars: read exactly, and refused here because the invoice
+        // does not add up with it (the reason shows it).
+        value["shippingAmount"] = json!(text);
+        let err = invoice_from_json(SOURCE, &value).expect_err("does not add up");
+        prop_assert_eq!(err.field.as_deref(), Some("total"));
+        prop_assert!(err.reason.contains(&format!("shipping {text}")), "{}", err);
     }
 }

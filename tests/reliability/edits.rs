@@ -111,7 +111,7 @@ async fn a_persons_edit_during_an_update_batch_is_lost_only_inside_the_freshness
         .filter(|r| r.route == "PUT /ip/invoices/{id}" && r.status == Some(200))
         .fold(HashMap::new(), |mut acc, r| {
             let id = r
-                .path
+                .target
                 .as_deref()
                 .and_then(|p| p.rsplit('/').next())
                 .and_then(|id| id.parse().ok())

@@ -20,7 +20,8 @@ use b2b_invoice_sync::domain::{
     Lifecycle, RawInvoice, RawLineItem, RecordError, RecordLocator, SourceInvoice, SourceVersion,
 };
 use b2b_invoice_sync::sandbox::rebillia::{
-    self, InvoiceEdit, LineSpec, NewInvoice, RebilliaSandboxConfig, RunningRebilliaSandbox,
+    self, AmountStyle, InvoiceEdit, LineSpec, NewInvoice, RebilliaSandboxConfig,
+    RunningRebilliaSandbox,
 };
 use b2b_invoice_sync::sandbox::unified::{
     self, AlloyVersion, RunningUnifiedSandbox, UnifiedSandboxConfig,
@@ -241,13 +242,16 @@ impl Erp {
         Self::Unified(sandbox)
     }
 
-    pub async fn rebillia(invoices: usize, seed: u64) -> Self {
+    /// A Rebillia sandbox writing its amounts in `amounts` (cents, or the strict readings of
+    /// issue 13).
+    pub async fn rebillia(invoices: usize, seed: u64, amounts: AmountStyle) -> Self {
         let sandbox = rebillia::start(
             RebilliaSandboxConfig {
                 token: REBILLIA_TOKEN.to_owned(),
                 seed_customers: 10,
                 seed_invoices: invoices,
                 rng_seed: Some(seed),
+                amounts,
                 ..RebilliaSandboxConfig::default()
             },
             "127.0.0.1:0".parse().expect("addr"),
@@ -292,6 +296,7 @@ impl Erp {
                 base_url: s.base_url().parse().expect("ERP URL"),
                 token: SecretString::from(REBILLIA_TOKEN),
                 http: http(10),
+                amount_unit: Default::default(),
             }),
             Self::Files(f) => AdapterSettings::Files(f.settings()),
         }

@@ -22,4 +22,5 @@ mod matrix_process;
 mod matrix_versions;
 mod newest;
 mod proxy;
+mod strict_b2b;
 mod world;

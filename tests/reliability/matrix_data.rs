@@ -8,6 +8,7 @@ use serde_json::json;
 
 use b2b_invoice_sync::config::CustomerMapping;
 use b2b_invoice_sync::sandbox::b2b::{ErrorRates, Fault, FaultRule};
+use b2b_invoice_sync::sandbox::rebillia::AmountStyle;
 use b2b_invoice_sync::sandbox::unified::Malformation;
 use b2b_invoice_sync::store::state;
 
@@ -265,10 +266,26 @@ async fn files_source_under_b2b_faults_and_a_crash() {
 
 #[tokio::test]
 async fn rebillia_source_under_faults() {
-    let row = "rebillia_source";
+    rebillia_row("rebillia_source", AmountStyle::Cents).await;
+}
+
+/// The same row with Rebillia writing every amount as a dollar string.
+#[tokio::test]
+async fn rebillia_source_in_dollars_under_faults() {
+    rebillia_row("rebillia_source_in_dollars", AmountStyle::Dollars).await;
+}
+
+/// The same row with Rebillia writing amounts as its requests are documented: dollar strings,
+/// `shippingAmount` in cents.
+#[tokio::test]
+async fn rebillia_source_as_documented_under_faults() {
+    rebillia_row("rebillia_source_as_documented", AmountStyle::Documented).await;
+}
+
+async fn rebillia_row(row: &'static str, amounts: AmountStyle) {
     let seed = seed_for(row);
     let n = faults_n();
-    let mut world = World::new(row, seed, Erp::rebillia(n, seed).await).await;
+    let mut world = World::new(row, seed, Erp::rebillia(n, seed, amounts).await).await;
     world.synced_then_changed(5, n / 4).await;
     let erp = world.erp.rebillia_sandbox().control();
     erp.insert_malformed(&json!({"currency": {"iso3": "USX"}}))

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use b2b_invoice_sync::sandbox::b2b::{ErrorRates, Fault, FaultRule};
+use b2b_invoice_sync::sandbox::b2b::{
+    B2bSandboxConfig, ErrorRates, ExternalIdFilter, Fault, FaultRule, Readings,
+};
 
 use crate::erp::Erp;
 use crate::world::{faults_n, seed_for, World};
@@ -13,11 +15,30 @@ use crate::world::{faults_n, seed_for, World};
 const MAX_CYCLES: usize = 15;
 
 async fn unified_world(row: &'static str) -> World {
+    unified_world_reading(row, Readings::default()).await
+}
+
+/// [`unified_world`] with a B2B sandbox that reads the documents' open points as given.
+async fn unified_world_reading(row: &'static str, readings: Readings) -> World {
     let seed = seed_for(row);
     let n = faults_n();
-    let mut world = World::new(row, seed, Erp::unified(n, seed).await).await;
+    let b2b = B2bSandboxConfig {
+        readings,
+        ..B2bSandboxConfig::default()
+    };
+    let mut world = World::with_b2b(row, seed, Erp::unified(n, seed).await, b2b).await;
     world.synced_then_changed(5, n / 2).await;
     world
+}
+
+/// The strict readings: `externalId[]` refused (400) or dropped for ids that are not numbers
+/// (the unified sandbox's ids are `rmt-000001`), pages capped at 100.
+fn strict(filter: ExternalIdFilter) -> Readings {
+    Readings {
+        external_id_filter: filter,
+        max_page_size: Some(100),
+        ..Readings::default()
+    }
 }
 
 /// The faulty cycles, then the invariants; returns the world to check what the fault did.
@@ -121,9 +142,8 @@ async fn b2b_timeouts() {
     );
 }
 
-#[tokio::test]
-async fn b2b_apply_then_500() {
-    let world = unified_world("b2b_apply_then_500").await;
+async fn apply_then_500(row: &'static str, readings: Readings) {
+    let world = unified_world_reading(row, readings).await;
     let b2b = world.b2b.control();
     b2b.push_fault(
         FaultRule::once(Fault::ApplyThen500)
@@ -140,8 +160,30 @@ async fn b2b_apply_then_500() {
 }
 
 #[tokio::test]
-async fn b2b_apply_then_drop() {
-    let world = unified_world("b2b_apply_then_drop").await;
+async fn b2b_apply_then_500() {
+    apply_then_500("b2b_apply_then_500", Readings::default()).await;
+}
+
+#[tokio::test]
+async fn b2b_apply_then_500_external_id_400() {
+    apply_then_500(
+        "b2b_apply_then_500_external_id_400",
+        strict(ExternalIdFilter::Numeric400),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn b2b_apply_then_500_external_id_ignored() {
+    apply_then_500(
+        "b2b_apply_then_500_external_id_ignored",
+        strict(ExternalIdFilter::NumericIgnore),
+    )
+    .await;
+}
+
+async fn apply_then_drop(row: &'static str, readings: Readings) {
+    let world = unified_world_reading(row, readings).await;
     let b2b = world.b2b.control();
     b2b.push_fault(
         FaultRule::once(Fault::ApplyThenDrop)
@@ -161,6 +203,29 @@ async fn b2b_apply_then_drop() {
     );
     let world = run(world).await;
     assert!(world.recovered() >= 5, "the applied creates are adopted");
+}
+
+#[tokio::test]
+async fn b2b_apply_then_drop() {
+    apply_then_drop("b2b_apply_then_drop", Readings::default()).await;
+}
+
+#[tokio::test]
+async fn b2b_apply_then_drop_external_id_400() {
+    apply_then_drop(
+        "b2b_apply_then_drop_external_id_400",
+        strict(ExternalIdFilter::Numeric400),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn b2b_apply_then_drop_external_id_ignored() {
+    apply_then_drop(
+        "b2b_apply_then_drop_external_id_ignored",
+        strict(ExternalIdFilter::NumericIgnore),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -156,8 +156,8 @@ async fn stale_replays_under_kills() {
         assert!(!text.contains("panicked"), "kill {kill} panicked: {text}");
         assert!(!text.contains(TOKEN), "kill {kill} logged the token");
     }
-    // Unknown outcomes while the last versions go in: some creates and updates are applied and
-    // their answers lost.
+    // The rest in-process, at full speed, with unknown outcomes while the last versions go in:
+    // some updates are applied and their answers lost, 5 % of requests fail.
     control
         .set_error_rates(ErrorRates {
             status_500: 0.05,
@@ -169,23 +169,11 @@ async fn stale_replays_under_kills() {
             .on_method("PUT")
             .times(3),
     );
-    let log = dir.path().join("final.log");
-    let child = spawn_sync(&config, &log);
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("the final sync ends")
-        .expect("output");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        !text.contains("panicked"),
-        "the final sync panicked: {text}"
-    );
-    assert!(
-        out.status.success() || out.status.code() == Some(0),
-        "{text}"
-    );
-    world.clear_faults();
     let engine = world.engine();
+    for _ in 0..3 {
+        world.cycle(&engine).await;
+    }
+    world.clear_faults();
     let cycles = world.until_quiet(&engine, 15).await;
     // Every re-dropped old export was recognised and set aside, never read.
     let waiting = world.erp.folder().waiting();

@@ -345,6 +345,7 @@ pub fn store_settings(b2b: &RunningB2bSandbox) -> StoreSettings {
             },
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
+            page_size: b2b_invoice_sync::config::DEFAULT_B2B_PAGE_SIZE,
         },
         budget: BudgetSettings {
             requests_per_minute: NonZeroU32::new(600_000).expect("non-zero"),

@@ -22,8 +22,8 @@ use crate::config::node::{
 use crate::config::{
     AdapterSettings, CostLineLabels, CustomerMapping, DeletedPolicy, FailurePolicy, FilesSettings,
     HttpSettings, MappingSettings, MissingPolicy, OwnedField, PagingStyle, PaymentSettings,
-    PaymentStatus, ReadyRule, RebilliaSettings, RecordLimits, ScanMode, SourceField,
-    SourceSettings, UnifiedApi, UnifiedNames, UnifiedPreset, UnifiedSettings,
+    PaymentStatus, ReadyRule, RebilliaAmountUnit, RebilliaSettings, RecordLimits, ScanMode,
+    SourceField, SourceSettings, UnifiedApi, UnifiedNames, UnifiedPreset, UnifiedSettings,
     ALLOY_REQUESTS_PER_MINUTE, DEFAULT_CUSTOMERS_REFRESH,
 };
 
@@ -518,14 +518,22 @@ fn custom_api(t: &mut Table<'_>) -> Option<(UnifiedNames, UnifiedApi)> {
     Some((names, api))
 }
 
+const AMOUNT_UNITS: &[(&str, RebilliaAmountUnit)] = &[
+    ("auto", RebilliaAmountUnit::Auto),
+    ("cents", RebilliaAmountUnit::Cents),
+    ("dollars", RebilliaAmountUnit::Dollars),
+];
+
 fn rebillia(mut t: Table<'_>) -> Option<RebilliaSettings> {
     let base_url = t.or("base_url", DEFAULT_REBILLIA_URL, http_url);
     let token = t.exactly_one(("token", secret), ("token_file", secret_file));
     let http = http(&mut t, 100, 1..=250);
+    let amount_unit = t.or("amount_unit", "auto", choice(AMOUNT_UNITS));
     Some(RebilliaSettings {
         base_url: base_url?,
         token: token?,
         http: http?,
+        amount_unit: amount_unit?,
     })
 }
 

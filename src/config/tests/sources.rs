@@ -1135,3 +1135,52 @@ fn custom_sources_choose_paging_scan_ids_and_customer_lookup() {
         "{errors}"
     );
 }
+
+#[test]
+fn rebillia_amount_unit_is_auto_cents_or_dollars() {
+    let unit = |settings: &Settings| rebillia_of(source(settings, "billing")).amount_unit;
+    assert_eq!(
+        unit(&ok(&minimal_sources(), &[])),
+        RebilliaAmountUnit::Auto,
+        "auto when unset"
+    );
+    for (written, want) in [
+        ("auto", RebilliaAmountUnit::Auto),
+        ("cents", RebilliaAmountUnit::Cents),
+        ("Dollars", RebilliaAmountUnit::Dollars),
+    ] {
+        let text = minimal_sources().replace(
+            "[sources.billing.rebillia]",
+            &format!("[sources.billing.rebillia]\namount_unit = \"{written}\""),
+        );
+        assert_eq!(unit(&ok(&text, &[])), want, "{written}");
+        assert_eq!(want.name(), written.to_lowercase());
+    }
+    let from_env = ok(
+        &minimal_sources(),
+        &[(
+            "B2BSYNC__SOURCES__BILLING__REBILLIA__AMOUNT_UNIT",
+            "dollars",
+        )],
+    );
+    assert_eq!(unit(&from_env), RebilliaAmountUnit::Dollars);
+
+    let text = minimal_sources().replace(
+        "[sources.billing.rebillia]",
+        "[sources.billing.rebillia]\namount_unit = \"euros\"",
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(keys(&errors), ["sources.billing.rebillia.amount_unit"]);
+    assert!(
+        message(&errors, "sources.billing.rebillia.amount_unit")
+            .starts_with("expected one of \"auto\", \"cents\", \"dollars\""),
+        "{errors}"
+    );
+    // Only Rebillia has it: an unknown key anywhere else.
+    let text = minimal_sources().replace(
+        "[sources.erp.unified]",
+        "[sources.erp.unified]\namount_unit = \"cents\"",
+    );
+    let errors = problems_of(&text, &[]);
+    assert_eq!(keys(&errors), ["sources.erp.unified.amount_unit"]);
+}

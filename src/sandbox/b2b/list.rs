@@ -8,6 +8,7 @@ use super::query::{contains, search_matches, Page, RawQuery};
 use super::render;
 use super::reply::{self, ApiReply};
 use super::state::{InvoiceRecord, StoreData};
+use super::{ExternalIdFilter, Readings};
 
 const SORT_KEYS: &[&str] = &[
     "invoiceNumber",
@@ -101,13 +102,24 @@ pub(crate) fn channel_ids(query: &RawQuery) -> Result<Vec<i64>, ApiReply> {
     Ok(channel_ids)
 }
 
-/// `GET /ip/invoices`.
-pub(crate) fn list(store: &StoreData, raw: &RawQuery) -> ApiReply {
-    let query = match ListQuery::parse(raw) {
+/// `GET /ip/invoices`, under the sandbox's [`Readings`] of what the documents leave open.
+pub(crate) fn list(store: &StoreData, raw: &RawQuery, readings: &Readings) -> ApiReply {
+    let mut query = match ListQuery::parse(raw) {
         Ok(query) => query,
         Err(reply) => return reply,
     };
+    if let Err(refused) = read_external_ids(&mut query, readings.external_id_filter) {
+        return refused;
+    }
+    let asked = query.page.limit;
+    if let Some(most) = readings.refuse_limit_above.filter(|most| asked > *most) {
+        return reply::bad_request(&format!("limit: must be at most {most}"));
+    }
+    if let Some(cap) = readings.max_page_size {
+        query.page.limit = query.page.limit.min(cap.max(1));
+    }
     let (total, invoices) = select(store, &query);
+    query.page.limit = asked;
     let items = invoices
         .into_iter()
         .map(|invoice| {
@@ -124,6 +136,27 @@ pub(crate) fn list(store: &StoreData, raw: &RawQuery) -> ApiReply {
         query.page.limit,
         query.page.offset,
     )
+}
+
+/// `externalId[]` typed `array[number]` read strictly: a value that is not a number is refused
+/// (400 naming it) or dropped (and with none left, the filter is gone: the whole list answers).
+fn read_external_ids(query: &mut ListQuery, reading: ExternalIdFilter) -> Result<(), ApiReply> {
+    let numeric = |id: &String| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    match reading {
+        ExternalIdFilter::Strings => Ok(()),
+        ExternalIdFilter::Numeric400 => match query.external_ids.iter().position(|id| !numeric(id))
+        {
+            Some(i) => Err(reply::bad_request(&format!(
+                "externalId[{i}]: must be a number (got `{}`)",
+                query.external_ids[i]
+            ))),
+            None => Ok(()),
+        },
+        ExternalIdFilter::NumericIgnore => {
+            query.external_ids.retain(numeric);
+            Ok(())
+        }
+    }
 }
 
 /// The matching invoices' total and the requested page of them, sorted.
@@ -330,7 +363,11 @@ mod tests {
     #[test]
     fn response_has_pagination_meta_and_optional_extra_fields() {
         let store = store();
-        let reply = list(&store, &RawQuery::parse(Some("limit=2&offset=1")));
+        let reply = list(
+            &store,
+            &RawQuery::parse(Some("limit=2&offset=1")),
+            &Readings::default(),
+        );
         let body = reply.json_body();
         assert_eq!(
             body["meta"],
@@ -338,7 +375,54 @@ mod tests {
         );
         assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
         assert!(body["data"][0].get("extraFields").is_none());
-        let reply = list(&store, &RawQuery::parse(Some("isIncludeExtraFields=1")));
+        let reply = list(
+            &store,
+            &RawQuery::parse(Some("isIncludeExtraFields=1")),
+            &Readings::default(),
+        );
         assert_eq!(reply.json_body()["data"][0]["extraFields"], json!([]));
+    }
+
+    fn read(raw: &str, readings: Readings) -> (StatusCode, Value) {
+        let reply = list(&store(), &RawQuery::parse(Some(raw)), &readings);
+        let response = axum::response::IntoResponse::into_response(reply);
+        let status = response.status();
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[test]
+    fn strict_readings_of_external_ids_refuse_or_drop_what_is_not_a_number() {
+        let strict = |f| Readings {
+            external_id_filter: f,
+            ..Readings::default()
+        };
+        let (status, body) = read("externalId[]=ext-2", strict(ExternalIdFilter::Numeric400));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.to_string().contains("externalId[0]: must be a number"),
+            "{body}"
+        );
+        // Dropped: nothing left to filter by, so every invoice answers.
+        let (status, body) = read(
+            "externalId[]=ext-2",
+            strict(ExternalIdFilter::NumericIgnore),
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["meta"]["pagination"]["totalCount"], 6);
+        let (_, body) = read("externalId[]=ext-2", Readings::default());
+        assert_eq!(body["meta"]["pagination"]["totalCount"], 1);
+    }
+
+    #[test]
+    fn a_page_cap_answers_fewer_items_with_the_whole_total() {
+        let capped = Readings {
+            max_page_size: Some(4),
+            ..Readings::default()
+        };
+        let (_, body) = read("limit=5&offset=0", capped);
+        assert_eq!(body["data"].as_array().unwrap().len(), 4);
+        assert_eq!(body["meta"]["pagination"]["totalCount"], 6);
     }
 }

@@ -76,6 +76,40 @@ pub struct B2bSandboxConfig {
     pub seed_orders: usize,
     /// Seed of the RNG behind latency jitter and random errors; `None`: from the OS.
     pub rng_seed: Option<u64>,
+    /// How `GET /ip/invoices` reads what the documents leave open (see [`Readings`]).
+    pub readings: Readings,
+}
+
+/// Readings of what BigCommerce's documents leave open, for the daemon to be tested against
+/// each: the spec types `externalId[]` as `array[number]` while `externalId` is a string, and its
+/// pagination model caps `limit` below 250 while a public client pages by 100.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readings {
+    pub external_id_filter: ExternalIdFilter,
+    /// At most this many items a page, whatever `limit` asks (`totalCount` stays whole).
+    pub max_page_size: Option<usize>,
+    /// A `limit` above this is refused with a 400 naming it (another reading of a cap).
+    pub refuse_limit_above: Option<usize>,
+}
+
+/// What `externalId[]` does with a value that is not a number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExternalIdFilter {
+    /// Matches it as a string (the friendly reading).
+    #[default]
+    Strings,
+    /// Answers 400 naming the value (`externalId[0]: must be a number`).
+    Numeric400,
+    /// Drops it; with no value left, the list comes back unfiltered.
+    NumericIgnore,
+}
+
+impl ExternalIdFilter {
+    pub const NAMES: [(&'static str, Self); 3] = [
+        ("strings", Self::Strings),
+        ("numeric-400", Self::Numeric400),
+        ("numeric-ignore", Self::NumericIgnore),
+    ];
 }
 
 impl Default for B2bSandboxConfig {
@@ -94,6 +128,7 @@ impl Default for B2bSandboxConfig {
             seed_invoices: 0,
             seed_orders: 5,
             rng_seed: None,
+            readings: Readings::default(),
         }
     }
 }
@@ -161,6 +196,7 @@ pub async fn start(config: B2bSandboxConfig, addr: SocketAddr) -> io::Result<Run
         )),
         stats: Mutex::new(Stats::default()),
         public_base: OnceLock::new(),
+        readings: config.readings,
     });
     let control = SandboxControl::new(Arc::clone(&shared));
     let server = Server::bind(addr, routes::router(control.clone())).await?;

@@ -219,7 +219,7 @@ fn apply(shared: &Shared, store_hash: &str, op: &Op, call: &ApiCall) -> ApiReply
     };
     match op {
         Op::CreateInvoice => invoices::create(store, &body, now),
-        Op::ListInvoices => list::list(store, &query),
+        Op::ListInvoices => list::list(store, &query, &shared.readings),
         Op::GetInvoice(id) => invoices::get(store, id),
         Op::UpdateInvoice(id) => invoices::update(store, id, &body, now),
         Op::DeleteInvoice(id) => invoices::delete(store, id),
@@ -264,7 +264,10 @@ fn record(
     cause: Cause,
 ) {
     let entry = RequestRecord {
-        path: Some(call.path.clone()),
+        target: Some(match &call.query {
+            Some(query) => format!("{}?{query}", call.path),
+            None => call.path.clone(),
+        }),
         at: call.arrived,
         store_hash,
         method: call.method.to_string(),
@@ -301,7 +304,7 @@ pub(crate) async fn unmatched(
     uri: Uri,
 ) -> Response {
     let entry = RequestRecord {
-        path: Some(uri.path().to_owned()),
+        target: Some(uri.to_string()),
         at: control.shared.clock.since_start(),
         store_hash: None,
         method: method.to_string(),

@@ -221,6 +221,8 @@ pub(crate) struct Shared {
     pub stats: Mutex<Stats>,
     /// `http://host:port` of the bound socket, for the PDF links; set once after binding.
     pub public_base: OnceLock<String>,
+    /// How open points of the documents are read; fixed at start.
+    pub readings: super::Readings,
 }
 
 impl Shared {

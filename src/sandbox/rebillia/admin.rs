@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `PUT /__sandbox/latency` | `{"fixed_ms": 100, "jitter_ms": 50}` |
 //! | `PUT /__sandbox/error-rates` | `{"status_500": 0.1, "status_503": 0, "status_429": 0}` |
+//! | `PUT /__sandbox/modes` | `{"amounts": "cents" \| "dollars" \| "documented", "list_order": "honoured" \| "ignored"}` (each optional) |
 //! | `POST`/`GET`/`DELETE /__sandbox/faults` | a fault rule or a list of them |
 //! | `GET /__sandbox/stats`, `GET /__sandbox/requests`, `POST /__sandbox/reset-stats` | |
 //! | `GET`/`POST /__sandbox/invoices` | list / create (`NewInvoice`) |
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::control::{InvoiceEdit, NewInvoice, RebilliaSandboxControl, RebilliaSandboxError};
+use super::state::{AmountStyle, ListOrder};
 use crate::sandbox::faults::{ErrorRates, FaultRule};
 
 type Control = State<RebilliaSandboxControl>;
@@ -39,6 +41,7 @@ pub(crate) fn routes() -> Router<RebilliaSandboxControl> {
     Router::new()
         .route("/__sandbox/latency", put(set_latency))
         .route("/__sandbox/error-rates", put(set_error_rates))
+        .route("/__sandbox/modes", put(set_modes))
         .route(
             "/__sandbox/faults",
             post(push_faults).get(pending_faults).delete(clear_faults),
@@ -109,6 +112,24 @@ async fn set_latency(State(control): Control, body: Bytes) -> AdminResult {
 
 async fn set_error_rates(State(control): Control, body: Bytes) -> AdminResult {
     control.set_error_rates(decode::<ErrorRates>(&body)?)?;
+    ok()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModesBody {
+    amounts: Option<AmountStyle>,
+    list_order: Option<ListOrder>,
+}
+
+async fn set_modes(State(control): Control, body: Bytes) -> AdminResult {
+    let body: ModesBody = decode(&body)?;
+    if let Some(style) = body.amounts {
+        control.set_amount_style(style);
+    }
+    if let Some(order) = body.list_order {
+        control.set_list_order(order);
+    }
     ok()
 }
 

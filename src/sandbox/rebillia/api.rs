@@ -5,7 +5,8 @@
 //! does not fail against Rebillia: `itemPerPage` above 250 is refused (not clamped); an unknown
 //! `orderBy` column or `sortBy` direction is refused; without `orderBy` the list is newest
 //! `createdAt` first; ties are broken by id in the same direction. Unknown query parameters are
-//! ignored, as most APIs do.
+//! ignored, as most APIs do. With [`ListOrder::Ignored`] the list is always in that default
+//! order, whatever `orderBy` / `sortBy` ask.
 
 use std::cmp::Ordering;
 
@@ -13,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::render;
 use super::reply::{self, Reply};
-use super::state::{Data, Invoice, QueuedCharge, UPDATABLE};
+use super::state::{Data, Invoice, ListOrder, QueuedCharge, UPDATABLE};
 
 const MAX_PAGE_SIZE: u64 = 250;
 const DEFAULT_PAGE_SIZE: u64 = 25;
@@ -73,13 +74,19 @@ fn list_page(data: &Data, params: &Params) -> Result<Reply, Reply> {
     if per_page > MAX_PAGE_SIZE {
         return Err(reply::bad_request("itemPerPage must be between 1 and 250"));
     }
-    let order = sort_order(params.get("orderBy").unwrap_or("createdAt"))?;
-    let descending = match params.get("sortBy").map(str::trim) {
+    let mut order = sort_order(params.get("orderBy").unwrap_or("createdAt"))?;
+    let mut descending = match params.get("sortBy").map(str::trim) {
         None => true,
         Some(d) if d.eq_ignore_ascii_case("DESC") => true,
         Some(d) if d.eq_ignore_ascii_case("ASC") => false,
         Some(_) => return Err(reply::bad_request("sortBy must be ASC or DESC")),
     };
+    if data.list_order == ListOrder::Ignored {
+        (order, descending) = (
+            |a: &Invoice, b: &Invoice| a.created_at.cmp(&b.created_at),
+            true,
+        );
+    }
     let status = params.get("status");
     let search = params.get("query").map(str::to_lowercase);
     let mut rows: Vec<&Invoice> = data

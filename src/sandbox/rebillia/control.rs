@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::api::settle_charge;
 use super::render;
 use super::seed::{self, INVOICE_ID_BASE};
-use super::state::{lock, Data, Invoice, Line, Shared, CURRENCIES};
+use super::state::{lock, AmountStyle, Data, Invoice, Line, ListOrder, Shared, CURRENCIES};
 use crate::sandbox::faults::{ErrorRates, FaultRule};
 use crate::sandbox::stats::{RequestRecord, SandboxStats};
 
@@ -126,6 +126,16 @@ impl RebilliaSandboxControl {
 
     pub fn reset_stats(&self) {
         lock(&self.shared.stats).reset();
+    }
+
+    /// How answers write amounts from now on (the invoices themselves do not change).
+    pub fn set_amount_style(&self, style: AmountStyle) {
+        lock(&self.shared.data).amounts = style;
+    }
+
+    /// Whether the list honours `orderBy` / `sortBy` from now on.
+    pub fn set_list_order(&self, order: ListOrder) {
+        lock(&self.shared.data).list_order = order;
     }
 
     /// The sandbox's clock in unix seconds (follows a paused tokio clock).

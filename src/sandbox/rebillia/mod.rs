@@ -7,7 +7,11 @@
 //! - `GET /v1/invoices` (`pageNo`, `itemPerPage` 1..=250 else 400, `include=detail`,
 //!   `orderBy` with `sortBy`, `status`, `query`), `GET /v1/invoices/{id}`,
 //!   `PUT /v1/invoices/{id}` (only `posted` / `requestPayment`), `PUT /v1/invoices/{id}/void`,
-//!   `POST /v1/invoices/{id}/charge` (cents), `DELETE /v1/invoices/{id}`; amounts in cents.
+//!   `POST /v1/invoices/{id}/charge` (cents), `DELETE /v1/invoices/{id}`; amounts in cents, or
+//!   as dollar strings (`"41.00"`) with [`AmountStyle::Dollars`] (every amount) or
+//!   [`AmountStyle::Documented`] (`shippingAmount` stays in cents, as documented).
+//! - [`ListOrder::Ignored`]: a list that does not honour `orderBy` / `sortBy` and comes newest
+//!   created first whatever is asked, for clients that rely on the sort.
 //! - Charges (the payments write-back) can be held and booked later, and every accepted one is
 //!   kept for tests (`RebilliaSandboxControl::hold_charges`, `received_charges`).
 //! - Seeded customers `CUST-00001`.. (the B2B sandbox's companies carry the same ids) and
@@ -49,6 +53,7 @@ pub use crate::sandbox::stats::{RequestRecord, RouteCount, SandboxStats};
 pub use control::{
     InvoiceEdit, LineSpec, NewInvoice, RebilliaSandboxControl, RebilliaSandboxError,
 };
+pub use state::{AmountStyle, ListOrder};
 
 use self::state::{Clock, Shared};
 use crate::sandbox::faults::FaultState;
@@ -70,6 +75,10 @@ pub struct RebilliaSandboxConfig {
     pub latency_jitter: Duration,
     /// Seed of the RNG behind latency jitter and random errors; `None`: from the OS.
     pub rng_seed: Option<u64>,
+    /// How answers write amounts (cents by default).
+    pub amounts: AmountStyle,
+    /// Whether the list honours `orderBy` / `sortBy` (by default it does).
+    pub list_order: ListOrder,
 }
 
 impl Default for RebilliaSandboxConfig {
@@ -82,6 +91,8 @@ impl Default for RebilliaSandboxConfig {
             latency: Duration::ZERO,
             latency_jitter: Duration::ZERO,
             rng_seed: None,
+            amounts: AmountStyle::Cents,
+            list_order: ListOrder::Honoured,
         }
     }
 }
@@ -96,6 +107,8 @@ impl fmt::Debug for RebilliaSandboxConfig {
             .field("latency", &self.latency)
             .field("latency_jitter", &self.latency_jitter)
             .field("rng_seed", &self.rng_seed)
+            .field("amounts", &self.amounts)
+            .field("list_order", &self.list_order)
             .finish()
     }
 }
@@ -112,11 +125,13 @@ pub async fn start(
         ));
     }
     let clock = Clock::new();
-    let data = seed::build(
+    let mut data = seed::build(
         config.seed_customers,
         config.seed_invoices,
         clock.now_unix(),
     );
+    data.amounts = config.amounts;
+    data.list_order = config.list_order;
     let shared = Arc::new(Shared {
         clock,
         token: config.token,

@@ -1,11 +1,24 @@
 //! Invoices as the InvoiceNormalizer renders them (the reference client's `types.ts`): ids as
-//! strings, amounts as integer cents, times in RFC 3339 (`+00:00`, PHP's ATOM format), calendar
-//! dates as `YYYY-MM-DD`, `detail` only with `include=detail`.
+//! strings, amounts as integer cents (or dollar strings, see [`AmountStyle`]), times in
+//! RFC 3339 (`+00:00`, PHP's ATOM format), calendar dates as `YYYY-MM-DD`, `detail` only with
+//! `include=detail`.
 
 use chrono::DateTime;
+use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 
-use super::state::{Address, Customer, Data, Invoice, COUNTRIES, CURRENCIES};
+use super::state::{Address, AmountStyle, Customer, Data, Invoice, COUNTRIES, CURRENCIES};
+
+/// An amount held in cents, written in `style`; `shipping` is documented in cents.
+fn money(style: AmountStyle, cents: i64, shipping: bool) -> Value {
+    match style {
+        AmountStyle::Cents => json!(cents),
+        AmountStyle::Documented if shipping => json!(cents),
+        AmountStyle::Dollars | AmountStyle::Documented => {
+            Value::String(Decimal::new(cents, 2).to_string())
+        }
+    }
+}
 
 pub(crate) fn time(unix: i64) -> Value {
     DateTime::from_timestamp(unix, 0).map_or(Value::Null, |t| {
@@ -15,9 +28,10 @@ pub(crate) fn time(unix: i64) -> Value {
 
 pub(crate) fn invoice(data: &Data, invoice: &Invoice, with_detail: bool) -> Value {
     let customer = data.customers.get(&invoice.customer);
+    let amount = |cents: i64| money(data.amounts, cents, false);
     let mut object = json!({
         "autoCollection": false,
-        "balanceDue": invoice.balance_due(),
+        "balanceDue": amount(invoice.balance_due()),
         "billingAddress": invoice.billing.as_ref().map_or_else(empty_address, address),
         "comments": invoice.comments,
         "companyGateway": null,
@@ -40,20 +54,20 @@ pub(crate) fn invoice(data: &Data, invoice: &Invoice, with_detail: bool) -> Valu
         "invoiceNo": invoice.invoice_no,
         "offlinePaymentId": null,
         "paymentType": invoice.payment_type,
-        "refundAmount": 0,
+        "refundAmount": amount(0),
         "shippingAddress": invoice.shipping.as_ref().map_or_else(empty_address, address),
-        "shippingAmount": invoice.shipping_cents,
+        "shippingAmount": money(data.amounts, invoice.shipping_cents, true),
         "shippingCompanyIntegration": null,
         "shippingServiceId": null,
         "shippingServiceName": "",
         "status": invoice.status,
-        "subtotalTaxExc": invoice.subtotal(),
-        "subtotalTaxInc": invoice.subtotal().saturating_add(invoice.tax_cents),
-        "taxAmount": invoice.tax_cents,
+        "subtotalTaxExc": amount(invoice.subtotal()),
+        "subtotalTaxInc": amount(invoice.subtotal().saturating_add(invoice.tax_cents)),
+        "taxAmount": amount(invoice.tax_cents),
         "taxCompanyIntegration": null,
         "taxRate": null,
         "terms": invoice.terms,
-        "total": invoice.total(),
+        "total": amount(invoice.total()),
         "updatedAt": time(invoice.updated_at),
     });
     if with_detail {
@@ -63,15 +77,15 @@ pub(crate) fn invoice(data: &Data, invoice: &Invoice, with_detail: bool) -> Valu
             .map(|line| {
                 let total = line.qty.saturating_mul(line.amount);
                 json!({
-                    "amount": line.amount,
+                    "amount": amount(line.amount),
                     "chargeCredit": null,
                     "description": line.description,
                     "id": line.id.to_string(),
                     "qty": line.qty,
-                    "taxAmount": 0,
+                    "taxAmount": amount(0),
                     "taxRate": null,
-                    "totalTaxExc": total,
-                    "totalTaxInc": total,
+                    "totalTaxExc": amount(total),
+                    "totalTaxInc": amount(total),
                     "product": null,
                     "productRatePlanCharge": null,
                     "ratePlanCharge": null,

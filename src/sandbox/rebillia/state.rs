@@ -186,6 +186,37 @@ pub(crate) struct Data {
     pub next_invoice_id: u64,
     pub next_line_id: u64,
     pub charges: Charges,
+    /// How amounts are written in answers.
+    pub amounts: AmountStyle,
+    /// Whether the list honours `orderBy` / `sortBy`.
+    pub list_order: ListOrder,
+}
+
+/// How the sandbox writes an invoice's amounts (held in cents either way). Rebillia documents
+/// line amounts as dollar strings and `shippingAmount`, charges and refunds in cents, but not
+/// what it answers; these are the readings a client must survive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmountStyle {
+    /// Whole numbers of cents (`4100`).
+    #[default]
+    Cents,
+    /// Dollar strings with two decimals (`"41.00"`), `shippingAmount` included.
+    Dollars,
+    /// As the documented request forms: dollar strings, but `shippingAmount` in cents.
+    Documented,
+}
+
+/// Whether `GET /invoices` sorts as asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListOrder {
+    /// `orderBy` / `sortBy` are honoured.
+    #[default]
+    Honoured,
+    /// They are checked but ignored: the list comes in its default order, newest created
+    /// first, as a server that cannot sort by the column would serve it.
+    Ignored,
 }
 
 impl Data {

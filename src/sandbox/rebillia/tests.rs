@@ -201,3 +201,81 @@ fn void_charge_and_delete_follow_the_invoice_state() {
     assert!(!data.invoices.contains_key(&1003));
     assert_eq!(api::delete(&mut data, "1003").status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn amounts_are_written_in_cents_dollars_or_as_documented() {
+    use super::state::AmountStyle;
+    let mut data = data();
+    let read = |data: &Data| {
+        api::get(data, "1004", &Params::parse(Some("include=detail")))
+            .json()
+            .clone()
+    };
+    let cents = read(&data);
+    assert_eq!(cents["shippingAmount"], 1500);
+    let total = cents["total"].as_i64().unwrap();
+    let line = cents["detail"][0]["amount"].as_i64().unwrap();
+    let text = |c: i64| rust_decimal::Decimal::new(c, 2).to_string();
+
+    data.amounts = AmountStyle::Dollars;
+    let dollars = read(&data);
+    assert_eq!(dollars["total"], json!(text(total)));
+    assert_eq!(dollars["shippingAmount"], "15.00");
+    assert_eq!(dollars["detail"][0]["amount"], json!(text(line)));
+    assert_eq!(dollars["balanceDue"], json!(text(total)));
+    assert_eq!(dollars["taxAmount"], "0.00");
+    assert!(dollars["total"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!(".{:02}", total % 100)));
+
+    data.amounts = AmountStyle::Documented;
+    let documented = read(&data);
+    assert_eq!(documented["shippingAmount"], 1500, "documented in cents");
+    assert_eq!(documented["total"], dollars["total"]);
+    assert_eq!(documented["detail"], dollars["detail"]);
+
+    // Charges are cents whatever the style; the invoice is held in cents.
+    let due = data.invoices[&1002].balance_due();
+    let reply = api::charge(
+        &mut data,
+        "1002",
+        &body(json!({"amount": due, "paymentType": "offlinePaymentProvider"})),
+        NOW,
+    );
+    assert_eq!(reply.json()["amount"], due);
+    assert_eq!(read(&data)["total"], documented["total"]);
+}
+
+#[test]
+fn an_ignored_sort_serves_newest_created_first_whatever_is_asked() {
+    use super::state::ListOrder;
+    let mut data = data();
+    // 1003, created early, changes now: newest updatedAt.
+    data.invoices.get_mut(&1003).unwrap().touch(NOW + 10);
+    let first = |data: &Data, query: &str| list(data, query).1["data"][0]["id"].clone();
+    assert_eq!(first(&data, "orderBy=updatedAt&sortBy=DESC"), "1003");
+    data.list_order = ListOrder::Ignored;
+    for query in [
+        "orderBy=updatedAt&sortBy=DESC",
+        "orderBy=updatedAt&sortBy=ASC",
+        "orderBy=id&sortBy=ASC",
+    ] {
+        assert_eq!(first(&data, query), "1025", "{query}");
+    }
+    let (status, page) = list(&data, "orderBy=updatedAt&sortBy=DESC&itemPerPage=25");
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.last(), Some(&"1001"));
+    assert_eq!(
+        ids[22], "1003",
+        "where it was created, not where it changed"
+    );
+    // Bad values are still refused.
+    assert_eq!(list(&data, "orderBy=color").0, StatusCode::BAD_REQUEST);
+}

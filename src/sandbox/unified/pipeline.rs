@@ -92,7 +92,7 @@ impl Call {
 
     fn record(&self, op: &Op, credential: Option<&str>, status: Option<u16>, cause: Cause) {
         let entry = RequestRecord {
-            path: None,
+            target: None,
             at: self.arrived,
             store_hash: credential.map(str::to_owned),
             method: self.method.clone(),

@@ -53,7 +53,7 @@ async fn unmatched(
     uri: Uri,
 ) -> Response {
     let entry = RequestRecord {
-        path: None,
+        target: None,
         at: control.shared.clock.since_start(),
         store_hash: None,
         method: method.to_string(),

@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use super::amounts::{AmountPolicy, Reading, Wire, WireAmounts, WireLine};
 use crate::domain::invoice::parse_date;
 use crate::domain::money::parse_amount;
 use crate::domain::{
@@ -30,11 +31,6 @@ pub fn decimal_to_cents(amount: Decimal) -> Option<i64> {
         return None;
     }
     i64::try_from(cents.trunc()).ok()
-}
-
-/// A cent amount of the wire (a number or a numeric string) as a decimal amount.
-pub(super) fn cents_value(value: &Value) -> Result<Decimal, String> {
-    whole(value, "cents").map(cents_to_decimal)
 }
 
 /// How a Rebillia status maps to the canonical lifecycle (see the table in the module docs).
@@ -100,8 +96,19 @@ pub(super) fn record_id(record: &Value) -> Option<String> {
     record.get("id").and_then(scalar_text)
 }
 
-/// Converts one invoice of `source`. Every problem is a [`RecordError`] naming the invoice.
+/// Converts one invoice of `source` with the default amount reading (`amount_unit = "auto"`,
+/// cents for an invoice that adds up either way). Every problem is a [`RecordError`] naming
+/// the invoice.
 pub fn invoice_from_json(source: &str, record: &Value) -> Result<SourceInvoice, RecordError> {
+    invoice_with(source, record, AmountPolicy::default())
+}
+
+/// [`invoice_from_json`] reading whole-number amounts as `policy` says (see `amounts`).
+pub fn invoice_with(
+    source: &str,
+    record: &Value,
+    policy: AmountPolicy,
+) -> Result<SourceInvoice, RecordError> {
     let id = record_id(record);
     let locator = RecordLocator::id(id.as_deref().unwrap_or("(without id)"));
     if !record.is_object() {
@@ -113,8 +120,47 @@ pub fn invoice_from_json(source: &str, record: &Value) -> Result<SourceInvoice, 
         record,
         currency: currency_code(record).and_then(|code| Currency::parse(&code).ok()),
     };
-    let raw = reader.raw(id)?;
+    let raw = reader.raw(id, policy)?;
     SourceInvoice::parse(source, locator, raw)
+}
+
+/// The invoice's amounts as the wire wrote them (`None`: they cannot be read).
+pub(super) fn wire_amounts(record: &Value) -> Option<WireAmounts> {
+    let locator = RecordLocator::id("");
+    let reader = Reader {
+        source: "",
+        locator: &locator,
+        record,
+        currency: None,
+    };
+    reader.wire_amounts().ok()
+}
+
+/// The invoice's total and balance due as `policy` reads them (the payments write-back: it
+/// must see the same amounts the sync pushed), or why they cannot be read.
+pub(super) fn balance_amounts(
+    record: &Value,
+    policy: AmountPolicy,
+) -> Result<(Decimal, Decimal), String> {
+    let locator = RecordLocator::id("");
+    let reader = Reader {
+        source: "",
+        locator: &locator,
+        record,
+        currency: None,
+    };
+    let reason = |e: RecordError| match e.field {
+        Some(field) => format!("{field}: {}", e.reason),
+        None => e.reason.into(),
+    };
+    let reading = reader.reading(policy).map_err(reason)?;
+    let required = |value: Option<Decimal>, wire: &str| {
+        value.ok_or_else(|| format!("Rebillia `{wire}` is missing"))
+    };
+    Ok((
+        required(reading.total, "total")?,
+        required(reading.balance, "balanceDue")?,
+    ))
 }
 
 struct Reader<'a> {
@@ -137,7 +183,7 @@ impl Reader<'_> {
         self.record.get(key).and_then(scalar_text)
     }
 
-    fn raw(&self, id: Option<String>) -> Checked<RawInvoice> {
+    fn raw(&self, id: Option<String>, policy: AmountPolicy) -> Checked<RawInvoice> {
         let status = self
             .text("status")
             .ok_or_else(|| self.fail("status", "Rebillia `status` is missing"))?;
@@ -152,6 +198,14 @@ impl Reader<'_> {
             // Let the domain name the field with the text it could not read.
             None => self.text("updatedAt").or_else(|| self.text("createdAt")),
         };
+        let amounts = self.reading(policy)?;
+        // Lines first: a line finer than the currency's unit is the more precise complaint.
+        let line_items = self.lines(&amounts)?;
+        let money = |field: &str, wire: &str, amount: Option<Decimal>| {
+            amount
+                .map(|a| self.fits_currency(field, wire, a).map(|()| a.to_string()))
+                .transpose()
+        };
         Ok(RawInvoice {
             external_id: id,
             external_customer_id: customer_id(self.record),
@@ -160,13 +214,13 @@ impl Reader<'_> {
             issue_date: self.date("createdAt"),
             due_date: self.date("dateDue"),
             currency: currency_code(self.record),
-            total: self.money("total", "total")?,
-            open_balance: self.money("open_balance", "balanceDue")?,
-            subtotal: self.money("subtotal", "subtotalTaxExc")?,
-            tax: self.money("tax", "taxAmount")?,
+            total: money("total", "total", amounts.total)?,
+            open_balance: money("open_balance", "balanceDue", amounts.balance)?,
+            subtotal: money("subtotal", "subtotalTaxExc", amounts.subtotal)?,
+            tax: money("tax", "taxAmount", amounts.tax)?,
             discount: None,
-            freight: self.money("freight", "shippingAmount")?,
-            line_items: self.lines()?,
+            freight: money("freight", "shippingAmount", amounts.shipping)?,
+            line_items,
             billing_address: self.record.get("billingAddress").and_then(address),
             shipping_addresses: self
                 .record
@@ -196,57 +250,56 @@ impl Reader<'_> {
         Some(parse_time(&text).map_or(text, |time| time.date_naive().to_string()))
     }
 
-    /// A cent amount (`wire` key) as exact decimal text for the canonical `field`.
-    fn money(&self, field: &str, wire: &str) -> Checked<Option<String>> {
-        match self.record.get(wire).filter(|v| !v.is_null()) {
-            None => Ok(None),
-            Some(value) => self.cents(field, wire, value).map(Some),
-        }
-    }
-
-    fn cents(&self, field: &str, wire: &str, value: &Value) -> Checked<String> {
-        let cents = whole(value, "cents")
-            .map_err(|reason| self.fail(field, format!("Rebillia `{wire}`: {reason}")))?;
-        let amount = cents_to_decimal(cents);
-        self.fits_currency(field, wire, amount)?;
-        Ok(amount.to_string())
-    }
-
-    /// Refuses an amount finer than the currency's minor unit (12.34 JPY), which B2B Edition
-    /// would show as a sum that does not exist in that currency.
-    fn fits_currency(&self, field: &str, wire: &str, amount: Decimal) -> Checked<()> {
-        let Some(currency) = self.currency else {
-            return Ok(());
-        };
-        let digits = currency.minor_unit_digits();
-        if digits < 2 && amount.round_dp(digits) != amount {
-            return Err(self.fail(
-                field,
-                format!("Rebillia `{wire}` is {amount} {currency}, finer than the currency's minor unit"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn lines(&self) -> Checked<Vec<RawLineItem>> {
-        let detail = match self.record.get("detail") {
-            Some(Value::Array(lines)) => lines,
-            // Without `detail` the invoice would look like it has no lines and wipe them in B2B.
-            Some(_) | None => {
-                return Err(self.fail(
-                    "line_items",
-                    "Rebillia `detail` is missing or not a list (the list must be read with include=detail)",
-                ))
-            }
-        };
-        detail
+    /// Every amount of the invoice as the wire wrote it; a value that is no amount names its
+    /// field.
+    fn wire_amounts(&self) -> Checked<WireAmounts> {
+        let detail = self.detail()?;
+        let lines = detail
             .iter()
             .enumerate()
-            .map(|(index, line)| self.line(index, line))
-            .collect()
+            .map(|(index, line)| self.wire_line(index, line))
+            .collect::<Checked<Vec<_>>>()?;
+        let amount = |field: &str, wire: &str| match self.record.get(wire).filter(|v| !v.is_null())
+        {
+            None => Ok(None),
+            Some(value) => Wire::read(value, wire)
+                .map(Some)
+                .map_err(|reason| self.fail(field, reason)),
+        };
+        Ok(WireAmounts {
+            lines,
+            shipping: amount("freight", "shippingAmount")?,
+            tax: amount("tax", "taxAmount")?,
+            subtotal: amount("subtotal", "subtotalTaxExc")?,
+            total: amount("total", "total")?,
+            balance: amount("open_balance", "balanceDue")?,
+        })
     }
 
-    fn line(&self, index: usize, line: &Value) -> Checked<RawLineItem> {
+    /// The amounts as `policy` reads them; an invoice whose arithmetic holds in no reading is
+    /// refused with the sums (field `total`), naming its invoice number.
+    fn reading(&self, policy: AmountPolicy) -> Checked<Reading> {
+        self.wire_amounts()?.resolve(policy).map_err(|e| {
+            let reason = match (e.field.as_str(), self.text("invoiceNo")) {
+                ("total", Some(number)) => format!("invoice {number}: {}", e.reason),
+                _ => e.reason,
+            };
+            self.fail(&e.field, reason)
+        })
+    }
+
+    fn detail(&self) -> Checked<&Vec<Value>> {
+        match self.record.get("detail") {
+            Some(Value::Array(lines)) => Ok(lines),
+            // Without `detail` the invoice would look like it has no lines and wipe them in B2B.
+            Some(_) | None => Err(self.fail(
+                "line_items",
+                "Rebillia `detail` is missing or not a list (the list must be read with include=detail)",
+            )),
+        }
+    }
+
+    fn wire_line(&self, index: usize, line: &Value) -> Checked<WireLine> {
         let field = |name: &str| format!("line_items[{index}].{name}");
         let wire = |name: &str| format!("detail[{index}].{name}");
         let quantity = line
@@ -266,7 +319,7 @@ impl Reader<'_> {
                     )
                 })
             })?;
-        let unit_cents = line
+        let amount = line
             .get("amount")
             .filter(|v| !v.is_null())
             .ok_or_else(|| {
@@ -276,41 +329,61 @@ impl Reader<'_> {
                 )
             })
             .and_then(|v| {
-                whole(v, "cents").map_err(|reason| {
-                    self.fail(
-                        &field("unit_price"),
-                        format!("Rebillia `{}`: {reason}", wire("amount")),
-                    )
-                })
+                Wire::read(v, &wire("amount"))
+                    .map_err(|reason| self.fail(&field("unit_price"), reason))
             })?;
-        let unit_price = cents_to_decimal(unit_cents);
-        self.fits_currency(&field("unit_price"), &wire("amount"), unit_price)?;
-        // Exact integer product in cents; refused when it leaves Decimal's 96-bit range.
-        let line_total =
-            Decimal::try_from_i128_with_scale(i128::from(quantity) * i128::from(unit_cents), 2)
-                .map_err(|_| {
-                    self.fail(
-                        &field("line_total"),
-                        format!("{quantity} x {unit_price} is too large for an amount"),
-                    )
-                })?;
-        self.fits_currency(&field("line_total"), &wire("amount"), line_total)?;
-        let product_text = |key: &str| {
-            line.get("product")
-                .and_then(|p| p.get(key))
-                .and_then(scalar_text)
-        };
-        let description = line
-            .get("description")
-            .and_then(scalar_text)
-            .or_else(|| product_text("name"));
-        Ok(RawLineItem {
-            sku: product_text("sku"),
-            description,
-            quantity: Some(quantity.to_string()),
-            unit_price: Some(unit_price.to_string()),
-            line_total: Some(line_total.to_string()),
+        Ok(WireLine {
+            qty: quantity,
+            amount,
         })
+    }
+
+    /// Refuses an amount finer than the currency's minor unit (12.34 JPY, 1.005 USD), which
+    /// B2B Edition would show as a sum that does not exist in that currency.
+    fn fits_currency(&self, field: &str, wire: &str, amount: Decimal) -> Checked<()> {
+        let Some(currency) = self.currency else {
+            return Ok(());
+        };
+        let digits = currency.minor_unit_digits();
+        if amount.round_dp(digits) != amount {
+            return Err(self.fail(
+                field,
+                format!("Rebillia `{wire}` is {amount} {currency}, finer than the currency's minor unit"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn lines(&self, amounts: &Reading) -> Checked<Vec<RawLineItem>> {
+        let detail = self.detail()?;
+        detail
+            .iter()
+            .zip(&amounts.lines)
+            .enumerate()
+            .map(|(index, (line, values))| {
+                let field = |name: &str| format!("line_items[{index}].{name}");
+                let wire = format!("detail[{index}].amount");
+                self.fits_currency(&field("unit_price"), &wire, values.unit_price)?;
+                self.fits_currency(&field("line_total"), &wire, values.line_total)?;
+                let quantity = line.get("qty").and_then(|v| whole(v, "quantity").ok());
+                let product_text = |key: &str| {
+                    line.get("product")
+                        .and_then(|p| p.get(key))
+                        .and_then(scalar_text)
+                };
+                let description = line
+                    .get("description")
+                    .and_then(scalar_text)
+                    .or_else(|| product_text("name"));
+                Ok(RawLineItem {
+                    sku: product_text("sku"),
+                    description,
+                    quantity: quantity.map(|q| q.to_string()),
+                    unit_price: Some(values.unit_price.to_string()),
+                    line_total: Some(values.line_total.to_string()),
+                })
+            })
+            .collect()
     }
 
     fn extra_fields(&self, status: &str) -> std::collections::BTreeMap<String, String> {

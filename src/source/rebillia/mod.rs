@@ -17,11 +17,16 @@
 //!   `comments`.
 //!
 //! Choices where the reference is silent (the sandbox behaves the same way):
-//! - **Cents everywhere.** Line amounts and shipping are documented in cents; `total`,
-//!   `balanceDue`, `taxAmount` and `subtotalTaxExc` are read as cents too (the API's charges and
-//!   refunds are cents as well). A cent is a hundredth of the unit for every currency (see
-//!   [`cents_to_decimal`]); an amount finer than a zero-decimal currency's unit is refused.
-//!   `detail[].amount` is the unit price; the line total is `qty x amount`, computed exactly.
+//! - **Amounts** (see `amounts`). Line amounts are documented as dollar strings (`"20.00"`),
+//!   `shippingAmount`, charges and refunds in cents; the units of what the API answers are not
+//!   documented. A decimal string is read as dollars, a whole `shippingAmount` as cents, and the
+//!   other whole numbers in cents or dollars as each invoice's arithmetic (lines + shipping +
+//!   tax = total, lines = `subtotalTaxExc`) says, or as `amount_unit` forces; an invoice that
+//!   adds up either way takes the unit the source's invoices last showed (cents until then),
+//!   and one that adds up in neither is refused with both sums. A cent is a hundredth of the
+//!   unit for every currency (see [`cents_to_decimal`]); an amount finer than the currency's
+//!   minor unit is refused. `detail[].amount` is the unit price; the line total is
+//!   `qty x amount`, computed exactly.
 //! - **Statuses** (compared without case), and what happens to the invoice:
 //!
 //!   | Rebillia status                                               | lifecycle | open balance  |
@@ -34,8 +39,9 @@
 //!   `DELETE /invoices/{id}` removes an invoice outright, so a deletion never shows up in the
 //!   list; [`RebilliaSource::get_invoice`] reports such an invoice as a not-found record error.
 //! - **Order.** The list is read with `orderBy=updatedAt&sortBy=DESC` and the walk stops once
-//!   it passes the window (see `walk`). `updatedAt` is assumed to be set on creation; a record
-//!   without it falls back to `createdAt`.
+//!   it passes the window, after one audit page further down; a list found out of order turns
+//!   the cycle into a full walk (see `walk`). `updatedAt` is assumed to be set on creation; a
+//!   record without it falls back to `createdAt`.
 //! - **Customer.** `customer.customerId` (the merchant's own id, e.g. `CUST-00001`) is the ERP
 //!   customer id; Rebillia's internal `customer.id` stands in when it is empty.
 //! - **Dates.** Issue date: the date of `createdAt`. Times are RFC 3339, or naive and then UTC.
@@ -44,23 +50,27 @@
 //!   wrapper is unwrapped too).
 //! - **Payments** flow back as `POST /invoices/{id}/charge` (see `write_back`).
 
+mod amounts;
 mod client;
 mod convert;
 mod walk;
 mod write_back;
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+pub use amounts::{AmountPolicy, AmountUnit, UnitEvidence, Verdict};
 pub use client::{DEFAULT_BASE_URL, MAX_PAGE_SIZE};
-pub use convert::{cents_to_decimal, decimal_to_cents, invoice_from_json};
+pub use convert::{cents_to_decimal, decimal_to_cents, invoice_from_json, invoice_with};
 
 use self::client::{ClientError, RebilliaClient, Request};
-use self::walk::{ListPage, Walk};
-use crate::config::RebilliaSettings;
+use self::walk::{ListPage, Mode, Walk};
+use crate::config::{RebilliaAmountUnit, RebilliaSettings};
 use crate::domain::{RecordError, RecordLocator, SourceInvoice};
 use crate::source::{Cursor, Source, SourceError, SourcePage};
 
@@ -71,6 +81,70 @@ pub struct RebilliaSource {
     client: RebilliaClient,
     overlap: Duration,
     page_size: u32,
+    amount_unit: RebilliaAmountUnit,
+    /// The unit the source's invoices last showed by their arithmetic (`auto`).
+    shown_unit: Mutex<Option<AmountUnit>>,
+    /// The last complete walk found the list out of updatedAt order: walk in full.
+    out_of_order: AtomicBool,
+    /// Turns the walk's audit page from cycle to cycle.
+    audit_turn: AtomicU64,
+    notices: Mutex<Vec<String>>,
+}
+
+/// The amount units the first page of a Rebillia source shows (for `probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountDetection {
+    /// `amount_unit` in the config.
+    pub configured: RebilliaAmountUnit,
+    /// What the invoices' arithmetic says.
+    pub evidence: UnitEvidence,
+}
+
+impl AmountDetection {
+    /// The unit the invoices show, when they show one.
+    pub fn detected(&self) -> Option<AmountUnit> {
+        self.evidence.unit()
+    }
+
+    /// The configured unit contradicts what the invoices show.
+    pub fn conflicts(&self) -> bool {
+        let forced = match self.configured {
+            RebilliaAmountUnit::Auto => return false,
+            RebilliaAmountUnit::Cents => AmountUnit::Cents,
+            RebilliaAmountUnit::Dollars => AmountUnit::Dollars,
+        };
+        self.detected().is_some_and(|unit| unit != forced)
+    }
+}
+
+impl fmt::Display for AmountDetection {
+    /// `amounts: whole numbers are cents: of 10 invoices, ... (first page, amount_unit = "auto")`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "amounts: {} (first page, amount_unit = \"{}\")",
+            self.evidence,
+            self.configured.name()
+        )?;
+        if self.conflicts() {
+            f.write_str("; the configured unit contradicts them")?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the arithmetic of `records` (a page of `GET /invoices?include=detail`) says about the
+/// unit of their whole-number amounts.
+pub fn amount_evidence(records: &[Value]) -> UnitEvidence {
+    let mut evidence = UnitEvidence::default();
+    for record in records {
+        evidence.add_invoice(convert::wire_amounts(record).as_ref());
+    }
+    evidence
 }
 
 impl RebilliaSource {
@@ -90,12 +164,74 @@ impl RebilliaSource {
                 "Rebillia pages hold at most 250 invoices; using 250"
             );
         }
+        // Cycles started at different times audit different pages (see `walk`).
+        let turn = chrono::Utc::now().timestamp().unsigned_abs() / 60;
         Ok(Self {
             name: Arc::from(name),
             client: RebilliaClient::new(name, settings)?,
             overlap,
             page_size,
+            amount_unit: settings.amount_unit,
+            shown_unit: Mutex::new(None),
+            out_of_order: AtomicBool::new(false),
+            audit_turn: AtomicU64::new(turn),
+            notices: Mutex::new(Vec::new()),
         })
+    }
+
+    /// How amounts are read now: the configured unit, and the unit this source's invoices last
+    /// showed for those that add up either way.
+    pub fn amount_policy(&self) -> AmountPolicy {
+        AmountPolicy {
+            configured: self.amount_unit,
+            fallback: lock(&self.shown_unit).unwrap_or(AmountUnit::Cents),
+        }
+    }
+
+    /// The policy for one page: what the page's invoices show wins over what earlier ones did.
+    fn page_policy(&self, records: &[Value]) -> AmountPolicy {
+        let evidence = amount_evidence(records);
+        if let Some(unit) = evidence.unit() {
+            let mut shown = lock(&self.shown_unit);
+            if *shown != Some(unit) {
+                *shown = Some(unit);
+                let forced = match self.amount_unit {
+                    RebilliaAmountUnit::Auto => None,
+                    RebilliaAmountUnit::Cents => Some(AmountUnit::Cents),
+                    RebilliaAmountUnit::Dollars => Some(AmountUnit::Dollars),
+                };
+                match forced {
+                    Some(forced) if forced != unit => tracing::warn!(
+                        source = %self.name,
+                        configured = forced.name(),
+                        shown = unit.name(),
+                        %evidence,
+                        "Rebillia invoices add up in another unit than amount_unit says; those that do not add up in it are refused"
+                    ),
+                    _ => tracing::info!(
+                        source = %self.name,
+                        unit = unit.name(),
+                        %evidence,
+                        "Rebillia amounts read as whole numbers of {unit}"
+                    ),
+                }
+            }
+        }
+        self.amount_policy()
+    }
+
+    /// The amount units the first page of invoices shows, read-only (one `GET /invoices`).
+    /// What `probe` reports for a Rebillia source.
+    pub async fn detect_amount_unit(&self) -> Result<AmountDetection, SourceError> {
+        let page = self.list_page(1).await?;
+        Ok(AmountDetection {
+            configured: self.amount_unit,
+            evidence: amount_evidence(&page.data),
+        })
+    }
+
+    fn notice(&self, text: String) {
+        lock(&self.notices).push(text);
     }
 
     /// One invoice by its Rebillia id, with its lines. `Ok(Err(..))`: the invoice cannot be
@@ -109,9 +245,17 @@ impl RebilliaSource {
         match self.client.send(&request).await {
             Ok(Value::Object(mut object)) if !object.contains_key("id") => {
                 let inner = object.remove("data").unwrap_or(Value::Object(object));
-                Ok(convert::invoice_from_json(&self.name, &inner))
+                Ok(convert::invoice_with(
+                    &self.name,
+                    &inner,
+                    self.amount_policy(),
+                ))
             }
-            Ok(value) => Ok(convert::invoice_from_json(&self.name, &value)),
+            Ok(value) => Ok(convert::invoice_with(
+                &self.name,
+                &value,
+                self.amount_policy(),
+            )),
             Err(ClientError::NotFound { .. }) => Ok(Err(RecordError::whole(
                 &*self.name,
                 RecordLocator::id(id),
@@ -151,10 +295,21 @@ impl Source for RebilliaSource {
         Some(self)
     }
 
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.notices))
+    }
+
     fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>> {
-        let mut walk = Walk::new(cursor, self.overlap, self.page_size);
+        let remembered = self.out_of_order.load(Ordering::Relaxed);
+        let turn = self.audit_turn.fetch_add(1, Ordering::Relaxed);
+        let mut walk = Walk::new(cursor, self.overlap, self.page_size, remembered, turn);
+        if remembered && walk.read_from().is_some() {
+            tracing::info!(
+                source = %self.name,
+                "Rebillia's last walk found its invoices out of updatedAt order: reading every page this cycle"
+            );
+        }
         Box::pin(async_stream::stream! {
-            let mut pages = 0u64;
             let mut records = 0usize;
             loop {
                 let page_no = walk.page_no();
@@ -166,17 +321,40 @@ impl Source for RebilliaSource {
                         break;
                     }
                 };
-                let step = walk.take(&self.name, page);
-                pages += 1;
+                let policy = self.page_policy(&page.data);
+                let mode = walk.mode();
+                let step = walk.take(&self.name, page, policy);
+                match walk.take_disorder() {
+                    Some(sign) if mode == Mode::NewestFirst => {
+                        tracing::warn!(
+                            source = %self.name,
+                            page_no,
+                            disorder = %sign,
+                            "Rebillia did not return invoices newest updatedAt first: reading every page this cycle"
+                        );
+                        self.notice(format!(
+                            "Rebillia did not sort invoices by updatedAt ({sign}): this cycle read every page, and later cycles do until one finds them in order"
+                        ));
+                    }
+                    Some(sign) if !remembered => tracing::info!(
+                        source = %self.name,
+                        disorder = %sign,
+                        "Rebillia's invoices are not in updatedAt order: later cycles read every page"
+                    ),
+                    Some(sign) => tracing::debug!(source = %self.name, disorder = %sign, "still out of updatedAt order"),
+                    None => {}
+                }
                 records += step.records.len();
                 tracing::debug!(source = %self.name, page_no, records = step.records.len(), last = step.last, "Rebillia page");
                 let receipt = walk.receipt(step.last);
                 let last = step.last;
                 if last {
+                    self.out_of_order.store(walk.saw_disorder(), Ordering::Relaxed);
                     tracing::info!(
                         source = %self.name,
-                        pages,
+                        pages = walk.pages_read(),
                         records,
+                        full = walk.mode() == Mode::Full,
                         read_from = ?walk.read_from(),
                         cursor = ?receipt.cursor.watermark,
                         "Rebillia walk complete"

@@ -20,8 +20,9 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use super::amounts::AmountPolicy;
 use super::client::{ClientError, Request};
-use super::convert::{cents_value, currency_code, decimal_to_cents};
+use super::convert::{balance_amounts, currency_code, decimal_to_cents};
 use super::RebilliaSource;
 use crate::domain::Currency;
 use crate::source::write_back::{
@@ -47,7 +48,9 @@ struct Invoice {
 }
 
 impl Invoice {
-    fn read(value: &Value) -> Result<Self, String> {
+    /// The invoice as `GET /invoices/{id}?include=detail` answers it, its amounts read the way
+    /// the sync reads them (`policy`), so the balance compared here is the one pushed to B2B.
+    fn read(value: &Value, policy: AmountPolicy) -> Result<Self, String> {
         let text = |key: &str| {
             value
                 .get(key)
@@ -58,19 +61,13 @@ impl Invoice {
                 })
                 .filter(|t| !t.is_empty())
         };
-        let cents = |key: &str| {
-            let field = value
-                .get(key)
-                .filter(|v| !v.is_null())
-                .ok_or_else(|| format!("Rebillia `{key}` is missing"))?;
-            cents_value(field).map_err(|reason| format!("Rebillia `{key}`: {reason}"))
-        };
+        let (total, balance_due) = balance_amounts(value, policy)?;
         Ok(Self {
             number: text("invoiceNo"),
             status: text("status"),
             currency: currency_code(value),
-            total: cents("total")?,
-            balance_due: cents("balanceDue")?,
+            total,
+            balance_due,
             comments: value
                 .get("comments")
                 .and_then(Value::as_str)
@@ -185,13 +182,16 @@ fn unreadable(who: &str, message: String) -> WriteBackError {
 
 impl RebilliaSource {
     async fn fetch_for_write_back(&self, id: &str, who: &str) -> Result<Invoice, WriteBackError> {
-        let request = Request::get("GET /invoices/{id}", &["invoices", id]);
+        // With its lines: the unit of its amounts is told by their arithmetic.
+        let request = Request::get("GET /invoices/{id}", &["invoices", id])
+            .query(vec![("include", "detail".to_owned())]);
         let value = self
             .client
             .send(&request)
             .await
             .map_err(|err| read_error(who, err))?;
-        Invoice::read(&unwrap_single(value)).map_err(|message| unreadable(who, message))
+        Invoice::read(&unwrap_single(value), self.amount_policy())
+            .map_err(|message| unreadable(who, message))
     }
 
     /// Appends the reference to `comments`; `Err` (already logged) says why it could not.
@@ -331,18 +331,54 @@ mod tests {
     fn invoices_read_in_cents_and_unwrap() {
         let value = unwrap_single(json!({"data": {
             "id": "1007", "invoiceNo": "RB-000007", "status": "posted",
-            "currency": {"iso3": "USD"}, "total": 10000, "balanceDue": "8000", "comments": "Hi"
+            "currency": {"iso3": "USD"}, "total": 10000, "balanceDue": "8000", "comments": "Hi",
+            "detail": [{"amount": 5000, "qty": 2}]
         }}));
-        assert_eq!(
-            Invoice::read(&value),
-            Ok(Invoice {
-                comments: Some("Hi".to_owned()),
-                ..invoice("posted")
-            })
-        );
-        assert!(Invoice::read(&json!({"total": 1}))
+        let auto = AmountPolicy::default();
+        let want = Invoice {
+            comments: Some("Hi".to_owned()),
+            ..invoice("posted")
+        };
+        assert_eq!(Invoice::read(&value, auto), Ok(want.clone()));
+        assert!(Invoice::read(
+            &json!({"total": 1, "detail": [{"amount": 1, "qty": 1}]}),
+            auto
+        )
+        .unwrap_err()
+        .contains("`balanceDue` is missing"));
+        assert!(Invoice::read(&json!({"total": 1}), auto)
             .unwrap_err()
-            .contains("`balanceDue` is missing"));
+            .contains("`detail` is missing"));
+
+        // The same invoice in dollars reads the same: a charge still goes in cents.
+        let dollars = json!({
+            "id": "1007", "invoiceNo": "RB-000007", "status": "posted",
+            "currency": {"iso3": "USD"}, "total": "100.00", "balanceDue": "80.00",
+            "comments": "Hi", "detail": [{"amount": "50.00", "qty": 2}]
+        });
+        assert_eq!(Invoice::read(&dollars, auto), Ok(want.clone()));
+        let who = "Rebillia invoice 1007 (number RB-000007)";
+        let from_dollars = Invoice::read(&dollars, auto).unwrap();
+        assert_eq!(charge_plan(&from_dollars, &event("40.50"), who), Ok(4050));
+        // Whole dollars, told apart by a source that showed dollars before.
+        let whole_dollars = json!({
+            "id": "1007", "invoiceNo": "RB-000007", "status": "posted",
+            "currency": {"iso3": "USD"}, "total": 100, "balanceDue": 80,
+            "comments": "Hi", "detail": [{"amount": 50, "qty": 2}]
+        });
+        let shown_dollars = AmountPolicy {
+            fallback: crate::source::rebillia::AmountUnit::Dollars,
+            ..auto
+        };
+        assert_eq!(Invoice::read(&whole_dollars, shown_dollars), Ok(want));
+        // An invoice whose amounts do not add up is not charged blindly.
+        let broken =
+            json!({"total": 10000, "balanceDue": 100, "detail": [{"amount": 1, "qty": 1}]});
+        let err = Invoice::read(&broken, auto).unwrap_err();
+        assert!(
+            err.contains("add up neither in cents nor in dollars"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::RebilliaAmountUnit;
 use crate::domain::Lifecycle;
+use crate::source::rebillia::amounts::AmountUnit;
 
 /// An invoice shaped like the InvoiceNormalizer output (types.ts of the reference client).
 fn invoice() -> Value {
@@ -130,7 +132,8 @@ fn bad_values_name_the_canonical_field_and_the_wire_field() {
         (|v| v["currency"] = Value::Null, "currency"),
         (|v| v["total"] = json!("lots"), "total"),
         (|v| v["balanceDue"] = json!(1e30), "open_balance"),
-        (|v| v["shippingAmount"] = json!("15.5"), "freight"),
+        // Neither whole cents nor a dollar string (a decimal string is dollars: see below).
+        (|v| v["shippingAmount"] = json!(15.5), "freight"),
         (
             |v| v["detail"][0]["qty"] = json!(1.5),
             "line_items[0].quantity",
@@ -170,8 +173,139 @@ fn zero_decimal_currencies_take_whole_units_only() {
     v["balanceDue"] = json!(410_000);
     let inv = convert(&v).unwrap();
     assert_eq!(inv.total, Decimal::new(4100, 0));
+    // 41.50 JPY in cents (the invoice adds up either way; cents until the source shows
+    // otherwise), a sum that does not exist in yen.
     v["detail"][0]["amount"] = json!(4150);
+    for key in ["subtotalTaxExc", "total", "balanceDue"] {
+        v[key] = json!(8300);
+    }
     assert_eq!(error_field(&v), "line_items[0].unit_price");
+    // So is a dollar string finer than a cent.
+    let mut v = invoice();
+    v["currency"] = json!({"iso3": "USD"});
+    v["detail"] = json!([{"amount": "1.005", "qty": 1, "description": "Plan"}]);
+    v["subtotalTaxExc"] = json!("1.005");
+    v["shippingAmount"] = Value::Null;
+    v["total"] = json!("1.005");
+    assert_eq!(error_field(&v), "line_items[0].unit_price");
+}
+
+/// The invoice of [`invoice`] with every amount a dollar string but `shippingAmount`, which
+/// stays in cents as documented.
+fn in_dollars() -> Value {
+    let mut v = invoice();
+    v["detail"][0]["amount"] = json!("41.00");
+    v["detail"][1]["amount"] = json!("1.99");
+    v["taxAmount"] = json!("0.00");
+    v["subtotalTaxExc"] = json!("87.97");
+    v["total"] = json!("102.97");
+    v["balanceDue"] = json!("50.00");
+    v
+}
+
+#[test]
+fn the_same_invoice_in_cents_and_in_dollars_converts_to_the_same_amounts() {
+    let cents = convert(&invoice()).unwrap();
+    let dollars = convert(&in_dollars()).unwrap();
+    assert_eq!(dollars, cents);
+    assert_eq!(
+        dollars.to_raw(),
+        cents.to_raw(),
+        "the same text, not only the same numbers"
+    );
+    assert_eq!(cents.to_raw().total.as_deref(), Some("102.97"));
+    assert_eq!(
+        cents.to_raw().line_items[0].unit_price.as_deref(),
+        Some("41.00")
+    );
+
+    // Shipping as a dollar string too.
+    let mut v = in_dollars();
+    v["shippingAmount"] = json!("15.00");
+    assert_eq!(convert(&v).unwrap(), cents);
+    // Whole dollars in lines and totals, documented cents in shipping: only dollars add up.
+    let mut v = in_dollars();
+    v["detail"][0]["amount"] = json!(41);
+    v["detail"][1] = json!({"amount": 2, "qty": 3, "description": null, "product": {"name": "Add-on", "sku": "AO-1"}});
+    for (key, value) in [("subtotalTaxExc", 88), ("total", 103), ("balanceDue", 50)] {
+        v[key] = json!(value);
+    }
+    v["shippingAmount"] = json!(1500);
+    let inv = convert(&v).unwrap();
+    assert_eq!(inv.total, Decimal::new(10300, 2));
+    assert_eq!(inv.line_items[0].unit_price.to_string(), "41.00");
+    assert_eq!(inv.freight, Some(Decimal::new(1500, 2)));
+}
+
+#[test]
+fn an_invoice_that_adds_up_in_neither_unit_is_refused_with_both_sums() {
+    let mut v = invoice();
+    v["total"] = json!(10298);
+    let err = convert(&v).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("total"));
+    assert_eq!(
+        err.to_string(),
+        "source rb, record 1007: field `total`: invoice RB-000007: the amounts add up neither in \
+         cents nor in dollars: in cents, lines 87.97 + shipping 15.00 + tax 0.00 = 102.97, \
+         total 102.98; in dollars, lines 8797.00 + shipping 15.00 + tax 0.00 = 8812.00, total \
+         10298.00"
+    );
+    // A decimal string in shipping is dollars: 15.50 does not add up either.
+    let mut v = invoice();
+    v["shippingAmount"] = json!("15.5");
+    let err = convert(&v).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("total"));
+    assert!(err.reason.contains("shipping 15.50"), "{err}");
+    // Dollar strings that do not add up: one sum, it does not depend on the unit.
+    let mut v = in_dollars();
+    v["total"] = json!("103.00");
+    let err = convert(&v).unwrap_err();
+    assert!(
+        err.reason.ends_with(
+            "the amounts do not add up: lines 87.97 + shipping 15.00 + tax 0.00 = 102.97, total 103.00"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_forced_unit_reads_whole_numbers_its_way() {
+    let forced = |unit| AmountPolicy {
+        configured: unit,
+        fallback: AmountUnit::Cents,
+    };
+    // One line, no shipping: 4100 adds up as cents and as dollars.
+    let mut v = invoice();
+    v["detail"] = json!([{"amount": 4100, "qty": 1, "description": "Plan"}]);
+    v["shippingAmount"] = Value::Null;
+    for key in ["subtotalTaxExc", "total", "balanceDue"] {
+        v[key] = json!(4100);
+    }
+    let total = |policy| invoice_with("rb", &v, policy).map(|i| i.total.to_string());
+    assert_eq!(total(AmountPolicy::default()), Ok("41.00".to_owned()));
+    assert_eq!(
+        total(forced(RebilliaAmountUnit::Cents)),
+        Ok("41.00".to_owned())
+    );
+    assert_eq!(
+        total(forced(RebilliaAmountUnit::Dollars)),
+        Ok("4100.00".to_owned())
+    );
+    let shown_dollars = AmountPolicy {
+        fallback: AmountUnit::Dollars,
+        ..AmountPolicy::default()
+    };
+    assert_eq!(total(shown_dollars), Ok("4100.00".to_owned()));
+    // Documented cents in shipping tell: forcing dollars is refused with the reason.
+    let err = invoice_with("rb", &invoice(), forced(RebilliaAmountUnit::Dollars)).unwrap_err();
+    assert!(
+        err.reason
+            .contains("do not add up in dollars (amount_unit = \"dollars\")")
+            && err
+                .reason
+                .ends_with("they add up in cents: check amount_unit"),
+        "{err}"
+    );
 }
 
 #[test]
