@@ -16,7 +16,7 @@ use super::failpoints::Failpoints;
 use super::lookup::Capabilities;
 use super::outcome::{record_failure, CycleError, Outcome, Retry};
 use super::plan::{plan, Action, FieldDiff, SkipReason};
-use super::prepare::{prepare_page, InvoiceFailure, Prepared};
+use super::prepare::{prepare_page, InvoiceFailure};
 use super::recover::recover;
 use crate::b2b::{B2bClient, ClientBuildError, RequestBudget};
 use crate::config::{EngineSettings, Settings, SourceSettings};
@@ -25,7 +25,7 @@ use crate::domain::{RawInvoice, RecordError, RecordLocator, SourceInvoice, Sourc
 use crate::source::{self, Cursor, PageReceipt, Source, SourceError};
 use crate::store::lock::{Fence, SourceLock};
 use crate::store::runs::{self, Counts, Outcome as RunOutcome};
-use crate::store::state::{self, StateRow, Status};
+use crate::store::state::{self, StateRow};
 use crate::store::{cursors, ledger, StoreError};
 
 /// Keep at most this many failure reasons in a run report (the rest are in the state table).
@@ -524,13 +524,35 @@ impl Engine {
             .unzip();
         let states =
             state::load_for_plan(&self.pool, &rt.settings.name, &ids, &fingerprints).await?;
+        let now = Utc::now();
         for (invoice, reason) in unmapped {
-            let attempts = failed_attempts(states.get(&invoice.external_id));
+            // Kept under its record's fingerprint: re-read before its retry is due (an overlap
+            // window, a later page, another export) it waits like any failed invoice.
+            let fp = record_fingerprint(&invoice);
+            let state = states.get(&invoice.external_id);
+            match super::plan::held_back(state, invoice.version.as_ref(), &fp, now) {
+                Some(SkipReason::Stale) => {
+                    let newer = state.and_then(StateRow::newest_version);
+                    st.stale(
+                        &invoice.external_id,
+                        &invoice.invoice_number,
+                        invoice.version.as_ref(),
+                        newer,
+                    );
+                    continue;
+                }
+                Some(_) => {
+                    st.counts.waiting += 1;
+                    continue;
+                }
+                None => {}
+            }
+            let attempts = attempts_with(state, &fp);
             let outcome = record_failure(
                 &self.pool,
                 &rt.settings.failures,
                 &invoice,
-                None,
+                Some(&fp),
                 attempts,
                 reason,
                 Retry::Backoff,
@@ -542,7 +564,8 @@ impl Engine {
         for action in plan(ready, &states, Utc::now()) {
             match action {
                 Action::Create(p) => {
-                    let attempts = attempts_for(&p, states.get(p.external_id()));
+                    let attempts =
+                        attempts_with(states.get(p.external_id()), p.fingerprint.as_str());
                     creates.push((p, attempts));
                 }
                 Action::Update {
@@ -755,17 +778,19 @@ impl Engine {
     }
 }
 
-/// Failed attempts so far of an invoice whose last attempts failed (0 otherwise).
-fn failed_attempts(state: Option<&StateRow>) -> i32 {
-    state
-        .filter(|s| matches!(s.status, Status::Failed | Status::Dead))
-        .map_or(0, |s| s.attempts)
+/// The fingerprint an invoice that could not be mapped (no company yet) is kept under: of the
+/// ERP record itself (`r1:` + SHA-256 of its canonical form), since nothing was mapped. A mapped
+/// record's fingerprint never equals it, so once the customer maps it goes ahead at once.
+fn record_fingerprint(invoice: &SourceInvoice) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(&invoice.to_raw()).unwrap_or_default();
+    format!("r1:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Attempts so far with this very content (a changed ERP record starts from zero).
-fn attempts_for(p: &Prepared, state: Option<&StateRow>) -> i32 {
+/// Attempts so far with this very content, kept under `fp` (a changed record starts from zero).
+fn attempts_with(state: Option<&StateRow>, fp: &str) -> i32 {
     state
-        .filter(|s| s.pending_fingerprint.as_deref() == Some(p.fingerprint.as_str()))
+        .filter(|s| s.pending_fingerprint.as_deref() == Some(fp))
         .map_or(0, |s| s.attempts)
 }
 

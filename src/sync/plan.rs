@@ -150,26 +150,11 @@ fn skip(p: &Prepared, reason: SkipReason) -> Action {
 
 /// The decision for one invoice.
 pub fn plan_one(p: Prepared, state: Option<&StateRow>, now: DateTime<Utc>) -> Action {
-    // Never back to an older version, whatever else holds.
-    if state.is_some_and(|s| s.is_newer_than(p.invoice.version.as_ref())) {
-        return skip(&p, SkipReason::Stale);
-    }
     let fp = p.fingerprint.as_str();
-    let same_as_pending = state.is_some_and(|s| s.pending_fingerprint.as_deref() == Some(fp));
-    // A record that keeps failing with the same content waits, stays dead, or stays discarded.
-    if let Some(s) = state {
-        if same_as_pending {
-            match s.status {
-                Status::Failed if s.next_attempt_at.is_some_and(|t| t > now) => {
-                    return skip(&p, SkipReason::WaitingForRetry)
-                }
-                Status::Dead => return skip(&p, SkipReason::DeadLetter),
-                Status::Discarded => return skip(&p, SkipReason::Discarded),
-                Status::Flagged => return skip(&p, SkipReason::Flagged),
-                _ => {}
-            }
-        }
+    if let Some(reason) = held_back(state, p.invoice.version.as_ref(), fp, now) {
+        return skip(&p, reason);
     }
+    let same_as_pending = state.is_some_and(|s| s.pending_fingerprint.as_deref() == Some(fp));
     let in_b2b = state.and_then(|s| s.b2b_invoice_id);
     if p.lifecycle() != Lifecycle::Active {
         return match (state, in_b2b) {
@@ -199,6 +184,35 @@ pub fn plan_one(p: Prepared, state: Option<&StateRow>, now: DateTime<Utc>) -> Ac
         attempts: if same_as_pending { s.attempts } else { 0 },
         prepared: p,
         diff,
+    }
+}
+
+/// Why a record must not be attempted now, if it must not: older than what is known of its
+/// invoice (never back to an older version, whatever else holds), or the same content (`fp`, the
+/// fingerprint it was kept under when it failed) still waiting for its retry, in the dead
+/// letter, discarded or flagged. Whatever reads the record again (an overlap window, a later
+/// page, another export) meets the same schedule: attempts never run ahead of it.
+pub fn held_back(
+    state: Option<&StateRow>,
+    version: Option<&SourceVersion>,
+    fp: &str,
+    now: DateTime<Utc>,
+) -> Option<SkipReason> {
+    let s = state?;
+    if s.is_newer_than(version) {
+        return Some(SkipReason::Stale);
+    }
+    if s.pending_fingerprint.as_deref() != Some(fp) {
+        return None;
+    }
+    match s.status {
+        Status::Failed if s.next_attempt_at.is_some_and(|t| t > now) => {
+            Some(SkipReason::WaitingForRetry)
+        }
+        Status::Dead => Some(SkipReason::DeadLetter),
+        Status::Discarded => Some(SkipReason::Discarded),
+        Status::Flagged => Some(SkipReason::Flagged),
+        _ => None,
     }
 }
 

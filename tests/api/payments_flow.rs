@@ -810,3 +810,67 @@ async fn payments_reach_the_erp_exactly_once_when_the_binary_is_killed_at_random
         "no kill landed mid-write in {kills} tries"
     );
 }
+
+#[tokio::test]
+async fn a_failing_write_back_keeps_its_retry_schedule_and_its_attempt_limit() {
+    use b2b_invoice_sync::config::FailurePolicy;
+    use std::time::Duration;
+
+    let (mut world, _rid, id) = world(true).await;
+    world.source_mut().failures = FailurePolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(1500),
+        max_delay: Duration::from_millis(1500),
+    };
+    world
+        .b2b
+        .control()
+        .pay_invoice(STORE_HASH, id, dec("40"))
+        .expect("buyer pays");
+    // The ERP refuses every write for a while.
+    world.erp.control().push_fault(
+        FaultRule::once(Fault::Status503)
+            .on_method("PUT")
+            .times(10_000),
+    );
+    let engine = world.engine();
+    let mut seen: Vec<(
+        i32,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )> = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        engine.run_cycle(SOURCE).await.expect("cycle");
+        let ev = events_of(&world)
+            .await
+            .into_iter()
+            .next()
+            .expect("the event");
+        let attempted_at = chrono::Utc::now();
+        if seen.last().is_none_or(|(a, _, _)| *a != ev.attempts) {
+            if let Some((_, _, Some(due))) = seen.last() {
+                assert!(
+                    attempted_at >= *due,
+                    "attempt {} ran before its retry was due ({due})",
+                    ev.attempts
+                );
+            }
+            seen.push((ev.attempts, attempted_at, ev.next_attempt_at));
+        }
+        assert!(ev.attempts <= 3, "attempts beyond max_attempts: {ev:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ev = events_of(&world)
+        .await
+        .into_iter()
+        .next()
+        .expect("the event");
+    assert_eq!(ev.write_state, WriteState::Dead, "{ev:#?}");
+    assert_eq!(ev.attempts, 3, "{ev:#?}");
+    assert_eq!(
+        seen.len(),
+        3,
+        "three attempts, spaced by the backoff: {seen:?}"
+    );
+}

@@ -21,6 +21,7 @@ mod matrix_http;
 mod matrix_process;
 mod matrix_versions;
 mod newest;
+mod operators;
 mod proxy;
 mod strict_b2b;
 mod world;
