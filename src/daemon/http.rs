@@ -12,19 +12,36 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
+use super::liveness::Liveness;
 
 #[derive(Clone)]
 struct Endpoints {
     health: Arc<Health>,
+    liveness: Arc<Liveness>,
     metrics: PrometheusHandle,
 }
 
-pub fn router(health: Arc<Health>, metrics: PrometheusHandle) -> Router {
+pub fn router(health: Arc<Health>, liveness: Arc<Liveness>, metrics: PrometheusHandle) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Endpoints { health, metrics })
+        .with_state(Endpoints {
+            health,
+            liveness,
+            metrics,
+        })
+}
+
+/// Alive: every schedule loop beats and no cycle has run past `daemon.max_cycle_secs`.
+async fn healthz(State(e): State<Endpoints>) -> impl IntoResponse {
+    match e.liveness.alive() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not alive: {reason}\n"),
+        ),
+    }
 }
 
 async fn readyz(State(e): State<Endpoints>) -> impl IntoResponse {

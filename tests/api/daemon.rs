@@ -479,3 +479,51 @@ async fn two_daemons_on_one_database_sync_three_sources_without_doing_any_twice(
         }
     }
 }
+
+#[tokio::test]
+async fn a_cycle_stuck_past_its_limit_fails_healthz() {
+    let db = TestDb::new().await;
+    // Every B2B answer takes 2 s: the first cycle (20 creates) takes far longer than 1 s.
+    let b2b = spawn_sandbox(B2bSandboxConfig {
+        rate_limit: 1_000_000,
+        latency: Duration::from_millis(2000),
+        ..B2bSandboxConfig::default()
+    })
+    .await;
+    let erp = erp(20).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().await;
+    let mut text = config(
+        &db.url,
+        &b2b,
+        &[(STORE_HASH, &erp)],
+        "0 0 1 1 *",
+        &format!("127.0.0.1:{port}"),
+    );
+    text = text.replace(
+        "shutdown_deadline_secs = 8\n",
+        "shutdown_deadline_secs = 8\nmax_cycle_secs = 1\n",
+    );
+    let cfg = write_config(&dir, &text);
+    let child = spawn_run(&cfg);
+    let mut alive_seen = false;
+    let mut stuck = None;
+    for _ in 0..200 {
+        match get(port, "/healthz").await {
+            Some((200, _)) => alive_seen = true,
+            Some((503, body)) => {
+                stuck = Some(body);
+                break;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = stuck.expect("/healthz fails while the cycle is stuck");
+    assert!(alive_seen, "alive before the limit passed");
+    assert!(
+        body.contains("a cycle has run for") && body.contains("past daemon.max_cycle_secs = 1"),
+        "{body}"
+    );
+    drop(child);
+}
