@@ -55,7 +55,7 @@ pub async fn run(
         Some(addr) => Some(
             http::serve(
                 addr,
-                http::router(health.clone(), liveness.clone(), metrics),
+                http::router(health.clone(), liveness.clone(), metrics, engine.clone()),
                 http_stop.clone(),
             )
             .await
@@ -64,6 +64,8 @@ pub async fn run(
         None => None,
     };
 
+    // Every per-source series from the start, read from the database.
+    engine.publish_health().await;
     let mut loops = JoinSet::new();
     if engine.source_names().is_empty() {
         tracing::warn!("no [sources] configured: nothing to sync (the endpoints still answer)");
