@@ -19,7 +19,12 @@ pub const FAILURES_PENDING: &str = "b2bsync_failures_pending";
 pub const DEAD_LETTERS: &str = "b2bsync_dead_letters";
 pub const LEDGER_IN_FLIGHT: &str = "b2bsync_ledger_in_flight";
 pub const LAST_SUCCESS: &str = "b2bsync_last_success_timestamp_seconds";
-pub const CURSOR_LAG: &str = "b2bsync_cursor_lag_seconds";
+/// Seconds since the source's last cycle that completed (since the daemon started, if none).
+pub const LAST_SUCCESS_AGE: &str = "b2bsync_last_success_age_seconds";
+/// Age of the oldest ERP change not yet in B2B (0 when B2B is in step).
+pub const OLDEST_UNSYNCED_AGE: &str = "b2bsync_oldest_unsynced_change_age_seconds";
+/// Always 1, labelled with the version (for dashboards and "which build runs" alerts).
+pub const BUILD_INFO: &str = "b2bsync_build_info";
 /// How old the B2B state an update was built from was when its `PUT` went out.
 pub const UPDATE_STATE_AGE: &str = "b2bsync_update_state_age_seconds";
 pub const PAYMENTS_DETECTED: &str = "b2bsync_payments_detected_total";
@@ -51,6 +56,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    collect_process();
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
@@ -121,8 +128,34 @@ fn describe() {
         "Unix time of the source's last cycle that completed (ok or partial)"
     );
     describe_gauge!(
-        CURSOR_LAG,
+        LAST_SUCCESS_AGE,
         Unit::Seconds,
-        "How far the source's committed cursor is behind now"
+        "Seconds since the source's last cycle that completed (since the daemon started, if none)"
     );
+    describe_gauge!(
+        OLDEST_UNSYNCED_AGE,
+        Unit::Seconds,
+        "Age of the oldest ERP change not yet in B2B: failed, dead or flagged invoices and mutations in flight (0 when in step)"
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the version in a label");
+    describe_histogram!(
+        UPDATE_STATE_AGE,
+        Unit::Seconds,
+        "How old the B2B state an update was built from was when its PUT went out"
+    );
+}
+
+/// Process metrics (CPU, resident memory, open file descriptors, threads, start time) in the
+/// standard `process_*` names, refreshed at each scrape.
+pub fn collect_process() {
+    process_collector().collect();
+}
+
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::default();
+        collector.describe();
+        collector
+    })
 }

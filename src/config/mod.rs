@@ -48,6 +48,9 @@ pub struct DaemonSettings {
     pub shutdown_deadline: Duration,
     /// `/readyz` fails once a source has failed this many cycles in a row (default 3).
     pub unready_after_failed_cycles: u32,
+    /// `/healthz` fails (and the systemd watchdog stops) once a cycle has run this long (default
+    /// 3600 s): a cycle stuck past it needs a restart.
+    pub max_cycle: Duration,
 }
 
 impl Default for DaemonSettings {
@@ -56,6 +59,7 @@ impl Default for DaemonSettings {
             http_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
             shutdown_deadline: Duration::from_secs(25),
             unready_after_failed_cycles: 3,
+            max_cycle: Duration::from_secs(3600),
         }
     }
 }

@@ -11,20 +11,47 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
+use std::time::Duration;
+
 use super::health::Health;
+use super::liveness::Liveness;
+use crate::sync::engine::Engine;
 
 #[derive(Clone)]
 struct Endpoints {
     health: Arc<Health>,
+    liveness: Arc<Liveness>,
     metrics: PrometheusHandle,
+    engine: Arc<Engine>,
 }
 
-pub fn router(health: Arc<Health>, metrics: PrometheusHandle) -> Router {
+pub fn router(
+    health: Arc<Health>,
+    liveness: Arc<Liveness>,
+    metrics: PrometheusHandle,
+    engine: Arc<Engine>,
+) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Endpoints { health, metrics })
+        .with_state(Endpoints {
+            health,
+            liveness,
+            metrics,
+            engine,
+        })
+}
+
+/// Alive: every schedule loop beats and no cycle has run past `daemon.max_cycle_secs`.
+async fn healthz(State(e): State<Endpoints>) -> impl IntoResponse {
+    match e.liveness.alive() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not alive: {reason}\n"),
+        ),
+    }
 }
 
 async fn readyz(State(e): State<Endpoints>) -> impl IntoResponse {
@@ -37,7 +64,11 @@ async fn readyz(State(e): State<Endpoints>) -> impl IntoResponse {
     }
 }
 
+/// The sources' health gauges are read from the database at each scrape (within 2 s; a slow
+/// database leaves the last values), so staleness is true between cycles too.
 async fn metrics_text(State(e): State<Endpoints>) -> impl IntoResponse {
+    let _ = tokio::time::timeout(Duration::from_secs(2), e.engine.publish_health()).await;
+    crate::telemetry_metrics::collect_process();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         e.metrics.render(),

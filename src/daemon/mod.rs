@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod http;
+pub mod liveness;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::config::Settings;
 use crate::sync::engine::{Engine, EngineError};
 use health::Health;
+use liveness::Liveness;
 use scheduler::{run_loop, SystemClock};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +49,13 @@ pub async fn run(
         pool,
         settings.daemon.unready_after_failed_cycles,
     ));
+    let liveness = Liveness::new(settings.daemon.max_cycle);
     let http_stop = tokio_util::sync::CancellationToken::new();
     let http = match settings.daemon.http_address {
         Some(addr) => Some(
             http::serve(
                 addr,
-                http::router(health.clone(), metrics),
+                http::router(health.clone(), liveness.clone(), metrics, engine.clone()),
                 http_stop.clone(),
             )
             .await
@@ -61,6 +64,8 @@ pub async fn run(
         None => None,
     };
 
+    // Every per-source series from the start, read from the database.
+    engine.publish_health().await;
     let mut loops = JoinSet::new();
     if engine.source_names().is_empty() {
         tracing::warn!("no [sources] configured: nothing to sync (the endpoints still answer)");
@@ -71,9 +76,10 @@ pub async fn run(
         };
         let (schedule, jitter) = (src.schedule.clone(), src.start_jitter);
         let (engine, stop, health) = (engine.clone(), stop.clone(), health.clone());
+        let pulse = liveness.source(&name);
         tracing::info!(source = %name, schedule = schedule.expression(), timezone = %schedule.timezone(), "scheduled");
         loops.spawn(async move {
-            run_loop(&name, &schedule, jitter, options.run_now, &SystemClock, &stop, || {
+            run_loop(&name, &schedule, jitter, options.run_now, &SystemClock, &stop, &pulse, || {
                 let (engine, health, name) = (engine.clone(), health.clone(), name.clone());
                 async move {
                     match engine.run_cycle(&name).await {
@@ -90,11 +96,19 @@ pub async fn run(
     }
 
     notify(&[sd_notify::NotifyState::Ready]);
+    // The watchdog beats only while the loops prove progress: a stuck loop or cycle stops it,
+    // and systemd restarts the service.
     let watchdog = sd_notify::watchdog_enabled().map(|every| {
+        let liveness = liveness.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every / 2).await;
-                notify(&[sd_notify::NotifyState::Watchdog]);
+                match liveness.alive() {
+                    Ok(()) => notify(&[sd_notify::NotifyState::Watchdog]),
+                    Err(why) => {
+                        tracing::error!(reason = %why, "not alive: the watchdog heartbeat stops")
+                    }
+                }
             }
         })
     });

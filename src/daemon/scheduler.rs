@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::liveness::{SourcePulse, BEAT};
 use crate::schedule::CronSchedule;
 
 /// Wall-clock time for the schedule. Tests use [`TokioClock`] so a paused tokio clock drives it.
@@ -53,7 +54,9 @@ pub struct LoopStats {
 }
 
 /// Runs `cycle` at each firing of `schedule` (plus up to `jitter`) until `stop` is cancelled.
-/// With `run_now`, one cycle runs at once first.
+/// With `run_now`, one cycle runs at once first. The loop beats `pulse` while it waits (at least
+/// every [`BEAT`]) and marks each cycle's start and end, so `/healthz` can tell a stuck loop.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_loop<F, Fut>(
     source: &str,
     schedule: &CronSchedule,
@@ -61,6 +64,7 @@ pub async fn run_loop<F, Fut>(
     run_now: bool,
     clock: &dyn Clock,
     stop: &CancellationToken,
+    pulse: &SourcePulse,
     mut cycle: F,
 ) -> LoopStats
 where
@@ -68,8 +72,16 @@ where
     Fut: Future<Output = ()>,
 {
     let mut stats = LoopStats::default();
+    let mut run = || {
+        pulse.cycle_started();
+        let cycle = cycle();
+        async move {
+            cycle.await;
+            pulse.cycle_ended();
+        }
+    };
     if run_now && !stop.is_cancelled() {
-        cycle().await;
+        run().await;
         stats.cycles += 1;
     }
     let mut last_end = clock.now();
@@ -83,11 +95,19 @@ where
             return stats;
         };
         let wait = (next - clock.now()).to_std().unwrap_or(Duration::ZERO) + random_up_to(jitter);
-        tokio::select! {
-            _ = stop.cancelled() => return stats,
-            _ = tokio::time::sleep(wait) => {}
+        let firing = tokio::time::Instant::now() + wait;
+        loop {
+            pulse.beat();
+            let slice = firing.min(tokio::time::Instant::now() + BEAT);
+            tokio::select! {
+                _ = stop.cancelled() => return stats,
+                _ = tokio::time::sleep_until(slice) => {}
+            }
+            if slice >= firing {
+                break;
+            }
         }
-        cycle().await;
+        run().await;
         stats.cycles += 1;
         let end = clock.now();
         // Firings that passed while the cycle ran are skipped, not queued.
@@ -149,6 +169,7 @@ mod tests {
             false,
             &clock,
             &stop,
+            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
             || {
                 t.lock().unwrap().push(clock.now());
                 async {}
@@ -186,6 +207,7 @@ mod tests {
             true,
             &clock,
             &stop,
+            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
             || {
                 if r.swap(true, Ordering::SeqCst) {
                     o.fetch_add(1, Ordering::SeqCst);
@@ -227,6 +249,7 @@ mod tests {
             false,
             &clock,
             &stop,
+            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
             || {
                 t.lock().unwrap().push(clock.now());
                 async {}

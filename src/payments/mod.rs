@@ -77,11 +77,6 @@ pub async fn run(ctx: &PaymentsCtx<'_>) -> Result<Counts, PaymentsError> {
     }
     detect::run(ctx, &mut counts).await?;
     write_back::run(ctx, &mut counts).await?;
-    if let Ok((pending, stuck)) = events::health(ctx.pool, &ctx.source.name).await {
-        use crate::telemetry_metrics as m;
-        metrics::gauge!(m::PAYMENTS_PENDING, "source" => ctx.source.name.clone())
-            .set(pending as f64);
-        metrics::gauge!(m::PAYMENTS_STUCK, "source" => ctx.source.name.clone()).set(stuck as f64);
-    }
+    // Its gauges (pending, stuck) are published with the source's health (`Engine`).
     Ok(counts)
 }

@@ -2,6 +2,7 @@
 
 pub mod capabilities;
 pub mod cursors;
+pub mod health;
 pub mod ledger;
 pub mod lock;
 pub mod refused;

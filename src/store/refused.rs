@@ -7,9 +7,7 @@
 //! that id's row: the record is no longer refused, and it syncs (or fails, and is then listed as
 //! a failed invoice). Rows without an id stay until `failures dismiss`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -17,10 +15,6 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::domain::{RecordError, RecordLocator, SourceInvoice};
-
-/// The gauge of refused records is recounted when a page changed the table, and at least this
-/// often otherwise (rows dismissed by an operator, or written by another replica).
-const RECOUNT_EVERY: Duration = Duration::from_secs(60);
 
 /// One refused record, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -104,27 +98,20 @@ pub async fn take_page(
     let (refused, taken): (Vec<_>, Vec<_>) = last.into_iter().partition(|(_, r)| r.is_some());
     let taken: Vec<String> = taken.into_iter().map(|(key, _)| key).collect();
     let refused: Vec<Refusal> = refused.into_iter().filter_map(|(_, r)| r).collect();
-    let cleared = if taken.is_empty() {
-        0
-    } else {
+    if !taken.is_empty() {
         sqlx::query("DELETE FROM refused_records WHERE source = $1 AND record_key = ANY($2)")
             .bind(source)
             .bind(&taken)
             .execute(pool)
             .await
-            .map_err(StoreError::query("clearing refused records"))?
-            .rows_affected()
-    };
+            .map_err(StoreError::query("clearing refused records"))?;
+    }
     if !refused.is_empty() {
         record(pool, source, run_id, &refused).await?;
         metrics::counter!(crate::telemetry_metrics::RECORDS_REFUSED, "source" => source.to_owned())
             .increment(u64::try_from(refused.len()).unwrap_or(u64::MAX));
     }
-    if cleared > 0 || !refused.is_empty() || recount_due(source) {
-        let n = count(pool, source).await?;
-        metrics::gauge!(crate::telemetry_metrics::REFUSED_RECORDS, "source" => source.to_owned())
-            .set(n as f64);
-    }
+    // The gauge of listed refusals is published with the source's health (`store::health`).
     Ok(())
 }
 
@@ -164,29 +151,6 @@ async fn record(
     .await
     .map_err(StoreError::query("recording refused records"))?;
     Ok(())
-}
-
-/// Whether the gauge of `source` has not been recounted for a while in this process.
-fn recount_due(source: &str) -> bool {
-    static LAST: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    let map = last.get_or_insert_with(HashMap::new);
-    let now = Instant::now();
-    match map.get(source) {
-        Some(at) if now.duration_since(*at) < RECOUNT_EVERY => false,
-        _ => {
-            map.insert(source.to_owned(), now);
-            true
-        }
-    }
-}
-
-async fn count(pool: &PgPool, source: &str) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT count(*) FROM refused_records WHERE source = $1")
-        .bind(source)
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::query("counting refused records"))
 }
 
 type Raw = (

@@ -37,6 +37,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Self::Ok,
+        Self::Partial,
+        Self::Failed,
+        Self::Skipped,
+        Self::Stopped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",

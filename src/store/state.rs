@@ -304,6 +304,7 @@ async fn upsert_synced<'e>(
             pending = CASE WHEN {keep} THEN invoice_state.pending END,
             pending_fingerprint = CASE WHEN {keep} THEN invoice_state.pending_fingerprint END,
             pending_version = CASE WHEN {keep} THEN invoice_state.pending_version END,
+            pending_since = CASE WHEN {keep} THEN invoice_state.pending_since END,
             erp_paid = COALESCE(EXCLUDED.erp_paid, invoice_state.erp_paid),
             erp_balance = COALESCE(EXCLUDED.erp_balance, invoice_state.erp_balance)"
     ))
@@ -350,12 +351,13 @@ pub async fn record_failure<'e>(
     sqlx::query(
         "INSERT INTO invoice_state (source, external_id, invoice_number, status, pending,
                 pending_fingerprint, attempts, last_attempted_at, next_attempt_at, last_error,
-                pending_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10)
+                pending_version, pending_since)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10, now())
          ON CONFLICT (source, external_id) DO UPDATE SET
             invoice_number = EXCLUDED.invoice_number, status = EXCLUDED.status,
             pending = EXCLUDED.pending, pending_fingerprint = EXCLUDED.pending_fingerprint,
             pending_version = EXCLUDED.pending_version,
+            pending_since = COALESCE(invoice_state.pending_since, now()),
             attempts = EXCLUDED.attempts, last_attempted_at = now(),
             next_attempt_at = EXCLUDED.next_attempt_at, last_error = EXCLUDED.last_error",
     )
@@ -395,7 +397,7 @@ pub async fn mark_deleted(
             b2b_invoice_id = CASE WHEN $4 THEN invoice_state.b2b_invoice_id ELSE NULL END,
             written_open = CASE WHEN $4 THEN 0 ELSE NULL END,
             attempts = 0, next_attempt_at = NULL, last_error = NULL, pending = NULL,
-            pending_fingerprint = NULL",
+            pending_fingerprint = NULL, pending_since = NULL",
     )
     .bind(source)
     .bind(external_id)
@@ -459,17 +461,4 @@ pub async fn discard(pool: &PgPool, id: i64) -> Result<u64, StoreError> {
     .await
     .map_err(StoreError::query("discarding a failure"))?;
     Ok(done.rows_affected())
-}
-
-/// Failed (pending retry), dead, and in-flight ledger rows of a source, in one query.
-pub async fn health_counts(pool: &PgPool, source: &str) -> Result<(i64, i64, i64), StoreError> {
-    sqlx::query_as(
-        "SELECT (SELECT count(*) FROM invoice_state WHERE source = $1 AND status = 'failed'),
-                (SELECT count(*) FROM invoice_state WHERE source = $1 AND status = 'dead'),
-                (SELECT count(*) FROM ledger WHERE source = $1 AND state = 'in_flight')",
-    )
-    .bind(source)
-    .fetch_one(pool)
-    .await
-    .map_err(StoreError::query("counting failures"))
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -118,6 +118,8 @@ pub struct Engine {
     runtimes: BTreeMap<String, SourceRuntime>,
     failpoints: Arc<Failpoints>,
     retention: EngineSettings,
+    /// When this engine started: the age of a source's "last success" until it has one.
+    started: DateTime<Utc>,
 }
 
 /// Work gathered while a cycle runs.
@@ -256,6 +258,7 @@ impl Engine {
             runtimes,
             failpoints: Arc::default(),
             retention: settings.engine.clone(),
+            started: Utc::now(),
         })
     }
 
@@ -291,6 +294,8 @@ impl Engine {
         let _entered = span.clone();
         let Some(lock) = SourceLock::try_acquire(&self.pool, source).await? else {
             tracing::info!(parent: &span, "another process is syncing this source: skipped");
+            metrics::counter!(crate::telemetry_metrics::CYCLES, "source" => source.to_owned(), "outcome" => RunOutcome::Skipped.as_str())
+                .increment(1);
             return Ok(RunReport {
                 run_id,
                 source: source.to_owned(),
@@ -703,7 +708,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The run's counters and the source's health gauges (see `telemetry_metrics`).
+    /// The run's counters (see `telemetry_metrics`), then the sources' health gauges.
     async fn record_metrics(
         &self,
         source: &str,
@@ -723,6 +728,8 @@ impl Engine {
             ("skip", "ok", c.unchanged),
             ("delete", "ok", c.deleted),
             ("recover", "ok", c.recovered),
+            ("stale", "refused", c.stale),
+            ("wait", "ok", c.waiting),
             ("any", "failed", c.failed),
         ];
         for (action, result, n) in by_action {
@@ -731,21 +738,50 @@ impl Engine {
                     .increment(u64::try_from(n).unwrap_or(0));
             }
         }
-        if matches!(outcome, RunOutcome::Ok | RunOutcome::Partial) {
+        if !database_down {
+            self.publish_health().await;
+        }
+    }
+
+    /// Every source's health gauges, read from the database (`store::health`): they exist from
+    /// start-up, whatever the cycles did since, and `run` refreshes them at each scrape of
+    /// `/metrics`, so staleness keeps growing while nothing succeeds. Also makes every
+    /// per-source counter series exist at zero, so alert rules see them before the first cycle.
+    pub async fn publish_health(&self) {
+        use crate::telemetry_metrics as m;
+        let names = self.source_names();
+        for name in &names {
+            for outcome in RunOutcome::ALL {
+                metrics::counter!(m::CYCLES, "source" => name.clone(), "outcome" => outcome.as_str())
+                    .increment(0);
+            }
+        }
+        let all = match crate::store::health::of_sources(&self.pool, &names).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the sources' health for the metrics failed");
+                return;
+            }
+        };
+        let now = Utc::now();
+        let age = |since: DateTime<Utc>| (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+        for h in all {
+            let src = h.source;
+            metrics::gauge!(m::FAILURES_PENDING, "source" => src.clone()).set(h.failed as f64);
+            metrics::gauge!(m::DEAD_LETTERS, "source" => src.clone()).set(h.dead as f64);
+            metrics::gauge!(m::LEDGER_IN_FLIGHT, "source" => src.clone()).set(h.in_flight as f64);
+            metrics::gauge!(m::REFUSED_RECORDS, "source" => src.clone()).set(h.refused as f64);
+            metrics::gauge!(m::PAYMENTS_PENDING, "source" => src.clone())
+                .set(h.payments_pending as f64);
+            metrics::gauge!(m::PAYMENTS_STUCK, "source" => src.clone())
+                .set(h.payments_stuck as f64);
+            // Never succeeded: 0 (1970), which any "no success for a while" rule sees at once.
             metrics::gauge!(m::LAST_SUCCESS, "source" => src.clone())
-                .set(Utc::now().timestamp() as f64);
-        }
-        if database_down {
-            return;
-        }
-        if let Ok((failed, dead, in_flight)) = state::health_counts(&self.pool, source).await {
-            metrics::gauge!(m::FAILURES_PENDING, "source" => src.clone()).set(failed as f64);
-            metrics::gauge!(m::DEAD_LETTERS, "source" => src.clone()).set(dead as f64);
-            metrics::gauge!(m::LEDGER_IN_FLIGHT, "source" => src.clone()).set(in_flight as f64);
-        }
-        if let Ok(Cursor { watermark: Some(w) }) = cursors::load(&self.pool, source).await {
-            let lag = (Utc::now() - w).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::gauge!(m::CURSOR_LAG, "source" => src).set(lag);
+                .set(h.last_success.map_or(0.0, |t| t.timestamp() as f64));
+            metrics::gauge!(m::LAST_SUCCESS_AGE, "source" => src.clone())
+                .set(age(h.last_success.unwrap_or(self.started)));
+            metrics::gauge!(m::OLDEST_UNSYNCED_AGE, "source" => src)
+                .set(h.oldest_unsynced.map_or(0.0, age));
         }
     }
 

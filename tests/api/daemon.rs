@@ -479,3 +479,170 @@ async fn two_daemons_on_one_database_sync_three_sources_without_doing_any_twice(
         }
     }
 }
+
+#[tokio::test]
+async fn a_cycle_stuck_past_its_limit_fails_healthz() {
+    let db = TestDb::new().await;
+    // Every B2B answer takes 2 s: the first cycle (20 creates) takes far longer than 1 s.
+    let b2b = spawn_sandbox(B2bSandboxConfig {
+        rate_limit: 1_000_000,
+        latency: Duration::from_millis(2000),
+        ..B2bSandboxConfig::default()
+    })
+    .await;
+    let erp = erp(20).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().await;
+    let mut text = config(
+        &db.url,
+        &b2b,
+        &[(STORE_HASH, &erp)],
+        "0 0 1 1 *",
+        &format!("127.0.0.1:{port}"),
+    );
+    text = text.replace(
+        "shutdown_deadline_secs = 8\n",
+        "shutdown_deadline_secs = 8\nmax_cycle_secs = 1\n",
+    );
+    let cfg = write_config(&dir, &text);
+    let child = spawn_run(&cfg);
+    let mut alive_seen = false;
+    let mut stuck = None;
+    for _ in 0..200 {
+        match get(port, "/healthz").await {
+            Some((200, _)) => alive_seen = true,
+            Some((503, body)) => {
+                stuck = Some(body);
+                break;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = stuck.expect("/healthz fails while the cycle is stuck");
+    assert!(alive_seen, "alive before the limit passed");
+    assert!(
+        body.contains("a cycle has run for") && body.contains("past daemon.max_cycle_secs = 1"),
+        "{body}"
+    );
+    drop(child);
+}
+
+fn spawn_waiting(config: &str) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(["run", "--config", config, "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the daemon starts")
+}
+
+/// `/metrics` as soon as it answers.
+async fn first_scrape(port: u16) -> String {
+    for _ in 0..200 {
+        if let Some((200, text)) = get(port, "/metrics").await {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no /metrics");
+}
+
+#[tokio::test]
+async fn every_source_series_exists_from_start_up_and_tells_staleness_from_the_database() {
+    let db = TestDb::new().await;
+    let b2b = spawn_unlimited_sandbox(0).await;
+    let erp = erp(3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().await;
+    // No cycle will run during the test: the schedule fires once a year.
+    let cfg = write_config(
+        &dir,
+        &config(
+            &db.url,
+            &b2b,
+            &[(STORE_HASH, &erp)],
+            "0 0 1 1 *",
+            &format!("127.0.0.1:{port}"),
+        ),
+    );
+    let labels = [("source", "erp0")];
+
+    // An empty database: every per-source series is there, at zero.
+    let mut child = spawn_waiting(&cfg);
+    let text = first_scrape(port).await;
+    child.kill().await.expect("stop the daemon");
+    for name in [
+        "b2bsync_failures_pending",
+        "b2bsync_dead_letters",
+        "b2bsync_ledger_in_flight",
+        "b2bsync_refused_records",
+        "b2bsync_payments_pending",
+        "b2bsync_payments_stuck",
+        "b2bsync_last_success_timestamp_seconds",
+        "b2bsync_oldest_unsynced_change_age_seconds",
+    ] {
+        assert_eq!(metric(&text, name, &labels), Some(0.0), "{name}: {text}");
+    }
+    assert!(
+        metric(&text, "b2bsync_last_success_age_seconds", &labels).is_some(),
+        "{text}"
+    );
+    for outcome in ["ok", "partial", "failed", "skipped", "stopped"] {
+        assert_eq!(
+            metric(
+                &text,
+                "b2bsync_cycles_total",
+                &[("source", "erp0"), ("outcome", outcome)]
+            ),
+            Some(0.0),
+            "cycles_total{{outcome={outcome}}}: {text}"
+        );
+    }
+    assert_eq!(
+        metric(&text, "b2bsync_build_info", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        metric(&text, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0),
+        "process metrics: {text}"
+    );
+    assert!(!text.contains("cursor_lag"), "{text}");
+
+    // A database with history: a success an hour ago, a change failing for 2 hours, a dead one.
+    sqlx::query(
+        "INSERT INTO sync_runs (id, source, started_at, finished_at, outcome)
+         VALUES (gen_random_uuid(), 'erp0', now() - interval '61 minutes', now() - interval '60 minutes', 'ok')",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("run");
+    sqlx::query(
+        "INSERT INTO invoice_state (source, external_id, invoice_number, status, attempts, pending_since)
+         VALUES ('erp0', 'A', 'A', 'failed', 2, now() - interval '2 hours'),
+                ('erp0', 'B', 'B', 'dead', 8, now() - interval '30 minutes')",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("state");
+    let mut child = spawn_waiting(&cfg);
+    let text = first_scrape(port).await;
+    child.kill().await.expect("stop the daemon");
+    assert_eq!(
+        metric(&text, "b2bsync_failures_pending", &labels),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "b2bsync_dead_letters", &labels),
+        Some(1.0),
+        "{text}"
+    );
+    let since_success = metric(&text, "b2bsync_last_success_age_seconds", &labels).expect("age");
+    assert!((3590.0..3700.0).contains(&since_success), "{since_success}");
+    let oldest = metric(&text, "b2bsync_oldest_unsynced_change_age_seconds", &labels).expect("age");
+    assert!((7190.0..7300.0).contains(&oldest), "{oldest}");
+}
