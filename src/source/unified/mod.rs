@@ -10,7 +10,7 @@
 //!   of an ERP edit hours after the edit's own `remoteUpdatedAt`). A crash mid-scan loses
 //!   nothing: the next cycle scans from the first page again. The last page's receipt carries
 //!   the scan's start as the cursor's watermark ("everything the API showed when this scan
-//!   started is synced"), which `status` and the cursor-lag metric report.
+//!   started is synced"), which `status` reports.
 //! - *Incremental* (`custom`, the default there): `GET ..?updatedAfter=<cursor - overlap>`, for
 //!   APIs that filter and sort by update time. A page's receipt cursor is the later of the
 //!   previous watermark and the greatest `remoteUpdatedAt` seen so far. Timestamps more than
