@@ -264,7 +264,7 @@ impl RequestBudget {
             self.pauses.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 pause_secs = wait.as_secs_f64(),
-                "B2B Edition answered 429: pausing every request to this store"
+                "answered 429 (too many requests): pausing every request that shares this budget"
             );
         }
         if !already {
@@ -275,7 +275,7 @@ impl RequestBudget {
             self.pace_now.store(pace.permille, Ordering::Relaxed);
             tracing::info!(
                 pace_percent = pace.permille / 10,
-                "slowing down: other apps share this store's rate limit"
+                "slowing down: others share this rate limit"
             );
         }
     }

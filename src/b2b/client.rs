@@ -313,6 +313,16 @@ impl B2bClient {
         query: &InvoiceQuery,
         offset: u64,
     ) -> Result<Page<Invoice>, B2bError> {
+        Ok(self.list_invoices_page_at(query, offset).await?.0)
+    }
+
+    /// [`Self::list_invoices_page`], with when the request that answered was sent: the state
+    /// it returns is at least that fresh.
+    pub async fn list_invoices_page_at(
+        &self,
+        query: &InvoiceQuery,
+        offset: u64,
+    ) -> Result<(Page<Invoice>, tokio::time::Instant), B2bError> {
         loop {
             let asked = self.limit(query.page_size());
             let sized = InvoiceQuery {
@@ -321,14 +331,14 @@ impl B2bClient {
             };
             let call = Call::new(Method::GET, "GET /ip/invoices", "ip/invoices")
                 .query(sized.to_pairs(offset));
-            match self.execute::<Vec<Invoice>>(call).await {
-                Ok(envelope) => {
+            match self.execute_at::<Vec<Invoice>>(call).await {
+                Ok((envelope, sent_at)) => {
                     let page = page(envelope, offset, asked);
                     let more = page
                         .total_count
                         .is_some_and(|t| offset + (page.items.len() as u64) < t);
                     self.learn_page_cap(asked, page.items.len(), more);
-                    return Ok(page);
+                    return Ok((page, sent_at));
                 }
                 Err(e) if self.shrink_page_on(&e, asked) => continue,
                 Err(e) => return Err(e),

@@ -494,8 +494,11 @@ impl Ctx<'_> {
                 client: &client,
                 ..*self
             };
+            let pauses = budget.stats().pauses;
             let (done, expired, error) = ctx.run_group(group, concurrency, &halt).await;
             let sent = done.len();
+            // A group that waited out a 429 pause proves nothing about the bound.
+            let paused = budget.stats().pauses > pauses;
             outcomes.extend(done);
             if let Some(e) = error {
                 outcomes.extend(
@@ -505,7 +508,11 @@ impl Ctx<'_> {
                 );
                 return (outcomes, Some(e));
             }
-            futile = if sent == 0 { futile + 1 } else { 0 };
+            futile = match (sent, paused) {
+                (0, false) => futile + 1,
+                (0, true) => futile,
+                _ => 0,
+            };
             if futile >= 3 {
                 // Not one update could go while its read was fresh, three times running: the
                 // bound is shorter than a read and a write take here. Say so, per invoice.
@@ -558,9 +565,15 @@ impl Ctx<'_> {
                 invoice_number: p.prepared().invoice_number(),
             })
             .collect();
-        // Taken before the read is sent: the state is at least this fresh.
-        let read_at = Instant::now();
+        let asked_at = Instant::now();
         let fetched = lookup::find(self.pool, self.client, self.capabilities, &wanted).await;
+        // When the read was sent (not when it was asked for: a 429 pause may come between):
+        // the state is at least this fresh.
+        let read_at = fetched
+            .as_ref()
+            .ok()
+            .and_then(|f| f.read_at)
+            .unwrap_or(asked_at);
         let back = |group: Vec<Pending>| {
             group
                 .into_iter()
@@ -569,7 +582,7 @@ impl Ctx<'_> {
         };
         let mut unreadable: Option<String> = None;
         let current: HashMap<u64, Invoice> = match fetched {
-            Ok(list) => list.into_iter().map(|i| (i.id, i)).collect(),
+            Ok(found) => found.invoices.into_iter().map(|i| (i.id, i)).collect(),
             Err(LookupError::Store(e)) => return (back(group), Vec::new(), Some(e.into())),
             Err(LookupError::B2b(e)) => {
                 if let Some(stop) = self.client.misconfigured(&e) {

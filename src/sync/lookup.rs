@@ -137,6 +137,21 @@ pub struct Wanted<'a> {
     pub invoice_number: &'a str,
 }
 
+/// What [`find`] found, and how fresh it is.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub invoices: Vec<Invoice>,
+    /// When the earliest read that answered was sent: every invoice is at least that fresh
+    /// (`None` when nothing had to be read).
+    pub read_at: Option<Instant>,
+}
+
+impl Found {
+    fn note(&mut self, sent_at: Instant) {
+        self.read_at = Some(self.read_at.map_or(sent_at, |t| t.min(sent_at)));
+    }
+}
+
 /// The B2B invoices that hold these ERP ids (by `externalId[]` where the store's filter takes
 /// them, else by invoice number), in as few reads as the store allows. Invoices found by number
 /// are returned whatever their externalId; callers match what they need.
@@ -145,8 +160,8 @@ pub async fn find(
     client: &B2bClient,
     caps: &Capabilities,
     wanted: &[Wanted<'_>],
-) -> Result<Vec<Invoice>, LookupError> {
-    let mut found = Vec::new();
+) -> Result<Found, LookupError> {
+    let mut found = Found::default();
     let mut by_number: Vec<&str> = Vec::new();
     let reading = caps.external_id_filter(pool).await?;
     let (mut filtered, rest): (Vec<Wanted>, Vec<Wanted>) =
@@ -161,8 +176,11 @@ pub async fn find(
         let chunk: Vec<Wanted> = filtered.drain(..take).collect();
         let asked: HashSet<&str> = chunk.iter().map(|w| w.external_id).collect();
         let query = InvoiceQuery::by_external_ids(asked.iter().map(|id| (*id).to_owned()));
-        let first = match client.list_invoices_page(&query, 0).await {
-            Ok(page) => page,
+        let first = match client.list_invoices_page_at(&query, 0).await {
+            Ok((page, sent_at)) => {
+                found.note(sent_at);
+                page
+            }
             Err(e) if refuses_non_numbers(&e) && chunk.iter().any(|w| !numeric(w.external_id)) => {
                 caps.learn(pool, ExternalIdFilter::NumbersOnly).await?;
                 let (numbers, others): (Vec<Wanted>, Vec<Wanted>) =
@@ -201,16 +219,19 @@ pub async fn find(
             filtered.clear();
             continue;
         }
-        found.extend(first.items);
+        found.invoices.extend(first.items);
     }
-    found.extend(by_numbers(client, &by_number).await?);
+    by_numbers(client, &by_number, &mut found).await?;
     Ok(found)
 }
 
 /// The invoices with exactly these numbers, searching numbers that share a prefix together
 /// while the API's total for the prefix stays within a few pages of what is wanted.
-pub async fn by_numbers(client: &B2bClient, numbers: &[&str]) -> Result<Vec<Invoice>, B2bError> {
-    let mut found = Vec::new();
+async fn by_numbers(
+    client: &B2bClient,
+    numbers: &[&str],
+    found: &mut Found,
+) -> Result<(), B2bError> {
     let mut groups: Vec<Vec<&str>> = vec![numbers
         .iter()
         .copied()
@@ -230,7 +251,8 @@ pub async fn by_numbers(client: &B2bClient, numbers: &[&str]) -> Result<Vec<Invo
         }
         let q = if group.len() == 1 { group[0] } else { prefix };
         let query = InvoiceQuery::by_invoice_number(q);
-        let first = client.list_invoices_page(&query, 0).await?;
+        let (first, sent_at) = client.list_invoices_page_at(&query, 0).await?;
+        found.note(sent_at);
         let exact = |i: &Invoice| group.contains(&i.invoice_number.as_str());
         let total = first
             .total_count
@@ -243,7 +265,7 @@ pub async fn by_numbers(client: &B2bClient, numbers: &[&str]) -> Result<Vec<Invo
         if group.len() > 1 && broad {
             // Too many share the prefix: keep what this page found, split the rest.
             let seen: HashSet<String> = matched.iter().map(|i| i.invoice_number.clone()).collect();
-            found.extend(matched);
+            found.invoices.extend(matched);
             group.retain(|n| !seen.contains(*n));
             if group.len() > 1 {
                 let rest = group.split_off(group.len() / 2);
@@ -252,18 +274,21 @@ pub async fn by_numbers(client: &B2bClient, numbers: &[&str]) -> Result<Vec<Invo
             groups.push(group);
             continue;
         }
-        found.extend(matched);
+        found.invoices.extend(matched);
         let mut offset = got;
         while offset < total {
-            let next = client.list_invoices_page(&query, offset).await?;
+            let (next, sent_at) = client.list_invoices_page_at(&query, offset).await?;
+            found.note(sent_at);
             if next.items.is_empty() {
                 break;
             }
             offset += next.items.len() as u64;
-            found.extend(next.items.into_iter().filter(|i| exact(i)));
+            found
+                .invoices
+                .extend(next.items.into_iter().filter(|i| exact(i)));
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 /// The longest prefix all of `texts` share (at a char boundary).

@@ -166,7 +166,7 @@ async fn settle_creates(ctx: &Ctx<'_>, entries: &[InFlight]) -> Result<Vec<Settl
         })
         .collect();
     let listed = match lookup::find(ctx.pool, ctx.client, ctx.capabilities, &wanted).await {
-        Ok(list) => list,
+        Ok(found) => found.invoices,
         Err(LookupError::Store(e)) => return Err(e.into()),
         Err(LookupError::B2b(e)) => {
             if let Some(stop) = ctx.client.misconfigured(&e) {

@@ -251,7 +251,14 @@ async fn metrics_and_health_endpoints_report_the_cycle() {
     let mut text = String::new();
     for _ in 0..100 {
         if let Some((200, t)) = get(port, "/metrics").await {
-            if metric(&t, "b2bsync_cycles_total", &[("source", "erp0")]).is_some() {
+            // Every series exists from start-up (at zero): wait for the cycle itself.
+            let cycled = metric(
+                &t,
+                "b2bsync_cycles_total",
+                &[("source", "erp0"), ("outcome", "ok")],
+            )
+            .is_some_and(|n| n >= 1.0);
+            if cycled {
                 text = t;
                 break;
             }
