@@ -131,12 +131,15 @@ async fn probe_source(settings: &Settings, name: &str) -> anyhow::Result<()> {
     let Some(source) = names.first().and_then(|n| settings.sources.get(n)) else {
         bail!("--source {name}: no such source");
     };
-    let AdapterSettings::Unified(unified) = &source.adapter else {
-        return Err(UsageError(format!(
-            "--source {name}: probe checks unified sources; this one is kind = \"{}\"",
-            source.adapter.kind()
-        ))
-        .into());
+    let unified = match &source.adapter {
+        AdapterSettings::Unified(unified) => unified,
+        AdapterSettings::Rebillia(rebillia) => return probe_rebillia(name, rebillia, source).await,
+        AdapterSettings::Files(_) => {
+            return Err(UsageError(format!(
+                "--source {name}: probe checks API sources (unified, rebillia); this one is kind = \"files\""
+            ))
+            .into())
+        }
     };
     // No database: the probe keeps nothing.
     let adapter = UnifiedSource::new(name, unified, source.overlap)?;
@@ -157,6 +160,34 @@ async fn probe_source(settings: &Settings, name: &str) -> anyhow::Result<()> {
                 failure.step, failure.message
             );
             bail!("source {name} failed the probe ({})", failure.step)
+        }
+    }
+}
+
+/// A Rebillia source: the credentials and the first page, and the amount units its invoices
+/// show (read-only: one `GET /invoices`).
+async fn probe_rebillia(
+    name: &str,
+    rebillia: &b2b_invoice_sync::config::RebilliaSettings,
+    source: &b2b_invoice_sync::config::SourceSettings,
+) -> anyhow::Result<()> {
+    let adapter =
+        b2b_invoice_sync::source::rebillia::RebilliaSource::new(name, rebillia, source.overlap)?;
+    match adapter.detect_amount_unit().await {
+        Ok(found) => {
+            println!("source {name}: {found}");
+            if found.conflicts() {
+                println!(
+                    "source {name}: WARNING: sources.{name}.rebillia.amount_unit contradicts what the invoices show"
+                );
+                bail!("source {name}: amount_unit contradicts the invoices");
+            }
+            println!("source {name}: OK");
+            Ok(())
+        }
+        Err(e) => {
+            println!("source {name}: FAILED: {e}");
+            bail!("source {name} failed the probe")
         }
     }
 }

@@ -370,3 +370,46 @@ async fn probe_reports_how_the_store_reads_external_ids_and_its_page_cap() {
             .all(|r| r.method == "GET"));
     }
 }
+
+#[tokio::test]
+async fn probe_source_tells_the_amount_units_of_a_rebillia_source() {
+    use b2b_invoice_sync::sandbox::rebillia::{self, AmountStyle, RebilliaSandboxConfig};
+    const REBILLIA: &str = "rebillia_PROBE_SECRET_77";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (amounts, configured, says, code) in [
+        (AmountStyle::Cents, "auto", "whole numbers are cents", 0),
+        (AmountStyle::Dollars, "auto", "dollar strings", 0),
+        // Forced to dollars while the invoices add up in cents: said, and a failed probe.
+        (AmountStyle::Cents, "dollars", "contradicts", 1),
+    ] {
+        let sandbox = rebillia::start(
+            RebilliaSandboxConfig {
+                token: REBILLIA.to_owned(),
+                amounts,
+                ..RebilliaSandboxConfig::default()
+            },
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("sandbox");
+        let config = write(
+            dir.path(),
+            "rebillia.toml",
+            &format!(
+                "[stores.acme.b2b]\nbase_url = \"http://127.0.0.1:9/api/v3/io\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n\n\
+                 [sources.billing]\nkind = \"rebillia\"\nstore = \"acme\"\n\
+                 [sources.billing.rebillia]\nbase_url = \"{}\"\ntoken = \"{REBILLIA}\"\namount_unit = \"{configured}\"\n",
+                sandbox.base_url()
+            ),
+        );
+        let out = run(&["probe", "--config", &config, "--source", "billing"], &[]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "[{amounts:?}/{configured}] {stdout}"
+        );
+        assert!(stdout.contains(says), "[{amounts:?}/{configured}] {stdout}");
+        assert!(!stdout.contains(REBILLIA), "the token never shows");
+    }
+}
