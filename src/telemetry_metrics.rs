@@ -23,6 +23,8 @@ pub const LAST_SUCCESS: &str = "b2bsync_last_success_timestamp_seconds";
 pub const LAST_SUCCESS_AGE: &str = "b2bsync_last_success_age_seconds";
 /// Age of the oldest ERP change not yet in B2B (0 when B2B is in step).
 pub const OLDEST_UNSYNCED_AGE: &str = "b2bsync_oldest_unsynced_change_age_seconds";
+/// Stores whose lease this replica holds.
+pub const STORE_LEASES: &str = "b2bsync_store_leases";
 /// Always 1, labelled with the version (for dashboards and "which build runs" alerts).
 pub const BUILD_INFO: &str = "b2bsync_build_info";
 /// How old the B2B state an update was built from was when its `PUT` went out.
@@ -138,6 +140,10 @@ fn describe() {
         "Age of the oldest ERP change not yet in B2B: failed, dead or flagged invoices and mutations in flight (0 when in step)"
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version in a label");
+    describe_gauge!(
+        STORE_LEASES,
+        "Stores whose lease this replica holds (it works exactly those), by replica"
+    );
     describe_histogram!(
         UPDATE_STATE_AGE,
         Unit::Seconds,

@@ -71,6 +71,10 @@ pub struct RequestBudget {
     granted: AtomicU64,
     pauses: AtomicU64,
     pace_now: AtomicU32,
+    /// Requests may be sent only before this instant (`None`: no limit). A replica that holds a
+    /// store by a lease closes the gate at the lease's end, so it never sends once another
+    /// replica may have taken the store (see `daemon::leases`).
+    gate: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +150,22 @@ impl RequestBudget {
             granted: AtomicU64::new(0),
             pauses: AtomicU64::new(0),
             pace_now: AtomicU32::new(FULL_PACE),
+            gate: Mutex::new(None),
         }
+    }
+
+    /// Requests may go only before `until` (`None`: always). Checked by the client after each
+    /// permit, before anything is sent.
+    pub fn open_until(&self, until: Option<Instant>) {
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    /// Whether a request may be sent now (see [`Self::open_until`]).
+    pub fn is_open(&self) -> bool {
+        self.gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|until| Instant::now() < until)
     }
 
     pub fn settings(&self) -> &BudgetSettings {

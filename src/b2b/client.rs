@@ -529,6 +529,11 @@ impl B2bClient {
                 .instrument(span.clone())
                 .await;
             let sent_at = tokio::time::Instant::now();
+            if !self.budget.is_open() {
+                return Err(B2bError::Fenced {
+                    endpoint: call.endpoint,
+                });
+            }
             if call.not_after.is_some_and(|t| sent_at > t) {
                 // Its turn came too late: nothing is sent (the cell is spent all the same).
                 return Err(B2bError::Expired {
@@ -641,6 +646,7 @@ fn record_request<T>(
         Err(B2bError::Transport { .. }) => "transport".to_owned(),
         Err(B2bError::Unreachable { .. }) => "unreachable".to_owned(),
         Err(B2bError::Expired { .. }) => "expired".to_owned(),
+        Err(B2bError::Fenced { .. }) => "fenced".to_owned(),
         Err(B2bError::Decode { .. }) => "decode".to_owned(),
         Err(B2bError::Validation { .. }) => "400".to_owned(),
         Err(B2bError::NotFound { .. }) => "404".to_owned(),

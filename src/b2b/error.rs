@@ -62,6 +62,11 @@ pub enum B2bError {
         message: String,
     },
 
+    /// Not sent: this process no longer holds the store (its lease ended: another replica may
+    /// work it now).
+    #[error("{endpoint}: not sent: this replica no longer holds the store's lease")]
+    Fenced { endpoint: Endpoint },
+
     /// Not sent: its turn in the budget came after the instant it had to go by (an update built
     /// from state that would be too old by then). Read again and build it anew.
     #[error("{endpoint}: not sent: the state it was built from became too old while it waited for the request budget")]
@@ -82,6 +87,9 @@ pub enum Problem {
     Credentials,
     Route,
     Unreachable,
+    /// Not the store's configuration: this replica's lease on it ended (the cycle stops all the
+    /// same, and another replica carries on).
+    LeaseLost,
 }
 
 /// A store whose configuration makes every request fail: one error for the cycle, naming the
@@ -118,6 +126,11 @@ impl Misconfigured {
                     "B2B Edition has no such route at stores.{store}.b2b.base_url = {base_url} \
                      ({error}); {hint}"
                 )
+            }
+            Problem::LeaseLost => {
+                "this replica's lease on the store ended (another replica may work it now): \
+                 stopped before sending anything more"
+                    .to_owned()
             }
             Problem::Unreachable => format!(
                 "nothing answers at stores.{store}.b2b.base_url = {base_url} ({error}); check the \
@@ -172,6 +185,7 @@ impl B2bError {
             // A collection route (no `{id}` in it) that is not there: the base URL is wrong.
             Self::NotFound { endpoint, .. } if !endpoint.contains('{') => Some(Problem::Route),
             Self::Unreachable { .. } => Some(Problem::Unreachable),
+            Self::Fenced { .. } => Some(Problem::LeaseLost),
             _ => None,
         }
     }
@@ -188,6 +202,7 @@ impl B2bError {
             | Self::Transport { endpoint, .. }
             | Self::Unreachable { endpoint, .. }
             | Self::Expired { endpoint }
+            | Self::Fenced { endpoint }
             | Self::Decode { endpoint, .. } => endpoint,
         }
     }
@@ -205,6 +220,7 @@ impl B2bError {
             Self::Transport { .. } => "transport",
             Self::Unreachable { .. } => "unreachable",
             Self::Expired { .. } => "expired",
+            Self::Fenced { .. } => "fenced",
             Self::Decode { .. } => "decode",
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod http;
+pub mod leases;
 pub mod liveness;
 pub mod scheduler;
 

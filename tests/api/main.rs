@@ -20,6 +20,7 @@ mod engine_sync;
 mod engine_world;
 mod faults;
 mod helpers;
+mod leases;
 mod list_filters;
 mod payments_client;
 mod payments_erp;
