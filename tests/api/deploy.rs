@@ -22,6 +22,18 @@ const CONFIG_PATH: &str = "/etc/b2b-invoice-sync/config.toml";
 const HTTP_PORT: u64 = 9464;
 /// Manifests that need the Prometheus Operator's CRDs: present, but not applied by default.
 const OPT_IN: &[&str] = &["servicemonitor.yaml", "prometheus-rules.yaml"];
+/// The oldest Kubernetes the manifests work on, as docs/deployment.md states it: the
+/// PodDisruptionBudget's `unhealthyPodEvictionPolicy` is beta, on by default, from 1.27 (1.26 has
+/// it as alpha, behind a feature gate, and drops it otherwise).
+const MIN_KUBERNETES: (u32, u32) = (1, 27);
+/// Fields newer than the rest of the manifests, with the release that has them on by default.
+const NEWEST_FIELDS: &[(&str, &str, (u32, u32))] = &[(
+    "PodDisruptionBudget",
+    "spec.unhealthyPodEvictionPolicy",
+    (1, 27),
+)];
+/// The config file kustomize's configMapGenerator turns into the ConfigMap the pods mount.
+const CONFIG_MAP_FILE: &str = "deploy/kubernetes/config.toml";
 /// The daemon's metric names, fixed by the `run` command.
 const METRICS: &[&str] = &[
     "b2bsync_cycles_total",
@@ -66,7 +78,10 @@ fn every_kubernetes_manifest_parses_and_names_itself() {
             );
         }
     }
-    let kinds: BTreeSet<&str> = docs.iter().map(|(f, d)| text(d, "kind", f)).collect();
+    let mut kinds: BTreeSet<&str> = docs.iter().map(|(f, d)| text(d, "kind", f)).collect();
+    // The ConfigMap is generated from config.toml by the kustomization.
+    let generated = config_map_generators();
+    kinds.extend(generated.iter().map(|_| "ConfigMap"));
     for kind in [
         "Kustomization",
         "Component",
@@ -76,6 +91,7 @@ fn every_kubernetes_manifest_parses_and_names_itself() {
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
         "Job",
         "ServiceMonitor",
         "PrometheusRule",
@@ -170,6 +186,15 @@ fn the_deployment_mounts_only_what_the_kustomization_ships() {
             ));
         }
     }
+    for (name, files) in config_map_generators() {
+        for file in &files {
+            assert!(
+                root().join(KUBERNETES).join(file).is_file(),
+                "configMapGenerator {name} names {file}, which is missing"
+            );
+        }
+        shipped.insert(("ConfigMap".to_owned(), name));
+    }
     // A manifest left out of the kustomization by mistake would never be applied.
     for file in yaml_files(&root().join(KUBERNETES), false) {
         let name = file
@@ -201,11 +226,12 @@ fn the_deployment_mounts_only_what_the_kustomization_ships() {
             "{what} args"
         );
     }
-    // The ConfigMap's key is the file that --config names.
-    let config_map = manifest("ConfigMap", "b2b-invoice-sync-config");
-    assert!(at(&config_map, "data", "ConfigMap")
-        .get("config.toml")
-        .is_some());
+    // The ConfigMap's key (the generator's file name) is the file that --config names.
+    let generators = config_map_generators();
+    let files = generators
+        .get("b2b-invoice-sync-config")
+        .expect("a configMapGenerator b2b-invoice-sync-config");
+    assert_eq!(files, &["config.toml"]);
 }
 
 #[test]
@@ -310,12 +336,22 @@ fn kustomize_builds_the_base_and_the_migrate_job_component() {
         return;
     };
     let base = kustomize(&kubectl, &root().join(KUBERNETES));
+    let config_map = built_config_map(&base);
+    assert_eq!(
+        text(&config_map, "metadata.namespace", "ConfigMap"),
+        "b2b-invoice-sync"
+    );
+    assert_eq!(
+        text(&config_map, "data.config.toml", "ConfigMap"),
+        read(CONFIG_MAP_FILE),
+        "the ConfigMap does not hold config.toml as it is"
+    );
     for (kind, name) in [
-        ("ConfigMap", "b2b-invoice-sync-config"),
         ("Secret", "b2b-invoice-sync-secrets"),
         ("Deployment", "b2b-invoice-sync"),
         ("Service", "b2b-invoice-sync"),
         ("PodDisruptionBudget", "b2b-invoice-sync"),
+        ("NetworkPolicy", "b2b-invoice-sync"),
     ] {
         let doc = find(&base, kind, name).unwrap_or_else(|| panic!("no {kind} {name} built"));
         assert_eq!(text(doc, "metadata.namespace", kind), "b2b-invoice-sync");
@@ -337,6 +373,9 @@ fn kustomize_builds_the_base_and_the_migrate_job_component() {
     let built = kustomize(&kubectl, &overlay);
     let job = find(&built, "Job", "b2b-invoice-sync-migrate").expect("the component adds the Job");
     assert_eq!(text(job, "metadata.namespace", "Job"), "b2b-invoice-sync");
+    // The Job mounts the generated ConfigMap under its hashed name, as the Deployment does.
+    let generated = text(&built_config_map(&built), "metadata.name", "ConfigMap").to_owned();
+    assert_eq!(pod_mounts(job, "Job").config_map, generated);
     let deployment = find(&built, "Deployment", "b2b-invoice-sync").expect("Deployment");
     let image = "spec.template.spec.containers.0.image";
     assert_eq!(
@@ -354,6 +393,231 @@ fn kustomize_builds_the_base_and_the_migrate_job_component() {
                 && e.get("value").and_then(Value::as_str) == Some("false")
         }),
         "the component does not turn auto_migrate off: {env:?}"
+    );
+}
+
+#[test]
+fn a_config_change_rolls_the_pods() {
+    // The config comes from a configMapGenerator whose name carries a hash of the content, and
+    // no plain ConfigMap manifest sits beside it.
+    let generators = config_map_generators();
+    assert!(
+        generators.contains_key("b2b-invoice-sync-config"),
+        "no configMapGenerator b2b-invoice-sync-config in kustomization.yaml"
+    );
+    let kustomization = read(&format!("{KUBERNETES}/kustomization.yaml"));
+    assert!(
+        !kustomization.contains("disableNameSuffixHash"),
+        "the generated ConfigMap must keep its content hash in its name"
+    );
+    for (file, doc) in manifests() {
+        assert_ne!(
+            doc.get("kind").and_then(Value::as_str),
+            Some("ConfigMap"),
+            "{}: a plain ConfigMap does not roll the pods when it changes",
+            file.display()
+        );
+    }
+
+    let Some(kubectl) = on_path("kubectl") else {
+        println!("skipped: kubectl is not on PATH, so the rollout was not built");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base");
+    copy_dir(&root().join(KUBERNETES), &base);
+    let before = kustomize(&kubectl, &base);
+    let config = base.join("config.toml");
+    let toml = std::fs::read_to_string(&config).expect("read config.toml");
+    assert!(toml.contains("log_filter = \"info\""));
+    std::fs::write(
+        &config,
+        toml.replace("log_filter = \"info\"", "log_filter = \"debug\""),
+    )
+    .expect("write config.toml");
+    let after = kustomize(&kubectl, &base);
+
+    let name =
+        |docs: &[Value]| text(&built_config_map(docs), "metadata.name", "ConfigMap").to_owned();
+    let (old, new) = (name(&before), name(&after));
+    assert_ne!(
+        old, new,
+        "the ConfigMap's name did not change with its content"
+    );
+    let template = |docs: &[Value]| {
+        let deployment = find(docs, "Deployment", "b2b-invoice-sync").expect("Deployment");
+        at(deployment, "spec.template", "Deployment").clone()
+    };
+    let (old_template, new_template) = (template(&before), template(&after));
+    assert_ne!(
+        old_template, new_template,
+        "the pod template did not change: the pods would keep the old config"
+    );
+    for (docs, expected) in [(&before, &old), (&after, &new)] {
+        let deployment = find(docs, "Deployment", "b2b-invoice-sync").expect("Deployment");
+        assert_eq!(&pod_mounts(deployment, "Deployment").config_map, expected);
+    }
+}
+
+#[test]
+fn the_network_policy_allows_dns_postgresql_https_and_metrics_only() {
+    let policy = manifest("NetworkPolicy", "b2b-invoice-sync");
+    let types = string_list(&policy, "spec.policyTypes", "NetworkPolicy");
+    assert_eq!(
+        types,
+        ["Ingress", "Egress"],
+        "both directions are restricted"
+    );
+    // It covers the daemon's pods and the migration Job's.
+    let selector = at(&policy, "spec.podSelector.matchLabels", "NetworkPolicy");
+    for (kind, name) in [
+        ("Deployment", "b2b-invoice-sync"),
+        ("Job", "b2b-invoice-sync-migrate"),
+    ] {
+        let workload = manifest(kind, name);
+        assert_subset(
+            selector,
+            at(&workload, "spec.template.metadata.labels", kind),
+            &format!("NetworkPolicy selector on the {kind}'s pods"),
+        );
+    }
+
+    let ports = |rules: &[Value]| -> BTreeSet<(String, String)> {
+        rules
+            .iter()
+            .flat_map(|rule| list(rule, "ports", "NetworkPolicy rule"))
+            .map(|p| {
+                let port = at(p, "port", "NetworkPolicy port");
+                let port = port
+                    .as_u64()
+                    .map(|n| n.to_string())
+                    .or_else(|| port.as_str().map(str::to_owned))
+                    .expect("a port number or name");
+                (port, text(p, "protocol", "NetworkPolicy port").to_owned())
+            })
+            .collect()
+    };
+    let ingress = list(&policy, "spec.ingress", "NetworkPolicy");
+    assert!(
+        ingress
+            .iter()
+            .all(|rule| rule.get("ports").is_some_and(|p| !p.is_null())),
+        "an ingress rule without ports opens every port"
+    );
+    let ingress = ports(ingress);
+    assert_eq!(ingress.len(), 1, "ingress: {ingress:?}");
+    let (port, protocol) = ingress.first().expect("one ingress port");
+    assert_eq!(protocol, "TCP");
+    assert!(
+        port == "metrics" || port == &HTTP_PORT.to_string(),
+        "ingress is not to the metrics port: {port}"
+    );
+
+    let egress_rules = list(&policy, "spec.egress", "NetworkPolicy");
+    assert!(
+        egress_rules
+            .iter()
+            .all(|rule| rule.get("ports").is_some_and(|p| !p.is_null())),
+        "an egress rule without ports allows every port"
+    );
+    let egress = ports(egress_rules);
+    let expected: BTreeSet<(String, String)> = [
+        ("53", "UDP"),
+        ("53", "TCP"),
+        ("5432", "TCP"),
+        ("443", "TCP"),
+    ]
+    .iter()
+    .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+    .collect();
+    assert_eq!(egress, expected, "egress: DNS, PostgreSQL and HTTPS only");
+
+    // What the config and the Secret call must be what the policy lets out.
+    let config = read(CONFIG_MAP_FILE);
+    let urls: Vec<&str> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("base_url = "))
+        .map(|v| v.trim_matches('"'))
+        .collect();
+    assert!(!urls.is_empty(), "config.toml calls no API");
+    for url in urls {
+        let url = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(url.port_or_known_default(), Some(443), "{url}");
+    }
+    let secret = manifest("Secret", "b2b-invoice-sync-secrets");
+    let database = text(&secret, "stringData.database-url", "Secret");
+    let database = url::Url::parse(database).expect("the database URL parses");
+    assert_eq!(database.port().unwrap_or(5432), 5432, "{database}");
+}
+
+#[test]
+fn the_minimum_kubernetes_version_is_stated_and_the_manifests_validate_against_it() {
+    let (major, minor) = MIN_KUBERNETES;
+    let stated = format!("Kubernetes {major}.{minor} or newer");
+    for file in [
+        "docs/deployment.md",
+        &format!("{KUBERNETES}/kustomization.yaml"),
+    ] {
+        assert!(
+            read(file).contains(&stated),
+            "{file} does not say {stated:?}"
+        );
+    }
+    // The minimum is the newest field's release, not older (the field would be dropped) and not
+    // newer than needed.
+    let docs = manifests();
+    // The floor without NEWEST_FIELDS (policy/v1 is from 1.21); kubernetes-validate below
+    // checks every other field and API version against the schemas of the stated minimum.
+    let mut needed = (1, 21);
+    for (kind, path, since) in NEWEST_FIELDS {
+        let used = docs.iter().any(|(_, d)| {
+            d.get("kind").and_then(Value::as_str) == Some(*kind) && try_at(d, path).is_some()
+        });
+        if used {
+            needed = needed.max(*since);
+        }
+    }
+    assert_eq!(
+        MIN_KUBERNETES, needed,
+        "the stated minimum is not what the manifests' newest field needs"
+    );
+
+    // kubernetes-validate (PyPI) carries the API schemas of each release, so this runs offline.
+    let Some(validate) = on_path("kubernetes-validate") else {
+        println!(
+            "skipped: kubernetes-validate is not on PATH (pip install kubernetes-validate), \
+             so the manifests were not validated against the Kubernetes {major}.{minor} schemas"
+        );
+        return;
+    };
+    let files = yaml_files(&root().join(KUBERNETES), true);
+    let validate_at = |version: Option<String>| {
+        let mut command = Command::new(&validate);
+        command.args(["--strict", "--quiet"]);
+        if let Some(version) = &version {
+            command.args(["--kubernetes-version", version]);
+        }
+        run(command.args(&files))
+    };
+    // At the minimum and at the newest release the validator knows (its default).
+    for version in [Some(format!("{major}.{minor}.0")), None] {
+        let out = validate_at(version.clone());
+        let errors = String::from_utf8_lossy(&out.stdout).contains("ERROR");
+        assert!(
+            out.status.success() && !errors,
+            "the manifests do not validate against Kubernetes {}:\n{}",
+            version.as_deref().unwrap_or("(newest)"),
+            output_text(&out)
+        );
+    }
+    // Two releases back, the newest field is unknown: the minimum is real.
+    let out = validate_at(Some(format!("{major}.{}.0", minor - 2)));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("unhealthyPodEvictionPolicy"),
+        "expected Kubernetes {major}.{} to refuse unhealthyPodEvictionPolicy:\n{}",
+        minor - 2,
+        output_text(&out)
     );
 }
 
@@ -596,6 +860,48 @@ fn load_yaml(file: &Path) -> Value {
     docs.remove(0)
 }
 
+/// The base kustomization's configMapGenerator entries: name -> the files it reads (each file's
+/// name is its key in the ConfigMap).
+fn config_map_generators() -> std::collections::BTreeMap<String, Vec<String>> {
+    let kustomization = load_yaml(&root().join(KUBERNETES).join("kustomization.yaml"));
+    let Some(generators) = kustomization.get("configMapGenerator") else {
+        return Default::default();
+    };
+    let generators = generators
+        .as_sequence()
+        .expect("configMapGenerator is a list");
+    generators
+        .iter()
+        .map(|g| {
+            (
+                text(g, "name", "configMapGenerator").to_owned(),
+                string_list(g, "files", "configMapGenerator"),
+            )
+        })
+        .collect()
+}
+
+/// The ConfigMap kustomize generated from config.toml (its name ends in a content hash).
+fn built_config_map(docs: &[Value]) -> Value {
+    let prefix = "b2b-invoice-sync-config-";
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            d.get("kind").and_then(Value::as_str) == Some("ConfigMap")
+                && d.get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.len() > prefix.len() && n.starts_with(prefix))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one generated ConfigMap {prefix}<hash> expected"
+    );
+    found[0].clone()
+}
+
 fn manifests() -> Vec<(PathBuf, Value)> {
     let files = yaml_files(&root().join(KUBERNETES), true);
     assert!(!files.is_empty(), "no YAML under {KUBERNETES}");
@@ -620,6 +926,24 @@ fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
                 .and_then(Value::as_str)
                 == Some(name)
     })
+}
+
+/// [`at`], or `None` where the path leads nowhere.
+fn try_at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(found) = current.get(rest) {
+            return Some(found);
+        }
+        let (head, tail) = rest.split_once('.').unwrap_or((rest, ""));
+        current = match head.parse::<usize>() {
+            Ok(i) => current.get(i)?,
+            Err(_) => current.get(head)?,
+        };
+        rest = tail;
+    }
+    Some(current)
 }
 
 /// The value at a dotted path; a number indexes a list. Label keys contain dots themselves
@@ -725,8 +1049,7 @@ fn pod_mounts(workload: &Value, what: &str) -> PodMounts {
 
 /// The ConfigMap's config.toml, with the Secret's keys written as the files it names.
 fn load_configmap_config(env: &[(&str, &str)]) -> (Settings, tempfile::TempDir) {
-    let config = manifest("ConfigMap", "b2b-invoice-sync-config");
-    let toml = text(&config, "data.config.toml", "ConfigMap");
+    let toml = &read(CONFIG_MAP_FILE);
     let secret = manifest("Secret", "b2b-invoice-sync-secrets");
     let keys = at(&secret, "stringData", "Secret")
         .as_mapping()
