@@ -22,6 +22,7 @@ mod faults;
 mod helpers;
 mod leases;
 mod list_filters;
+mod observability;
 mod payments_client;
 mod payments_erp;
 mod payments_flow;
