@@ -14,6 +14,7 @@ mod run;
 mod sandbox;
 mod status;
 mod sync;
+mod with_postgres;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,6 +113,10 @@ enum Command {
     /// Benchmarks against the sandboxes and a throwaway PostgreSQL database (BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Runs a command with a PostgreSQL for the tests: a throwaway one when none answers
+    /// (./scripts/test uses it).
+    #[command(hide = true)]
+    WithPostgres(with_postgres::WithPostgresArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -144,6 +149,15 @@ async fn run(cli: Cli) -> ExitCode {
             }
             report(demo::run(args).await)
         }
+        Command::WithPostgres(args) => {
+            if let Err(code) = init_plain_logging(cli_format, "warn") {
+                return code;
+            }
+            match with_postgres::run(args).await {
+                Ok(code) => code,
+                Err(e) => report(Err(e)),
+            }
+        }
         command => {
             let Some(settings) = load_or_report(&cli.config) else {
                 return ExitCode::from(EXIT_CONFIG);
@@ -173,7 +187,11 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
         Command::Payments(cmd) => payments::run(settings, cmd).await,
-        Command::CheckConfig | Command::Sandbox(_) | Command::Demo(_) | Command::Bench(_) => {
+        Command::CheckConfig
+        | Command::Sandbox(_)
+        | Command::Demo(_)
+        | Command::Bench(_)
+        | Command::WithPostgres(_) => {
             anyhow::bail!("internal: this command does not read the config")
         }
     }

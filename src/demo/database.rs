@@ -1,16 +1,24 @@
 //! The demo's PostgreSQL: `DATABASE_URL`, the database created when missing, migrated, and the
-//! demo source's rows cleared so that every run starts from the same state.
+//! demo source's rows cleared so that every run starts from the same state. Without
+//! `DATABASE_URL`, the server at the default address, or, when nothing answers there, a
+//! throwaway one started from the machine's PostgreSQL binaries ([`super::postgres`]).
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
+use super::postgres::{self, ThrowawayPostgres};
 use super::DemoError;
 use crate::store;
 
 /// Used when `DATABASE_URL` is not set: the server `.ci/run` starts, with trust auth.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/b2b_invoice_sync";
+/// Where [`DEFAULT_DATABASE_URL`] points, checked before a throwaway server is started.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_PORT: u16 = 5432;
+/// The database the demo uses on a throwaway server.
+const DEMO_DATABASE: &str = "b2b_invoice_sync";
 
 /// A server that does not answer within this is reported as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,6 +31,43 @@ pub struct DatabaseInfo {
     /// The URL without its password.
     pub display_url: String,
     pub created: bool,
+}
+
+/// The server the demo uses when `DATABASE_URL` is not set.
+#[derive(Debug)]
+pub enum DefaultServer {
+    /// Something answers at [`DEFAULT_HOST`]:[`DEFAULT_PORT`]: [`DEFAULT_DATABASE_URL`].
+    Running,
+    /// Nothing did: a private server, stopped and removed when this is stopped or dropped.
+    Throwaway(ThrowawayPostgres),
+}
+
+impl DefaultServer {
+    /// The demo's database URL on this server.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Running => DEFAULT_DATABASE_URL.to_owned(),
+            Self::Throwaway(postgres) => postgres.url(DEMO_DATABASE),
+        }
+    }
+}
+
+/// The default server if anything answers at its address, a throwaway one otherwise. What
+/// answers there but is not a usable PostgreSQL is left for [`open`] to report.
+pub async fn default_server() -> Result<DefaultServer, DemoError> {
+    let answers = tokio::task::spawn_blocking(|| postgres::answers(DEFAULT_HOST, DEFAULT_PORT))
+        .await
+        .unwrap_or(false);
+    if answers {
+        return Ok(DefaultServer::Running);
+    }
+    let started = tokio::task::spawn_blocking(ThrowawayPostgres::start)
+        .await
+        .map_err(|e| DemoError::Database {
+            url: format!("{DEFAULT_HOST}:{DEFAULT_PORT}"),
+            reason: format!("starting a throwaway PostgreSQL stopped: {e}"),
+        })?;
+    Ok(DefaultServer::Throwaway(started?))
 }
 
 /// `url` without a password, neither in the user part nor as a `password=` parameter.

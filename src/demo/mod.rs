@@ -7,6 +7,7 @@
 
 mod database;
 mod erp;
+pub mod postgres;
 mod report;
 mod settings;
 
@@ -19,7 +20,9 @@ use crate::store::state::{self, Status};
 use crate::store::StoreError;
 use crate::sync::engine::{Engine, EngineError, RunReport};
 
-pub use database::DEFAULT_DATABASE_URL;
+pub use database::{
+    default_server, DefaultServer, DEFAULT_DATABASE_URL, DEFAULT_HOST, DEFAULT_PORT,
+};
 pub use erp::Change;
 pub use report::{Check, CycleSummary, DemoReport, LifecycleNote};
 
@@ -46,6 +49,16 @@ pub enum DemoError {
     Refused { url: String, reason: String },
     #[error("PostgreSQL at {url}: {reason}")]
     Database { url: String, reason: String },
+    #[error(
+        "nothing answers at {host}:{port}, where the demo looks when DATABASE_URL is not set \
+         (set it to use another server), and no throwaway PostgreSQL could be started instead",
+        host = database::DEFAULT_HOST,
+        port = database::DEFAULT_PORT
+    )]
+    NoPostgres {
+        #[from]
+        source: postgres::PostgresError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

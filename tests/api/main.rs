@@ -11,6 +11,7 @@ mod customers;
 mod daemon;
 mod db;
 mod demo;
+mod demo_postgres;
 mod deploy;
 mod engine_alloy;
 mod engine_failures;
