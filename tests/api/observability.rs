@@ -180,6 +180,48 @@ fn exported() -> BTreeMap<String, Metric> {
         sites >= 10,
         "found only {sites} metric emission sites in src/"
     );
+
+    // What the recorder renders at start-up: the build info and the process metrics (named by
+    // the metrics-process crate, not by a constant).
+    let handle = m::install().expect("install the Prometheus recorder");
+    m::collect_process();
+    let text = handle.render();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let Some((name, kind)) = rest.split_once(' ') else {
+            continue;
+        };
+        let kind = match kind.trim() {
+            "counter" => Kind::Counter,
+            "gauge" => Kind::Gauge,
+            "histogram" => Kind::Histogram,
+            _ => continue,
+        };
+        let labels: BTreeSet<String> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .flat_map(|l| {
+                let inside = l[name.len() + 1..].split('}').next().unwrap_or_default();
+                inside
+                    .split(',')
+                    .filter_map(|pair| pair.split_once('=').map(|(k, _)| k.trim().to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let metric = metrics.entry(name.to_owned()).or_default();
+        assert!(
+            metric.kind.is_none() || metric.kind == Some(kind),
+            "{name} renders as a {kind:?} but src/ emits it as a {:?}",
+            metric.kind
+        );
+        metric.kind = Some(kind);
+        if metric.sites == 0 {
+            metric.labels = labels;
+            metric.sites = 1;
+        }
+    }
     metrics
 }
 
@@ -233,9 +275,14 @@ fn the_documented_metric_list_is_what_the_daemon_exports() {
         known * 2 > exported.len(),
         "the kinds of most metrics should be readable from src/: {exported:?}"
     );
-    // docs/deployment.md's table names each one, with its kind where the code shows it.
+    // docs/deployment.md's table names each of the daemon's own, with its kind where the code
+    // shows it (the process_* metrics share one row).
     let docs = read(DOCS);
-    for (name, metric) in &exported {
+    assert!(
+        docs.contains("| `process_*` |"),
+        "{DOCS}: no row for process_*"
+    );
+    for (name, metric) in exported.iter().filter(|(n, _)| n.starts_with("b2bsync_")) {
         let row = docs
             .lines()
             .find(|l| l.starts_with(&format!("| `{name}` |")))
@@ -718,7 +765,7 @@ fn the_grafana_dashboard_queries_only_what_the_daemon_exports() {
         for metric in metrics {
             if let Some(labels) = exported[&metric].labels() {
                 assert!(
-                    labels.contains(label.trim()),
+                    labels.contains(label.trim()) || TARGET_LABELS.contains(&label.trim()),
                     "{origin}: {metric} has no label {}",
                     label.trim()
                 );
@@ -809,7 +856,15 @@ fn the_grafana_dashboard_queries_only_what_the_daemon_exports() {
             "failures and dead letters",
             &[m::FAILURES_PENDING, m::DEAD_LETTERS],
         ),
-        ("staleness", &[m::LAST_SUCCESS]),
+        ("staleness", &[m::LAST_SUCCESS_AGE, m::OLDEST_UNSYNCED_AGE]),
+        (
+            "the process",
+            &[
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                m::BUILD_INFO,
+            ],
+        ),
         (
             "payments",
             &[
