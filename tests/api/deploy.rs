@@ -725,9 +725,42 @@ fn the_dockerfile_runs_the_binary_as_non_root_on_port_9464() {
         .filter(|(op, _)| op == "FROM")
         .map(|(_, arg)| arg)
         .collect();
-    assert!(froms
-        .first()
-        .is_some_and(|f| f.starts_with("rust:1-bookworm ")));
+    // Every base image pinned by digest; the builder on the runtime's Debian release (bookworm
+    // = debian12, for glibc), with a Rust at or above Cargo.toml's rust-version.
+    assert_eq!(froms.len(), 2, "a builder and a runtime stage: {froms:?}");
+    for from in &froms {
+        let image = from.split_whitespace().next().unwrap_or_default();
+        let digest = image.split_once("@sha256:").map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit())),
+            "FROM {from}: not pinned by a sha256 digest"
+        );
+    }
+    let builder = froms[0];
+    let rust = builder
+        .strip_prefix("rust:")
+        .and_then(|r| r.split_once("-bookworm@sha256:"))
+        .map(|(version, _)| version)
+        .unwrap_or_else(|| panic!("the builder is not rust:<version>-bookworm: {builder}"));
+    assert!(builder.ends_with(" AS builder"), "{builder}");
+    assert!(
+        froms[1].starts_with("gcr.io/distroless/cc-debian12:nonroot@sha256:"),
+        "the runtime is not distroless cc on Debian 12: {}",
+        froms[1]
+    );
+    let version = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let manifest = read("Cargo.toml");
+    let package_field = |key: &str| -> String {
+        manifest
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("Cargo.toml has no {key}"))
+    };
+    assert!(
+        version(rust) >= version(&package_field("rust-version")),
+        "the builder's Rust {rust} is older than Cargo.toml's rust-version"
+    );
     // The runtime stage: everything after the last FROM.
     let last_from = instructions
         .iter()
@@ -771,6 +804,64 @@ fn the_dockerfile_runs_the_binary_as_non_root_on_port_9464() {
     }
     let ignore = read("deploy/Dockerfile.dockerignore");
     assert!(ignore.lines().any(|l| l.trim() == "target/"));
+
+    // The binary the runtime copies is the stripped one.
+    let builder_runs: Vec<&str> = instructions[..last_from]
+        .iter()
+        .filter(|(op, _)| op == "RUN")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    let copied = runtime
+        .iter()
+        .find(|(op, arg)| op == "COPY" && arg.starts_with("--from=builder "))
+        .map(|(_, arg)| arg.split_whitespace().nth(1).unwrap_or_default())
+        .expect("the runtime copies the binary from the builder");
+    assert!(
+        builder_runs
+            .iter()
+            .any(|run| run.contains("cargo build --release --locked")
+                && run.contains(&format!(
+                    "strip --strip-all -o {copied} target/release/b2b-invoice-sync"
+                ))),
+        "the image does not ship a stripped release binary at {copied}: {builder_runs:?}"
+    );
+
+    // OCI annotations, from Cargo.toml where it says them.
+    let labels: std::collections::BTreeMap<String, String> = only("LABEL")
+        .iter()
+        .flat_map(|arg| label_pairs(arg))
+        .collect();
+    let args: std::collections::BTreeMap<String, String> = only("ARG")
+        .iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.trim_matches('"').to_owned()),
+            None => ((*arg).to_owned(), String::new()),
+        })
+        .collect();
+    let label = |key: &str| -> &str {
+        labels
+            .get(&format!("org.opencontainers.image.{key}"))
+            .unwrap_or_else(|| panic!("no org.opencontainers.image.{key} label: {labels:?}"))
+    };
+    assert_eq!(label("title"), "b2b-invoice-sync");
+    assert_eq!(label("description"), package_field("description"));
+    assert_eq!(label("licenses"), package_field("license"));
+    assert_eq!(label("version"), "${VERSION}");
+    assert_eq!(args.get("VERSION"), Some(&package_field("version")));
+    for (key, arg) in [
+        ("revision", "REVISION"),
+        ("created", "CREATED"),
+        ("source", "SOURCE"),
+    ] {
+        assert_eq!(label(key), format!("${{{arg}}}"));
+        assert!(args.contains_key(arg), "no ARG {arg} for the {key} label");
+    }
+    let runtime_image = froms[1].split_whitespace().next().unwrap_or_default();
+    let (base_name, base_digest) = runtime_image
+        .split_once('@')
+        .expect("the runtime image has a digest");
+    assert_eq!(label("base.name"), base_name);
+    assert_eq!(label("base.digest"), base_digest);
 }
 
 #[test]
@@ -1182,6 +1273,29 @@ fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
             (op.to_ascii_uppercase(), arg.trim().to_owned())
         })
         .collect()
+}
+
+/// A LABEL instruction's `key="value"` pairs (values may be quoted and hold spaces).
+fn label_pairs(arg: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut rest = arg.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .unwrap_or_else(|| panic!("LABEL without '=': {rest}"));
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted
+                    .find('"')
+                    .unwrap_or_else(|| panic!("unclosed quote in LABEL {arg}"));
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => after.split_once(char::is_whitespace).unwrap_or((after, "")),
+        };
+        pairs.push((key.trim().to_owned(), value.to_owned()));
+        rest = after.trim_start();
+    }
+    pairs
 }
 
 /// The ```yaml blocks of a Markdown text, parsed.
