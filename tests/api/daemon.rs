@@ -336,7 +336,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(port: u16) -> Self {
+    /// Forwards `127.0.0.1:port` (0: any free port) to `upstream` (`host:port`).
+    async fn start(port: u16, upstream: String) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("proxy bind");
@@ -350,8 +351,9 @@ impl Proxy {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
                 };
                 let stop = stop.clone();
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await else {
+                    let Ok(mut server) = TcpStream::connect(upstream.as_str()).await else {
                         return;
                     };
                     tokio::select! {
@@ -370,10 +372,16 @@ impl Proxy {
 #[tokio::test]
 async fn readyz_follows_the_database() {
     let db = TestDb::new().await;
-    let proxy = Proxy::start(0).await;
+    // The test server may be anywhere (B2BSYNC_TEST_POSTGRES, or a throwaway one).
+    let upstream = db.server_authority();
+    let proxy = Proxy::start(0, upstream.clone()).await;
     let proxied = db
         .url
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+        .replace(&upstream, &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(
+        proxied, db.url,
+        "the database URL does not go through the proxy"
+    );
     let b2b = spawn_unlimited_sandbox(0).await;
     let erp = erp(5).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -413,7 +421,7 @@ async fn readyz_follows_the_database() {
     );
 
     // And comes back.
-    let _proxy = Proxy::start(proxy_port).await;
+    let _proxy = Proxy::start(proxy_port, upstream).await;
     let mut back = false;
     for _ in 0..150 {
         if get(port, "/readyz").await.map(|r| r.0) == Some(200) {
