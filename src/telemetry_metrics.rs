@@ -25,6 +25,8 @@ pub const LAST_SUCCESS_AGE: &str = "b2bsync_last_success_age_seconds";
 pub const OLDEST_UNSYNCED_AGE: &str = "b2bsync_oldest_unsynced_change_age_seconds";
 /// Stores whose lease this replica holds.
 pub const STORE_LEASES: &str = "b2bsync_store_leases";
+/// Store leases this replica took over from another holder.
+pub const STORE_LEASE_MOVES: &str = "b2bsync_store_lease_moves_total";
 /// Always 1, labelled with the version (for dashboards and "which build runs" alerts).
 pub const BUILD_INFO: &str = "b2bsync_build_info";
 /// How old the B2B state an update was built from was when its `PUT` went out.
@@ -143,6 +145,10 @@ fn describe() {
     describe_gauge!(
         STORE_LEASES,
         "Stores whose lease this replica holds (it works exactly those), by replica"
+    );
+    describe_counter!(
+        STORE_LEASE_MOVES,
+        "Store leases this replica took over from another holder (a replica died, left or handed it over)"
     );
     describe_histogram!(
         UPDATE_STATE_AGE,

@@ -160,6 +160,17 @@ impl RequestBudget {
         *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = until;
     }
 
+    /// Spends whatever burst is left, so the next requests go at the steady rate: a store taken
+    /// over from another process, which may have spent the burst in the same minute, must not
+    /// be sent a second one.
+    pub fn drain(&self) {
+        for _ in 0..=self.settings.burst.get() {
+            if self.limiter.check().is_err() {
+                break;
+            }
+        }
+    }
+
     /// Whether a request may be sent now (see [`Self::open_until`]).
     pub fn is_open(&self) -> bool {
         self.gate

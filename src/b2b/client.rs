@@ -133,7 +133,12 @@ impl B2bClient {
         let http = reqwest::Client::builder()
             .timeout(store.b2b.request_timeout)
             .connect_timeout(store.b2b.connect_timeout)
-            .user_agent(concat!("b2b-invoice-sync/", env!("CARGO_PKG_VERSION")))
+            // The process's name too: which replica sent a request shows in B2B's logs.
+            .user_agent(format!(
+                "b2b-invoice-sync/{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                crate::store::process_name()
+            ))
             .build()
             .map_err(|e| ClientBuildError::Http {
                 store: store.name.clone(),

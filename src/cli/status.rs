@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use b2b_invoice_sync::config::Settings;
 use b2b_invoice_sync::payments::events;
+use b2b_invoice_sync::store::leases::{self, LeaseRow};
 use b2b_invoice_sync::store::refused;
 use b2b_invoice_sync::store::runs::{self, RunRow};
 use b2b_invoice_sync::store::state::{self, Status};
@@ -55,6 +56,8 @@ struct SourceStatus {
 #[derive(Debug, Serialize)]
 struct StatusReport {
     sources: Vec<SourceStatus>,
+    /// Which process works each store (its lease), and since when.
+    stores: Vec<LeaseRow>,
 }
 
 pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
@@ -93,11 +96,13 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
     }
     let status = StatusReport {
         sources: sources.into_values().collect(),
+        stores: leases::all(&pool).await?,
     };
     if args.json {
         return print_json(&status);
     }
     print!("{}", render(&status.sources));
+    print!("{}", render_stores(&status.stores));
     Ok(())
 }
 
@@ -242,6 +247,47 @@ fn render(sources: &[SourceStatus]) -> String {
         );
     }
     out
+}
+
+/// Which process holds each store now (a daemon replica, or a `sync` run for its cycle).
+fn render_stores(stores: &[LeaseRow]) -> String {
+    if stores.is_empty() {
+        return String::new();
+    }
+    let mut table = Table::new(&["STORE", "HELD BY", "HOST", "SINCE", "UNTIL", "MOVES"]);
+    for l in stores {
+        let (holder, host, since, until) = if l.live {
+            (
+                l.holder.clone().unwrap_or_default(),
+                l.hostname.clone().unwrap_or_default(),
+                l.acquired_at.map_or_else(|| "-".to_owned(), when),
+                l.expires_at.map_or_else(|| "-".to_owned(), when),
+            )
+        } else {
+            let last = l
+                .holder
+                .as_deref()
+                .map_or_else(String::new, |h| format!(" (last: {h})"));
+            (
+                format!("free{last}"),
+                "-".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+            )
+        };
+        table.row(vec![
+            l.store.clone(),
+            holder,
+            host,
+            since,
+            until,
+            l.moves.to_string(),
+        ]);
+    }
+    format!(
+        "\nStores (one process works a store at a time)\n{}\n",
+        table.render()
+    )
 }
 
 fn outcome(r: &RunRow) -> String {

@@ -102,7 +102,11 @@ pub fn summary(report: &RunReport, cycle: usize) -> String {
     let took = seconds(report.duration_ms);
     let mut out = match report.outcome {
         Outcome::Skipped => {
-            return format!("{name}: skipped: another process is syncing this source\n");
+            let why = report
+                .error
+                .as_deref()
+                .unwrap_or("another process is syncing this source");
+            return format!("{name}: skipped: {why}\n");
         }
         Outcome::Ok => format!("{name}: ok in {took}"),
         Outcome::Partial => format!("{name}: partial in {took}"),
@@ -225,6 +229,17 @@ mod tests {
         assert_eq!(
             summary(&report(Outcome::Skipped, 0, vec![]), 1),
             "erp: skipped: another process is syncing this source\n"
+        );
+        let held = RunReport {
+            error: Some(
+                "another process (b2b-invoice-sync/ab#cd on host-1) holds the store's lease"
+                    .to_owned(),
+            ),
+            ..report(Outcome::Skipped, 0, vec![])
+        };
+        assert_eq!(
+            summary(&held, 1),
+            "erp: skipped: another process (b2b-invoice-sync/ab#cd on host-1) holds the store's lease\n"
         );
     }
 }

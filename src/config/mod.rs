@@ -51,6 +51,9 @@ pub struct DaemonSettings {
     /// `/healthz` fails (and the systemd watchdog stops) once a cycle has run this long (default
     /// 3600 s): a cycle stuck past it needs a restart.
     pub max_cycle: Duration,
+    /// How long a replica's lease on a store lasts unless renewed (default 15 s): a store moves
+    /// to another replica within about this long when its replica dies.
+    pub lease_ttl: Duration,
 }
 
 impl Default for DaemonSettings {
@@ -60,6 +63,7 @@ impl Default for DaemonSettings {
             shutdown_deadline: Duration::from_secs(25),
             unready_after_failed_cycles: 3,
             max_cycle: Duration::from_secs(3600),
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }

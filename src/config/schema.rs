@@ -86,11 +86,13 @@ fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
     let deadline = t.or("shutdown_deadline_secs", 25, secs(1..=3600));
     let unready = t.or("unready_after_failed_cycles", 3, whole(1..=1000));
     let max_cycle = t.or("max_cycle_secs", 3600, secs(1..=604_800));
+    let lease_ttl = t.or("lease_ttl_secs", 15, secs(3..=600));
     Some(DaemonSettings {
         http_address: http_address?,
         shutdown_deadline: deadline?,
         unready_after_failed_cycles: unready?,
         max_cycle: max_cycle?,
+        lease_ttl: lease_ttl?,
     })
 }
 

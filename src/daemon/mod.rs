@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::sync::engine::{Engine, EngineError};
 use health::Health;
+use leases::{Change, Leases};
 use liveness::Liveness;
 use scheduler::{run_loop, SystemClock};
 
@@ -67,34 +69,21 @@ pub async fn run(
 
     // Every per-source series from the start, read from the database.
     engine.publish_health().await;
-    let mut loops = JoinSet::new();
     if engine.source_names().is_empty() {
         tracing::warn!("no [sources] configured: nothing to sync (the endpoints still answer)");
     }
-    for name in engine.source_names() {
-        let Some(src) = settings.sources.get(&name) else {
-            continue;
-        };
-        let (schedule, jitter) = (src.schedule.clone(), src.start_jitter);
-        let (engine, stop, health) = (engine.clone(), stop.clone(), health.clone());
-        let pulse = liveness.source(&name);
-        tracing::info!(source = %name, schedule = schedule.expression(), timezone = %schedule.timezone(), "scheduled");
-        loops.spawn(async move {
-            run_loop(&name, &schedule, jitter, options.run_now, &SystemClock, &stop, &pulse, || {
-                let (engine, health, name) = (engine.clone(), health.clone(), name.clone());
-                async move {
-                    match engine.run_cycle(&name).await {
-                        Ok(report) => health.record(&name, report.outcome),
-                        Err(e) => {
-                            tracing::error!(source = %name, error = %e, "the cycle could not run");
-                            health.record(&name, crate::store::runs::Outcome::Failed);
-                        }
-                    }
-                }
-            })
-            .await
-        });
-    }
+    // Stores are worked by whichever replica holds their lease: one process spends a store's
+    // whole budget. The supervisor starts a store's source loops when its lease is taken and
+    // stops them when it is dropped.
+    let leases = Arc::new(Leases::new(engine.ownership().clone()));
+    let work = Work {
+        settings: settings.clone(),
+        engine: engine.clone(),
+        health: health.clone(),
+        liveness: liveness.clone(),
+        run_now: options.run_now,
+    };
+    let supervisor = tokio::spawn(supervise(leases.clone(), work, stop.clone()));
 
     notify(&[sd_notify::NotifyState::Ready]);
     // The watchdog beats only while the loops prove progress: a stuck loop or cycle stops it,
@@ -113,7 +102,7 @@ pub async fn run(
             }
         })
     });
-    tracing::info!(sources = loops.len(), "running");
+    tracing::info!(replica = leases.replica(), "running");
 
     signals.next().await;
     tracing::info!(
@@ -129,13 +118,27 @@ pub async fn run(
         std::process::exit(130);
     });
     let drained = tokio::time::timeout(settings.daemon.shutdown_deadline, async {
-        while loops.join_next().await.is_some() {}
+        match supervisor.await {
+            Ok(loops) => loops,
+            Err(_) => JoinSet::new(),
+        }
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!(still_running = loops.len(), "shutdown deadline passed: exiting; requests still in flight are settled by recovery at the next start");
-        loops.abort_all();
+    match drained {
+        Ok(mut loops) => {
+            let finished = tokio::time::timeout(settings.daemon.shutdown_deadline, async {
+                while loops.join_next().await.is_some() {}
+            })
+            .await;
+            if finished.is_err() {
+                tracing::warn!(still_running = loops.len(), "shutdown deadline passed: exiting; requests still in flight are settled by recovery at the next start");
+                loops.abort_all();
+            }
+        }
+        Err(_) => tracing::warn!("shutdown deadline passed: exiting"),
     }
+    // Other replicas take the stores in their next round, not after the leases' time to live.
+    leases.release_all().await;
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -177,5 +180,84 @@ impl Signals {
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What a source loop needs.
+#[derive(Clone)]
+struct Work {
+    settings: Settings,
+    engine: Arc<Engine>,
+    health: Arc<Health>,
+    liveness: Arc<Liveness>,
+    run_now: bool,
+}
+
+impl Work {
+    /// Starts `name`'s schedule loop, stopped by `stop`.
+    fn spawn_source(&self, loops: &mut JoinSet<()>, name: String, stop: CancellationToken) {
+        let Some(src) = self.settings.sources.get(&name) else {
+            return;
+        };
+        let (schedule, jitter) = (src.schedule.clone(), src.start_jitter);
+        let (engine, health) = (self.engine.clone(), self.health.clone());
+        let pulse = self.liveness.source(&name);
+        let run_now = self.run_now;
+        tracing::info!(source = %name, schedule = schedule.expression(), timezone = %schedule.timezone(), "scheduled");
+        loops.spawn(async move {
+            run_loop(&name, &schedule, jitter, run_now, &SystemClock, &stop, &pulse, || {
+                let (engine, health, name) = (engine.clone(), health.clone(), name.clone());
+                async move {
+                    match engine.run_cycle(&name).await {
+                        Ok(report) => health.record(&name, report.outcome),
+                        Err(e) => {
+                            tracing::error!(source = %name, error = %e, "the cycle could not run");
+                            health.record(&name, crate::store::runs::Outcome::Failed);
+                        }
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+/// Lease rounds until `stop`: each store taken gets its sources' loops, each store dropped has
+/// them stopped (a cycle in flight is stopped by its budget, closed with the lease). Returns
+/// the loops still running, to drain.
+async fn supervise(leases: Arc<Leases>, work: Work, stop: CancellationToken) -> JoinSet<()> {
+    let mut loops = JoinSet::new();
+    let mut stores: std::collections::BTreeMap<String, CancellationToken> =
+        std::collections::BTreeMap::new();
+    loop {
+        match leases.round().await {
+            Ok(changes) => {
+                for change in changes {
+                    match change {
+                        Change::Took(store) => {
+                            let token = stop.child_token();
+                            for source in work.engine.sources_of(&store) {
+                                work.spawn_source(&mut loops, source, token.clone());
+                            }
+                            stores.insert(store, token);
+                        }
+                        Change::Dropped(store) => {
+                            if let Some(token) = stores.remove(&store) {
+                                token.cancel();
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a lease round failed: the leases held end by themselves unless renewed")
+            }
+        }
+        // Finished loops (a store dropped) are reaped as they end.
+        while loops.try_join_next().is_some() {}
+        tokio::select! {
+            _ = stop.cancelled() => return loops,
+            _ = tokio::time::sleep(leases.every()) => {}
+        }
     }
 }

@@ -286,7 +286,12 @@ fn outcome_words(run: &RunReport) -> String {
             "FAILED after {secs:.2} s: {}",
             run.error.as_deref().unwrap_or("unknown error")
         ),
-        Outcome::Skipped => "skipped: another process is syncing this source".to_owned(),
+        Outcome::Skipped => format!(
+            "skipped: {}",
+            run.error
+                .as_deref()
+                .unwrap_or("another process is syncing this source")
+        ),
         Outcome::Stopped => format!("stopped by shutdown after {secs:.2} s"),
     }
 }

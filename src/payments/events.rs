@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::acknowledge::Unacked;
 use crate::source::write_back::PaymentKind;
-use crate::store::lock::Fence;
+use crate::store::leases::Fence;
 use crate::store::StoreError;
 
 /// The `write_state` column.
@@ -430,7 +430,7 @@ pub async fn erp_seen(
 }
 
 /// The intent, committed before the request: `false` when another process took the event.
-/// [`StoreError::LockLost`] when this process no longer holds the source (`fence`).
+/// [`StoreError::LeaseLost`] when this process no longer holds the source (`fence`).
 pub async fn begin_write(
     pool: &PgPool,
     id: i64,
@@ -443,7 +443,7 @@ pub async fn begin_write(
         .await
         .map_err(StoreError::query("opening a payment intent's transaction"))?;
     if !fence.holds(&mut tx).await? {
-        return Err(StoreError::LockLost {
+        return Err(StoreError::LeaseLost {
             source_name: fence.source().to_owned(),
         });
     }

@@ -36,7 +36,7 @@ pub struct PaymentsCtx<'a> {
     pub run_id: Uuid,
     pub failpoints: &'a Failpoints,
     /// What each write-back intent checks: this process still holds the source.
-    pub fence: &'a crate::store::lock::Fence,
+    pub fence: &'a crate::store::leases::Fence,
 }
 
 /// What the payment steps did in one cycle.

@@ -24,6 +24,9 @@ pub struct RequestRecord {
     /// where the sandbox keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The client's `User-Agent`, where the sandbox keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
     /// `None` when the connection was closed without a response.
     pub status: Option<u16>,
 }
@@ -140,6 +143,7 @@ mod tests {
     fn record(route: &str, status: Option<u16>) -> RequestRecord {
         RequestRecord {
             target: None,
+            user_agent: None,
             at: Duration::from_millis(5),
             store_hash: Some("s".into()),
             method: "GET".into(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::lock::Fence;
+use super::leases::Fence;
 use super::StoreError;
 use crate::domain::SourceVersion;
 
@@ -82,7 +82,7 @@ fn id_param(id: Option<u64>) -> Option<i64> {
 }
 
 /// Commits the intent. `Ok(None)`: another mutation of this invoice is still in flight.
-/// [`StoreError::LockLost`]: this process no longer holds the source (`fence`), so nothing may
+/// [`StoreError::LeaseLost`]: this process no longer holds the source (`fence`), so nothing may
 /// be sent; checked in the intent's own transaction.
 pub async fn begin(
     pool: &PgPool,
@@ -94,7 +94,7 @@ pub async fn begin(
         .await
         .map_err(StoreError::query("opening a ledger transaction"))?;
     if !fence.holds(&mut tx).await? {
-        return Err(StoreError::LockLost {
+        return Err(StoreError::LeaseLost {
             source_name: fence.source().to_owned(),
         });
     }

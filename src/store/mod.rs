@@ -5,7 +5,6 @@ pub mod cursors;
 pub mod health;
 pub mod leases;
 pub mod ledger;
-pub mod lock;
 pub mod refused;
 pub mod runs;
 pub mod state;
@@ -31,13 +30,13 @@ pub enum StoreError {
     Migrate(String),
     #[error("database: {what} failed: {message}")]
     Query { what: &'static str, message: String },
-    /// The source's lock was lost while the cycle ran (see `lock::Fence`).
+    /// The store's lease was lost while the cycle ran (see `leases::Fence`).
     #[error(
-        "source {source_name}: this process lost the source's lock (its database session ended: a \
-         killed connection or a failover); stopped before its next change, as another process \
-         may be working the source now"
+        "source {source_name}: this process lost its store's lease (not renewed in time: the \
+         database out of reach, or the process paused); stopped before its next change, as \
+         another process may be working the store now"
     )]
-    LockLost { source_name: String },
+    LeaseLost { source_name: String },
 }
 
 impl StoreError {

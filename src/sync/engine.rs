@@ -23,10 +23,11 @@ use crate::config::{EngineSettings, Settings, SourceSettings};
 use crate::customers::{CustomerError, CustomerResolver};
 use crate::domain::{RawInvoice, RecordError, RecordLocator, SourceInvoice, SourceVersion};
 use crate::source::{self, Cursor, PageReceipt, Source, SourceError};
-use crate::store::lock::{Fence, SourceLock};
+use crate::store::leases::Fence;
 use crate::store::runs::{self, Counts, Outcome as RunOutcome};
 use crate::store::state::{self, StateRow};
 use crate::store::{cursors, ledger, StoreError};
+use crate::sync::ownership::Ownership;
 
 /// Keep at most this many failure reasons in a run report (the rest are in the state table).
 const MAX_REPORTED_FAILURES: usize = 100;
@@ -120,6 +121,41 @@ pub struct Engine {
     retention: EngineSettings,
     /// When this engine started: the age of a source's "last success" until it has one.
     started: DateTime<Utc>,
+    /// The stores' leases this engine holds (one process per store).
+    ownership: Arc<Ownership>,
+    /// Sources with a cycle running in this engine (one at a time per source).
+    running: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+/// A source's turn to run in this engine; ends when dropped.
+struct Running {
+    set: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    source: String,
+}
+
+impl Running {
+    fn claim(
+        set: &Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+        source: &str,
+    ) -> Option<Self> {
+        let fresh = set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(source.to_owned());
+        fresh.then(|| Self {
+            set: set.clone(),
+            source: source.to_owned(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.source);
+    }
 }
 
 /// Work gathered while a cycle runs.
@@ -219,8 +255,10 @@ impl Engine {
     /// Builds every configured source with its store's client; stores share one budget each.
     pub fn new(settings: &Settings, pool: PgPool) -> Result<Self, EngineError> {
         let mut clients: HashMap<&str, (B2bClient, Arc<Capabilities>)> = HashMap::new();
+        let mut budgets = BTreeMap::new();
         for (name, store) in &settings.stores {
             let budget = Arc::new(RequestBudget::new(&store.budget));
+            budgets.insert(name.clone(), budget.clone());
             let client = B2bClient::new(store, budget)?;
             clients.insert(name, (client, Arc::new(Capabilities::new(name))));
         }
@@ -252,7 +290,14 @@ impl Engine {
                 },
             );
         }
+        let ownership = Arc::new(Ownership::new(
+            pool.clone(),
+            settings.daemon.lease_ttl,
+            budgets,
+        ));
         Ok(Self {
+            ownership,
+            running: Arc::default(),
             stop: tokio_util::sync::CancellationToken::new(),
             pool,
             runtimes,
@@ -276,6 +321,20 @@ impl Engine {
         self.runtimes.keys().cloned().collect()
     }
 
+    /// The sources that feed `store`.
+    pub fn sources_of(&self, store: &str) -> Vec<String> {
+        self.runtimes
+            .iter()
+            .filter(|(_, rt)| rt.settings.store == store)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The stores' leases this engine holds.
+    pub fn ownership(&self) -> &Arc<Ownership> {
+        &self.ownership
+    }
+
     fn runtime(&self, name: &str) -> Result<&SourceRuntime, EngineError> {
         self.runtimes
             .get(name)
@@ -292,11 +351,11 @@ impl Engine {
         let started = Instant::now();
         let span = tracing::info_span!("sync_run", %run_id, source = %source);
         let _entered = span.clone();
-        let Some(lock) = SourceLock::try_acquire(&self.pool, source).await? else {
-            tracing::info!(parent: &span, "another process is syncing this source: skipped");
+        let skipped = |why: String| {
+            tracing::info!(parent: &span, reason = %why, "skipped");
             metrics::counter!(crate::telemetry_metrics::CYCLES, "source" => source.to_owned(), "outcome" => RunOutcome::Skipped.as_str())
                 .increment(1);
-            return Ok(RunReport {
+            RunReport {
                 run_id,
                 source: source.to_owned(),
                 outcome: RunOutcome::Skipped,
@@ -305,20 +364,47 @@ impl Engine {
                 failures: Vec::new(),
                 notices: Vec::new(),
                 payments: crate::payments::Counts::default(),
-                error: Some("another process is syncing this source".to_owned()),
+                error: Some(why),
                 duration_ms: 0,
-            });
+            }
         };
+        let Some(_running) = Running::claim(&self.running, source) else {
+            return Ok(skipped(
+                "a cycle of this source is already running in this process".to_owned(),
+            ));
+        };
+        let hold = match self.ownership.enter(&rt.settings.store).await? {
+            Ok(hold) => hold,
+            Err(why) => return Ok(skipped(why.to_string())),
+        };
+        let fence = hold.fence(&self.ownership, source);
+        let result = self
+            .run_held(rt, source, run_id, started, &span, &fence)
+            .await;
+        self.ownership.leave(hold).await;
+        result
+    }
+
+    /// [`Self::run_cycle`] once the store is held.
+    async fn run_held(
+        &self,
+        rt: &SourceRuntime,
+        source: &str,
+        run_id: Uuid,
+        started: Instant,
+        span: &tracing::Span,
+        fence: &Fence,
+    ) -> Result<RunReport, EngineError> {
         runs::start(&self.pool, run_id, source).await?;
         let client = rt.client.with_fresh_counter();
         let mut cycle = Cycle::default();
         let result = tracing::Instrument::instrument(
-            self.cycle(rt, &client, run_id, lock.fence(), &mut cycle),
+            self.cycle(rt, &client, run_id, fence, &mut cycle),
             span.clone(),
         )
         .await;
-        if let Err(CycleError::Store(lost @ StoreError::LockLost { .. })) = &result {
-            tracing::warn!(parent: &span, error = %lost, "lost the source's lock mid-cycle: stopped");
+        if let Err(CycleError::Store(lost @ StoreError::LeaseLost { .. })) = &result {
+            tracing::warn!(parent: span, error = %lost, "lost the store's lease mid-cycle: stopped");
         }
         // After a database failure, only the run's own record is attempted: each further query
         // would wait out the pool's timeout for nothing.
@@ -357,7 +443,6 @@ impl Engine {
                 outcome = RunOutcome::Failed;
             }
         }
-        lock.release().await;
         if !database_down {
             self.prune().await;
         }
@@ -370,7 +455,7 @@ impl Engine {
         )
         .await;
         let c = &cycle.counts;
-        tracing::info!(parent: &span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
+        tracing::info!(parent: span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
             deleted = c.deleted, failed = c.failed, recovered = c.recovered, api_calls, error = error.as_deref(), "sync run finished");
         Ok(RunReport {
             run_id,

@@ -37,7 +37,7 @@ pub struct Ctx<'a> {
     pub run_id: Uuid,
     pub failpoints: &'a Failpoints,
     /// What every intent checks: this process still holds the source's lock.
-    pub fence: &'a crate::store::lock::Fence,
+    pub fence: &'a crate::store::leases::Fence,
     /// How the store reads `externalId[]` (see `lookup`).
     pub capabilities: &'a super::lookup::Capabilities,
 }

@@ -5,6 +5,7 @@ pub mod execute;
 pub mod failpoints;
 pub mod lookup;
 pub mod outcome;
+pub mod ownership;
 pub mod plan;
 pub mod prepare;
 pub mod recover;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use b2b_invoice_sync::b2b::RequestBudget;
 use b2b_invoice_sync::config::BudgetSettings;
 use b2b_invoice_sync::daemon::leases::{Change, Leases};
+use b2b_invoice_sync::sync::ownership::Ownership;
 
 use crate::db::TestDb;
 
@@ -35,9 +36,14 @@ async fn leases_spread_evenly_move_when_a_replica_goes_and_close_its_budgets_fir
     let db = TestDb::new().await;
     let ttl = Duration::from_secs(3);
     let (b1, b2, b3) = (budgets(9), budgets(9), budgets(9));
-    let r1 = Leases::new(db.pool.clone(), "r1", ttl, b1.clone());
-    let r2 = Leases::new(db.pool.clone(), "r2", ttl, b2.clone());
-    let r3 = Leases::new(db.pool.clone(), "r3", ttl, b3.clone());
+    let replica = |budgets: &BTreeMap<String, Arc<RequestBudget>>| {
+        Leases::new(Arc::new(Ownership::new(
+            db.pool.clone(),
+            ttl,
+            budgets.clone(),
+        )))
+    };
+    let (r1, r2, r3) = (replica(&b1), replica(&b2), replica(&b3));
     // Nothing is sent for a store not held.
     assert!(b1.values().all(|b| !b.is_open()));
 

@@ -23,5 +23,6 @@ mod matrix_versions;
 mod newest;
 mod operators;
 mod proxy;
+mod replicas;
 mod strict_b2b;
 mod world;

@@ -268,6 +268,11 @@ fn record(
             Some(query) => format!("{}?{query}", call.path),
             None => call.path.clone(),
         }),
+        user_agent: call
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         at: call.arrived,
         store_hash,
         method: call.method.to_string(),
@@ -305,6 +310,7 @@ pub(crate) async fn unmatched(
 ) -> Response {
     let entry = RequestRecord {
         target: Some(uri.to_string()),
+        user_agent: None,
         at: control.shared.clock.since_start(),
         store_hash: None,
         method: method.to_string(),

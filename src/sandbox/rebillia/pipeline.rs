@@ -209,6 +209,7 @@ fn json_object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, R
 fn record(shared: &Shared, call: &ApiCall, route: &str, authenticated: bool, status: Option<u16>) {
     let entry = RequestRecord {
         target: None,
+        user_agent: None,
         at: call.arrived,
         // The request log's tenant column: the company the token opens.
         store_hash: authenticated.then(|| shared.company.clone()),
@@ -244,6 +245,7 @@ pub(crate) async fn unmatched(
 ) -> Response {
     let entry = RequestRecord {
         target: None,
+        user_agent: None,
         at: control.shared.clock.since_start(),
         store_hash: None,
         method: method.to_string(),

@@ -93,6 +93,7 @@ impl Call {
     fn record(&self, op: &Op, credential: Option<&str>, status: Option<u16>, cause: Cause) {
         let entry = RequestRecord {
             target: None,
+            user_agent: None,
             at: self.arrived,
             store_hash: credential.map(str::to_owned),
             method: self.method.clone(),

@@ -54,6 +54,7 @@ async fn unmatched(
 ) -> Response {
     let entry = RequestRecord {
         target: None,
+        user_agent: None,
         at: control.shared.clock.since_start(),
         store_hash: None,
         method: method.to_string(),
