@@ -8,6 +8,8 @@
 //!   limit and with the budget lifted.
 //! - [`freshness`]: what the update freshness bound costs in calls, and the age of the state
 //!   each update was built from.
+//! - [`replicas`]: many stores across 1, 2, 4 ... replicas (real processes): time to the first
+//!   full sync, CPU, memory and database connections per replica, store budget use.
 //!
 //! The numbers are measured, never assumed: calls come from the sandbox's own counters,
 //! memory from `/proc`, database work from PostgreSQL's statistics and sqlx's query events
@@ -21,6 +23,7 @@ pub mod freshness;
 pub mod measure;
 pub mod naive;
 pub mod planner;
+pub mod replicas;
 mod sandboxes;
 pub mod synthetic;
 mod table;

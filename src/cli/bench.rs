@@ -13,6 +13,7 @@ use b2b_invoice_sync::bench::e2e::{self, E2eOptions};
 use b2b_invoice_sync::bench::freshness::{self, FreshnessOptions};
 use b2b_invoice_sync::bench::measure::StatementCounter;
 use b2b_invoice_sync::bench::planner::{self, PlannerOptions};
+use b2b_invoice_sync::bench::replicas::{self, ReplicasOptions};
 use b2b_invoice_sync::bench::{BenchError, SandboxLaunch};
 use b2b_invoice_sync::config::{BudgetSettings, LogFormat};
 use b2b_invoice_sync::demo::DEFAULT_DATABASE_URL;
@@ -40,6 +41,32 @@ pub enum BenchCommand {
     /// N updates at the daemon's default budget for each update freshness bound: calls per
     /// update and the age of the state each PUT was built from. Prints a Markdown table.
     Freshness(FreshnessArgs),
+    /// Many stores across 1, 2, 4 ... replicas (real `run` processes of this executable) on one
+    /// database: time to the first full sync, CPU, RSS and PostgreSQL connections per replica,
+    /// each store's budget use. Prints a Markdown table.
+    Replicas(ReplicasArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplicasArgs {
+    /// Stores (each with one `files` source).
+    #[arg(long, default_value_t = 50)]
+    stores: usize,
+    /// Invoices per store.
+    #[arg(long, default_value_t = 1000)]
+    invoices: usize,
+    /// One run per count of replicas.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
+    replicas: Vec<usize>,
+    /// Latency of every B2B call in milliseconds.
+    #[arg(long, default_value_t = 80)]
+    latency_ms: u64,
+    /// Uniform random extra latency in milliseconds.
+    #[arg(long, default_value_t = 40)]
+    jitter_ms: u64,
+    /// A PostgreSQL server (the benchmark creates its own database per run and drops it).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,6 +216,22 @@ pub async fn run(cmd: BenchCommand, format: Option<LogFormat>) -> anyhow::Result
                 ..AlloyScanOptions::new(args.invoices, &args.database_url, launch)
             };
             let report = alloy::run_until(&opts, interrupted())
+                .await
+                .map_err(usage)?;
+            print!("{}", report.markdown());
+        }
+        BenchCommand::Replicas(args) => {
+            let exe =
+                std::env::current_exe().context("finding this executable to run the replicas")?;
+            let opts = ReplicasOptions {
+                stores: args.stores,
+                invoices_per_store: args.invoices,
+                replicas: args.replicas,
+                latency: Duration::from_millis(args.latency_ms),
+                jitter: Duration::from_millis(args.jitter_ms),
+                ..ReplicasOptions::new(&args.database_url, exe)
+            };
+            let report = replicas::run_until(&opts, interrupted())
                 .await
                 .map_err(usage)?;
             print!("{}", report.markdown());
