@@ -4,13 +4,16 @@
 //! See `docs/ARCHITECTURE.md` for the layout and the sync protocol.
 
 pub mod b2b;
+#[cfg(feature = "rigs")]
 pub mod bench;
 pub mod config;
 pub mod customers;
 pub mod daemon;
+#[cfg(feature = "rigs")]
 pub mod demo;
 pub mod domain;
 pub mod payments;
+#[cfg(feature = "rigs")]
 pub mod sandbox;
 pub mod schedule;
 pub mod source;

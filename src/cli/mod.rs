@@ -1,9 +1,11 @@
 //! Command-line glue: parse arguments, load config, set up logging, run one command.
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
 
+#[cfg(feature = "rigs")]
 mod bench;
 mod customers;
 mod db;
+#[cfg(feature = "rigs")]
 mod demo;
 mod failures;
 mod output;
@@ -11,9 +13,11 @@ mod payments;
 mod plan;
 mod probe;
 mod run;
+#[cfg(feature = "rigs")]
 mod sandbox;
 mod status;
 mod sync;
+#[cfg(feature = "rigs")]
 mod with_postgres;
 
 use std::path::PathBuf;
@@ -34,6 +38,7 @@ pub struct UsageError(pub String);
 
 /// Logs of the demo: its own summary is the output; the engine's warnings (the refused row)
 /// and run lines show what happens underneath. `RUST_LOG` overrides.
+#[cfg(feature = "rigs")]
 const DEMO_LOG_FILTER: &str = "warn,b2b_invoice_sync::sync::engine=info";
 
 #[derive(Debug, Parser)]
@@ -101,18 +106,22 @@ enum Command {
     /// B2B Edition payments flowing back to the ERP: list, retry.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
+    #[cfg(feature = "rigs")]
     /// The whole job end to end against the bundled sandbox: needs only PostgreSQL
     /// (DATABASE_URL), no config file.
     Demo(demo::DemoArgs),
     /// Manage the ERP customer -> B2B company map.
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
+    #[cfg(feature = "rigs")]
     /// Run a faithful local fake of an API, for tests, the demo and benchmarks.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    #[cfg(feature = "rigs")]
     /// Benchmarks against the sandboxes and a throwaway PostgreSQL database (BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    #[cfg(feature = "rigs")]
     /// Runs a command with a PostgreSQL for the tests: a throwaway one when none answers
     /// (./scripts/test uses it).
     #[command(hide = true)]
@@ -135,6 +144,7 @@ async fn run(cli: Cli) -> ExitCode {
     let cli_format = cli.log_format.map(LogFormat::from);
     match cli.command {
         Command::CheckConfig => check_config(&cli.config),
+        #[cfg(feature = "rigs")]
         Command::Sandbox(cmd) => {
             // The sandbox needs no config file: it is what a config points at.
             if let Err(code) = init_plain_logging(cli_format, "info") {
@@ -142,13 +152,16 @@ async fn run(cli: Cli) -> ExitCode {
             }
             report(sandbox::run(cmd).await)
         }
+        #[cfg(feature = "rigs")]
         Command::Bench(cmd) => report(bench::run(cmd, cli_format).await),
+        #[cfg(feature = "rigs")]
         Command::Demo(args) => {
             if let Err(code) = init_plain_logging(cli_format, DEMO_LOG_FILTER) {
                 return code;
             }
             report(demo::run(args).await)
         }
+        #[cfg(feature = "rigs")]
         Command::WithPostgres(args) => {
             if let Err(code) = init_plain_logging(cli_format, "warn") {
                 return code;
@@ -187,11 +200,11 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
         Command::Payments(cmd) => payments::run(settings, cmd).await,
-        Command::CheckConfig
-        | Command::Sandbox(_)
-        | Command::Demo(_)
-        | Command::Bench(_)
-        | Command::WithPostgres(_) => {
+        Command::CheckConfig => {
+            anyhow::bail!("internal: this command does not read the config")
+        }
+        #[cfg(feature = "rigs")]
+        Command::Sandbox(_) | Command::Demo(_) | Command::Bench(_) | Command::WithPostgres(_) => {
             anyhow::bail!("internal: this command does not read the config")
         }
     }
@@ -240,6 +253,7 @@ fn load_or_report(path: &std::path::Path) -> Option<Settings> {
 }
 
 /// Logging for commands without a config file.
+#[cfg(feature = "rigs")]
 fn init_plain_logging(cli_format: Option<LogFormat>, filter: &str) -> Result<(), ExitCode> {
     telemetry::init(cli_format.unwrap_or_default(), filter).map_err(|e| {
         eprintln!("error: {e}");
