@@ -12,7 +12,9 @@ pub mod daemon;
 #[cfg(feature = "rigs")]
 pub mod demo;
 pub mod domain;
+pub mod failpoints;
 pub mod payments;
+pub mod process;
 #[cfg(feature = "rigs")]
 pub mod sandbox;
 pub mod schedule;

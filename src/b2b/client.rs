@@ -137,7 +137,7 @@ impl B2bClient {
             .user_agent(format!(
                 "b2b-invoice-sync/{} ({})",
                 env!("CARGO_PKG_VERSION"),
-                crate::store::process_name()
+                crate::process::process_name()
             ))
             .build()
             .map_err(|e| ClientBuildError::Http {

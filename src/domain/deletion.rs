@@ -2,7 +2,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::config::DeletedPolicy;
+use crate::domain::policy::DeletedPolicy;
 
 /// What to do with the B2B invoice of a deleted or voided ERP invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::mapping::DesiredInvoice;
 use crate::b2b::model::{Address, Amount, CostLine, LineItem};
-use crate::config::OwnedField;
+use crate::domain::policy::OwnedField;
 
 /// Bump when the canonical form changes: every invoice then differs once, deliberately.
 const VERSION: &str = "v1";

@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 
 use super::invoice::SourceInvoice;
 use super::record::{RecordError, RecordLocator};
-use crate::config::RecordLimits;
+use crate::domain::policy::RecordLimits;
 
 /// `Ok` when `invoice` is within `limits`; otherwise its first field beyond them, and why.
 pub fn check_limits(

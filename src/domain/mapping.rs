@@ -16,7 +16,7 @@ use crate::b2b::model::{
     details_path, Address, Amount, CostLine, ExtraFieldValue, InvoiceDetails, InvoiceSource,
     InvoiceStatus, InvoiceUpdate, LineItem, NewInvoice,
 };
-use crate::config::{MappingSettings, OwnedField, SourceField};
+use crate::domain::policy::{MappingSettings, OwnedField, SourceField};
 
 /// The B2B invoice the ERP's invoice should become.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,14 +1,17 @@
 //! Pure types and rules, no I/O: the canonical invoice, money, mapping to B2B and fingerprints.
 
+pub mod cursor;
 pub mod deletion;
 pub mod fingerprint;
 pub mod invoice;
 pub mod limits;
 pub mod mapping;
 pub mod money;
+pub mod policy;
 pub mod record;
 pub mod version;
 
+pub use cursor::Cursor;
 pub use deletion::{deletion_action, B2bBalance, DeletionAction};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use invoice::{

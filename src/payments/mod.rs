@@ -23,9 +23,9 @@ use uuid::Uuid;
 
 use crate::b2b::{B2bClient, B2bError};
 use crate::config::SourceSettings;
+use crate::failpoints::{Crashed, Failpoints};
 use crate::source::write_back::PaymentWriter;
 use crate::store::StoreError;
-use crate::sync::failpoints::{Crashed, Failpoints};
 
 /// Everything the payment steps of a cycle need.
 pub struct PaymentsCtx<'a> {

@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 
 use super::StoreError;
-use crate::source::Cursor;
+use crate::domain::Cursor;
 
 pub async fn load(pool: &PgPool, source: &str) -> Result<Cursor, StoreError> {
     let value: Option<serde_json::Value> =

@@ -56,15 +56,7 @@ fn describe(e: &sqlx::Error) -> String {
     }
 }
 
-/// This process's name on its database connections (`application_name`): recovery asks
-/// PostgreSQL whether the process that sent a request is still alive (see `runs::start`).
-pub fn process_name() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| format!("{PROCESS_PREFIX}{}", uuid::Uuid::new_v4().simple()))
-}
-
-/// What every daemon process's connection name starts with.
-pub const PROCESS_PREFIX: &str = "b2b-invoice-sync/";
+pub use crate::process::{process_name, PROCESS_PREFIX};
 
 /// A pool for `settings`, checked with one connection.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {

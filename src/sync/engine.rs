@@ -595,7 +595,7 @@ impl Engine {
         }
         // Before the state read: the fingerprints the plan compares are the adjusted ones.
         if rt.settings.payments.enabled {
-            crate::payments::adjust::adjust_page(&self.pool, &rt.settings.name, &mut ready, true)
+            crate::sync::balance::adjust_page(&self.pool, &rt.settings.name, &mut ready, true)
                 .await?;
         }
         let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
@@ -1001,7 +1001,7 @@ impl Engine {
                 }
             }
             if rt.settings.payments.enabled {
-                crate::payments::adjust::adjust_page(&self.pool, source, &mut ready, false).await?;
+                crate::sync::balance::adjust_page(&self.pool, source, &mut ready, false).await?;
             }
             let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
                 .iter()

@@ -864,7 +864,7 @@ impl Ctx<'_> {
                 )
                 .await?;
                 if let Some((_, events)) = unacked.get(p.external_id()) {
-                    crate::payments::adjust::apply(
+                    crate::sync::balance::apply(
                         &mut p,
                         crate::payments::acknowledge::adjustment(events),
                     );

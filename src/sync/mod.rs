@@ -1,8 +1,9 @@
 //! The sync engine: prepare (map + customers) -> plan (diff vs state) -> execute (B2B) -> state.
 
+pub mod balance;
 pub mod engine;
 pub mod execute;
-pub mod failpoints;
+pub use crate::failpoints;
 pub mod lookup;
 pub mod outcome;
 pub mod ownership;

@@ -21,6 +21,7 @@ mod engine_sync;
 mod engine_world;
 mod faults;
 mod helpers;
+mod layers;
 mod leases;
 mod list_filters;
 mod observability;
