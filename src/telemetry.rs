@@ -203,3 +203,87 @@ pub fn init(format: LogFormat, configured_filter: &str) -> Result<(), TelemetryE
     JSON_INSTALLED.store(resolve(format) == LogFormat::Json, Ordering::Relaxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_are_flat_with_unique_keys_and_span_fields_at_the_top() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let sub = subscriber(LogFormat::Json, EnvFilter::new("info"), move || {
+            writer.clone()
+        });
+        tracing::subscriber::with_default(sub, || {
+            let run = tracing::info_span!("sync_run", run_id = "r-1", source = "erp");
+            let _run = run.enter();
+            let invoice = tracing::info_span!("invoice", external_id = "INV-1", action = "update");
+            let _invoice = invoice.enter();
+            tracing::warn!(
+                target = "would collide",
+                latency_ms = 3u64,
+                "invoice action"
+            );
+        });
+        let text = String::from_utf8(capture.0.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line: Value = serde_json::from_str(lines[0]).unwrap_or(Value::Null);
+        let mut keys: Vec<&str> = line
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        // The fixed keys first, then the spans' and the event's fields, all at the top level.
+        assert_eq!(
+            keys[..4],
+            ["timestamp", "level", "target", "message"],
+            "{line}"
+        );
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "action",
+                "external_id",
+                "field_target",
+                "latency_ms",
+                "level",
+                "message",
+                "run_id",
+                "source",
+                "target",
+                "timestamp"
+            ],
+            "{line}"
+        );
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["target"], "b2b_invoice_sync::telemetry::tests");
+        assert_eq!(line["message"], "invoice action");
+        assert_eq!(line["run_id"], "r-1");
+        assert_eq!(line["field_target"], "would collide");
+        assert_eq!(line["latency_ms"], 3);
+        // A raw count of `"target":` guards against a duplicate the parser would hide.
+        assert_eq!(lines[0].matches("\"target\":").count(), 1, "{text}");
+    }
+}
