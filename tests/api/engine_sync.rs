@@ -300,3 +300,49 @@ async fn old_settled_ledger_rows_and_runs_are_pruned_but_in_flight_rows_never() 
     assert_eq!(in_flight, 1, "an in-flight row is kept whatever its age");
     assert_eq!(runs, 1, "only the new run is left");
 }
+
+/// Issue 14, item 4: an invoice action's `latency_ms` is its own time; the time it waited for
+/// the store's request budget is `budget_wait_ms`, apart.
+#[tokio::test]
+async fn latency_leaves_out_the_wait_for_the_budget() {
+    use b2b_invoice_sync::config::LogFormat;
+    use std::num::NonZeroU32;
+    use tracing_subscriber::EnvFilter;
+    let mut world = World::new(8).await;
+    let store = world.settings.stores.get_mut("acme").expect("store");
+    // Two requests a second, no burst: concurrent creates queue for the budget.
+    store.budget.requests_per_minute = NonZeroU32::new(120).expect("non-zero");
+    store.budget.burst = NonZeroU32::MIN;
+    let engine = world.engine();
+    let capture = crate::helpers::LogCapture::default();
+    let subscriber = b2b_invoice_sync::telemetry::subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        capture.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert!(report.counts.created >= 4, "{report:#?}");
+    let actions: Vec<serde_json::Value> = capture
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == json!("invoice action"))
+        .collect();
+    assert_eq!(actions.len() as i32, report.counts.created, "{actions:?}");
+    let waited: Vec<u64> = actions
+        .iter()
+        .map(|a| a["budget_wait_ms"].as_u64().expect("budget_wait_ms"))
+        .collect();
+    assert!(
+        waited.iter().any(|w| *w >= 400),
+        "some creates waited for their turn: {waited:?}"
+    );
+    for a in &actions {
+        let latency = a["latency_ms"].as_u64().expect("latency_ms");
+        assert!(
+            latency < 400,
+            "the request alone, without the budget wait: {a}"
+        );
+    }
+}
