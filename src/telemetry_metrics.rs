@@ -12,6 +12,12 @@ pub const INVOICES: &str = "b2bsync_invoices_total";
 pub const B2B_REQUESTS: &str = "b2bsync_b2b_requests_total";
 pub const B2B_RATE_LIMITED: &str = "b2bsync_b2b_rate_limited_total";
 pub const B2B_REQUEST_DURATION: &str = "b2bsync_b2b_request_duration_seconds";
+/// Requests to a source's ERP (Unified, Rebillia) by HTTP status (or timeout / transport).
+pub const ERP_REQUESTS: &str = "b2bsync_erp_requests_total";
+/// 429 answers from a source's ERP.
+pub const ERP_RATE_LIMITED: &str = "b2bsync_erp_rate_limited_total";
+/// Latency of one ERP request (the request alone, not the wait for the source's budget).
+pub const ERP_REQUEST_DURATION: &str = "b2bsync_erp_request_duration_seconds";
 pub const BUDGET_RPM: &str = "b2bsync_budget_requests_per_minute";
 pub const BUDGET_GRANTED: &str = "b2bsync_budget_granted_total";
 pub const BUDGET_IN_FLIGHT: &str = "b2bsync_budget_in_flight";
@@ -54,6 +60,12 @@ pub fn install() -> Result<PrometheusHandle, String> {
             &request_buckets,
         )
         .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(ERP_REQUEST_DURATION.to_owned()),
+                &request_buckets,
+            )
+        })
+        .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(CYCLE_DURATION.to_owned()), &cycle_buckets)
         })
         .map_err(|e| e.to_string())?
@@ -82,6 +94,19 @@ fn describe() {
         B2B_REQUEST_DURATION,
         Unit::Seconds,
         "Latency of B2B Edition requests"
+    );
+    describe_counter!(
+        ERP_REQUESTS,
+        "Requests to a source's ERP by source and HTTP status (or timeout/transport)"
+    );
+    describe_counter!(
+        ERP_RATE_LIMITED,
+        "429 answers from a source's ERP by source"
+    );
+    describe_histogram!(
+        ERP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Latency of ERP requests (the request alone, not the wait for the budget)"
     );
     describe_gauge!(
         BUDGET_RPM,

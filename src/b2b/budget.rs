@@ -28,6 +28,25 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+tokio::task_local! {
+    /// Microseconds the budget held back the requests of the future [`measure_wait`] runs.
+    static WAITED_US: Arc<AtomicU64>;
+}
+
+/// Runs `fut`, also returning how long its requests waited for the budget (for a turn, a slot,
+/// the rate or a pause), so that a request's latency can be told from the wait before it.
+pub async fn measure_wait<F: std::future::Future>(fut: F) -> (F::Output, Duration) {
+    let waited = Arc::new(AtomicU64::new(0));
+    let out = WAITED_US.scope(waited.clone(), fut).await;
+    (out, Duration::from_micros(waited.load(Ordering::Relaxed)))
+}
+
+/// Adds to the wait of the future [`measure_wait`] runs, if any.
+fn note_wait(since: tokio::time::Instant) {
+    let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let _ = WAITED_US.try_with(|w| w.fetch_add(us, Ordering::Relaxed));
+}
 use tokio::time::Instant;
 
 use crate::config::BudgetSettings;
@@ -193,12 +212,14 @@ impl RequestBudget {
     pub async fn acquire_with(&self, reservation: Option<&Reservation>) -> BudgetPermit {
         // The semaphore is never closed, so acquiring cannot fail; were it ever closed, going on
         // without a slot is safer than failing the call (the rate still bounds the store).
+        let asked = tokio::time::Instant::now();
         let slot = self.slots.clone().acquire_owned().await.ok();
         if reservation.is_some_and(Reservation::take) {
             self.wait_out_pause().await;
         } else {
             self.wait_for_cells(NonZeroU32::MIN).await;
         }
+        note_wait(asked);
         self.granted.fetch_add(1, Ordering::Relaxed);
         BudgetPermit { _slot: slot }
     }
@@ -207,8 +228,10 @@ impl RequestBudget {
     /// they can then go out back to back through [`Self::acquire_with`].
     pub async fn reserve(&self, n: u32) -> Reservation {
         let n = n.clamp(1, self.settings.burst.get());
+        let asked = tokio::time::Instant::now();
         self.wait_for_cells(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
             .await;
+        note_wait(asked);
         Reservation {
             cells: AtomicU32::new(n),
         }

@@ -178,6 +178,9 @@ async fn run(cli: Cli) -> ExitCode {
             if let Err(code) = init_logging(cli_format, &settings) {
                 return code;
             }
+            for warning in env_warnings() {
+                tracing::warn!(warning = %warning, "environment variable ignored");
+            }
             report(with_config(&settings, command).await)
         }
     }
@@ -210,8 +213,21 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
     }
 }
 
+/// `B2BSYNC_...` variables of the process that are no override (one underscore).
+fn env_warnings() -> Vec<String> {
+    config::env_warnings(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))
+}
+
 fn check_config(path: &std::path::Path) -> ExitCode {
+    for warning in env_warnings() {
+        eprintln!("warning: {warning}");
+    }
     match load_or_report(path) {
+        // Parses, but a secret still holds the example's placeholder: every request would fail.
+        Some(settings) if !config::placeholders(&settings).is_empty() => {
+            print_problems(path, &config::placeholders(&settings));
+            ExitCode::from(EXIT_CONFIG)
+        }
         Some(settings) => {
             let list = |names: Vec<&String>, what: &str| {
                 let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
@@ -238,17 +254,22 @@ fn load_or_report(path: &std::path::Path) -> Option<Settings> {
     match config::load(path) {
         Ok(settings) => Some(settings),
         Err(errors) => {
-            eprintln!(
-                "{}: {} problem{}:",
-                path.display(),
-                errors.problems.len(),
-                if errors.problems.len() == 1 { "" } else { "s" }
-            );
-            for p in &errors.problems {
-                eprintln!("  {}: {}", p.key, p.message);
-            }
+            print_problems(path, &errors.problems);
             None
         }
+    }
+}
+
+/// The problems of a config file on stderr, one per line, each naming its key.
+fn print_problems(path: &std::path::Path, problems: &[config::ConfigProblem]) {
+    eprintln!(
+        "{}: {} problem{}:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        eprintln!("  {}: {}", p.key, p.message);
     }
 }
 
@@ -315,7 +336,10 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "command failed");
-            eprintln!("error: {e:#}");
+            // The JSON line above says it all; a plain line would break the JSON stream.
+            if !telemetry::json_installed() {
+                eprintln!("error: {e:#}");
+            }
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(EXIT_CONFIG)
             } else {

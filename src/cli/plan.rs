@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use b2b_invoice_sync::config::Settings;
+use b2b_invoice_sync::domain::Currency;
 use b2b_invoice_sync::sync::engine::{Engine, PlanReport, PlannedInvoice};
 use b2b_invoice_sync::sync::plan::FieldDiff;
 
@@ -40,9 +41,40 @@ pub async fn run(settings: &Settings, args: PlanArgs) -> anyhow::Result<()> {
         plans.push(plan);
     }
     if args.json {
+        let plans: Vec<Value> = plans.iter().map(json).collect();
         print_json(&plans)?;
     }
     Ok(())
+}
+
+/// One changed leaf of a field, as both forms show it: `cost_lines[0].amount`,
+/// `USD 10.00` -> `USD 12.50`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub path: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// A plan as `plan --json` prints it: each diff also carries its changed leaves
+/// (`changes`: path, old, new as the text form shows them) next to the raw values.
+pub fn json(plan: &PlanReport) -> Value {
+    let mut value = serde_json::to_value(plan).unwrap_or(Value::Null);
+    let diffs = plan.invoices.iter().map(|i| i.diff.as_slice());
+    if let Some(invoices) = value.get_mut("invoices").and_then(Value::as_array_mut) {
+        for (invoice, diffs) in invoices.iter_mut().zip(diffs) {
+            let Some(out) = invoice.get_mut("diff").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for (d, diff) in out.iter_mut().zip(diffs) {
+                if let Value::Object(map) = d {
+                    let changes = serde_json::to_value(changes(diff)).unwrap_or(Value::Null);
+                    map.insert("changes".to_owned(), changes);
+                }
+            }
+        }
+    }
+    value
 }
 
 pub fn render(plan: &PlanReport) -> String {
@@ -145,27 +177,35 @@ const PLAIN: Shape = Shape {
     items: None,
 };
 
-/// `field: old -> new`, descending into objects and tuples so that a changed quantity reads as
-/// `line_items[0].quantity: "2" -> "5"` rather than two whole arrays.
-fn field_lines(diff: &FieldDiff) -> Vec<String> {
-    let mut lines = Vec::new();
+/// Every changed leaf of a field, descending into objects and tuples so that a changed
+/// quantity reads as `line_items[0].quantity: "2" -> "5"` rather than two whole arrays.
+pub fn changes(diff: &FieldDiff) -> Vec<Change> {
+    let mut out = Vec::new();
     let shape = shape(&diff.field);
     leaves(
         &diff.field,
         diff.old.as_ref(),
         Some(&diff.new),
         shape,
-        &mut lines,
+        &mut out,
     );
-    if lines.is_empty() {
+    if out.is_empty() {
         // Equal as JSON but still reported: show the field as a whole.
-        lines.push(format!(
-            "{}: {} -> {}",
-            diff.field,
-            shown(diff.old.as_ref(), shape.tuple),
-            shown(Some(&diff.new), shape.tuple)
-        ));
+        out.push(Change {
+            path: diff.field.clone(),
+            old: shown(diff.old.as_ref(), shape.tuple),
+            new: shown(Some(&diff.new), shape.tuple),
+        });
     }
+    out
+}
+
+/// `field: old -> new` lines, at most [`SHOWN_LEAVES`] of them.
+fn field_lines(diff: &FieldDiff) -> Vec<String> {
+    let mut lines: Vec<String> = changes(diff)
+        .into_iter()
+        .map(|c| format!("{}: {} -> {}", c.path, c.old, c.new))
+        .collect();
     if lines.len() > SHOWN_LEAVES {
         let more = lines.len() - SHOWN_LEAVES;
         lines.truncate(SHOWN_LEAVES);
@@ -191,17 +231,13 @@ fn leaves(
     old: Option<&Value>,
     new: Option<&Value>,
     shape: Shape,
-    out: &mut Vec<String>,
+    out: &mut Vec<Change>,
 ) {
     if old == new {
         return;
     }
     if is_money(old) || is_money(new) {
-        out.push(format!(
-            "{path}: {} -> {}",
-            shown(old, None),
-            shown(new, None)
-        ));
+        out.push(change(path, shown(old, None), shown(new, None)));
         return;
     }
     match (old, new) {
@@ -235,25 +271,28 @@ fn leaves(
                 }
             }
         },
-        (a, b) => out.push(format!(
-            "{path}: {} -> {}",
-            shown(a, shape.tuple),
-            shown(b, shape.tuple)
-        )),
+        (a, b) => out.push(change(path, shown(a, shape.tuple), shown(b, shape.tuple))),
     }
 }
 
-/// A value as a diff line shows it: amounts as `USD 10.5`, named tuples as objects, compact
-/// JSON otherwise, cut at [`SHOWN_CHARS`].
+fn change(path: &str, old: String, new: String) -> Change {
+    Change {
+        path: path.to_owned(),
+        old,
+        new,
+    }
+}
+
+/// A value as a diff line shows it: amounts at their currency's minor unit (`USD 10.50`,
+/// `JPY 1500`), named tuples as objects, compact JSON otherwise, cut at [`SHOWN_CHARS`].
 fn shown(v: Option<&Value>, names: Option<&[&str]>) -> String {
     let Some(v) = v else {
         return "(none)".to_owned();
     };
     let text = match (v, names) {
-        (Value::Array(a), _) if is_money(Some(v)) => format!(
-            "{} {}",
+        (Value::Array(a), _) if is_money(Some(v)) => money(
             a[0].as_str().unwrap_or_default(),
-            a[1].as_str().unwrap_or_default()
+            a[1].as_str().unwrap_or_default(),
         ),
         (Value::Array(a), Some(names)) if a.len() == names.len() => {
             let named: serde_json::Map<String, Value> = names
@@ -271,6 +310,18 @@ fn shown(v: Option<&Value>, names: Option<&[&str]>) -> String {
     }
     let cut: String = text.chars().take(SHOWN_CHARS).collect();
     format!("{cut}...")
+}
+
+/// `USD 209.60`: the amount at the currency's minor unit; as it came when either part is not
+/// understood.
+fn money(code: &str, amount: &str) -> String {
+    match (
+        Currency::parse(code),
+        rust_decimal::Decimal::from_str_exact(amount),
+    ) {
+        (Ok(currency), Ok(value)) => currency.shown(value),
+        _ => format!("{code} {amount}"),
+    }
 }
 
 /// Empty parts of a tuple (no comments, no extra keys) are left out of its display.
@@ -313,7 +364,7 @@ mod tests {
             field_lines(&diff),
             vec![
                 "line_items[0].quantity: \"40\" -> \"50\"".to_owned(),
-                "line_items[1]: (none) -> {\"sku\":\"B\",\"description\":\"B\",\"quantity\":\"1\",\"unit_price\":\"USD 10\"}"
+                "line_items[1]: (none) -> {\"sku\":\"B\",\"description\":\"B\",\"quantity\":\"1\",\"unit_price\":\"USD 10.00\"}"
                     .to_owned(),
             ]
         );
@@ -324,7 +375,7 @@ mod tests {
         };
         assert_eq!(
             field_lines(&diff),
-            vec!["open_balance: USD 20 -> USD 50".to_owned()]
+            vec!["open_balance: USD 20.00 -> USD 50.00".to_owned()]
         );
         let diff = FieldDiff {
             field: "purchase_order_number".to_owned(),
@@ -360,5 +411,56 @@ mod tests {
             field_lines(&diff),
             vec!["line_items[0][1]: \"1\" -> \"2\"".to_owned()]
         );
+    }
+
+    #[test]
+    fn amounts_show_at_the_currency_minor_unit() {
+        let diff = FieldDiff {
+            field: "cost_lines".to_owned(),
+            old: Some(json!([["Freight", ["USD", "209.6"]]])),
+            new: json!([["Freight", ["USD", "12.5"]]]),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec!["cost_lines[0].amount: USD 209.60 -> USD 12.50".to_owned()]
+        );
+        let diff = FieldDiff {
+            field: "open_balance".to_owned(),
+            old: Some(json!(["JPY", "1500.00"])),
+            new: json!(["JPY", "1200"]),
+        };
+        assert_eq!(
+            field_lines(&diff),
+            vec!["open_balance: JPY 1500 -> JPY 1200".to_owned()]
+        );
+    }
+
+    #[test]
+    fn json_diffs_carry_the_field_paths_of_the_text_form() {
+        let plan = PlanReport {
+            source: "erp".to_owned(),
+            counts: std::collections::BTreeMap::from([("update", 1)]),
+            invoices: vec![PlannedInvoice {
+                external_id: "INV-1".to_owned(),
+                invoice_number: "1".to_owned(),
+                action: "update",
+                skip_reason: None,
+                diff: vec![FieldDiff {
+                    field: "cost_lines".to_owned(),
+                    old: Some(json!([["Freight", ["USD", "209.6"]]])),
+                    new: json!([["Freight", ["USD", "12.5"]]]),
+                }],
+                failure: None,
+            }],
+        };
+        let value = json(&plan);
+        let diff = &value["invoices"][0]["diff"][0];
+        assert_eq!(diff["field"], "cost_lines");
+        assert_eq!(
+            diff["changes"],
+            json!([{"path": "cost_lines[0].amount", "old": "USD 209.60", "new": "USD 12.50"}])
+        );
+        // The raw values stay for programs.
+        assert_eq!(diff["new"], json!([["Freight", ["USD", "12.5"]]]));
     }
 }

@@ -187,7 +187,8 @@ fn render(sources: &[SourceStatus]) -> String {
         "DELETED",
         "FAILED",
         "RECOVERED",
-        "API CALLS",
+        "B2B CALLS",
+        "ERP CALLS",
         "ERROR",
     ]);
     for r in sources.iter().flat_map(|s| &s.runs) {
@@ -211,7 +212,8 @@ fn render(sources: &[SourceStatus]) -> String {
             c.deleted.to_string(),
             c.failed.to_string(),
             c.recovered.to_string(),
-            r.api_calls.to_string(),
+            r.b2b_calls.to_string(),
+            r.erp_calls.to_string(),
             r.error.clone().unwrap_or_default(),
         ]);
     }

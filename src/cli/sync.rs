@@ -127,15 +127,17 @@ pub fn summary(report: &RunReport, cycle: usize) -> String {
         ));
     }
     out.push_str(&format!(
-        ": {} created, {} updated, {} unchanged, {} deleted, {} failed, {} recovered{held_back}; {} API call{}\n",
+        ": {} created, {} updated, {} unchanged, {} deleted, {} failed, {} recovered{held_back}; {} B2B call{}, {} ERP call{}\n",
         c.created,
         c.updated,
         c.unchanged,
         c.deleted,
         c.failed,
         c.recovered,
-        report.api_calls,
-        plural(i64::try_from(report.api_calls).unwrap_or(i64::MAX))
+        report.b2b_calls,
+        plural(i64::try_from(report.b2b_calls).unwrap_or(i64::MAX)),
+        report.erp_calls,
+        plural(i64::try_from(report.erp_calls).unwrap_or(i64::MAX))
     ));
     for notice in report.notices.iter().take(SHOWN_FAILURES) {
         out.push_str(&format!("  note: {notice}\n"));
@@ -197,7 +199,8 @@ mod tests {
                 failed,
                 ..Counts::default()
             },
-            api_calls: 4,
+            b2b_calls: 4,
+            erp_calls: 1,
             failures,
             notices: Vec::new(),
             payments: Default::default(),
@@ -211,7 +214,7 @@ mod tests {
         let reasons: Vec<String> = (1..=7).map(|i| format!("reason {i}")).collect();
         let text = summary(&report(Outcome::Partial, 7, reasons), 1);
         assert!(
-            text.starts_with("erp: partial in 1.25 s: 3 created, 0 updated, 0 unchanged, 0 deleted, 7 failed, 0 recovered; 4 API calls\n"),
+            text.starts_with("erp: partial in 1.25 s: 3 created, 0 updated, 0 unchanged, 0 deleted, 7 failed, 0 recovered; 4 B2B calls, 1 ERP call\n"),
             "{text}"
         );
         assert!(text.contains("failures list --source erp"), "{text}");

@@ -43,6 +43,45 @@ pub fn load_with_env(
     load_from(path, env.into_iter().collect(), Vec::new())
 }
 
+/// Variables of this program that are not overrides (`B2BSYNC_CONFIG`; the test harness's).
+const OTHER_VARIABLES: &[&str] = &[
+    "B2BSYNC_CONFIG",
+    "B2BSYNC_TEST_POSTGRES",
+    "B2BSYNC_PROPTEST_CASES",
+    "B2BSYNC_REPLICAS_FULL",
+    "B2BSYNC_FAULTS_N",
+    "B2BSYNC_FAULTS_SEED",
+    "B2BSYNC_FAULTS_KILLS",
+];
+
+/// Variables that look meant as overrides but are not read: `B2BSYNC_` with one underscore
+/// (`B2BSYNC_STORES__ACME__B2B__TOKEN`). Each warning names the variable and the form that
+/// would be read; the program's other `B2BSYNC_*` variables are left alone.
+pub fn env_warnings(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let single = format!("{ENV_PREFIX}_");
+    let mut warnings: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            name.get(..single.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(&single))
+                && !is_override(name)
+                && !OTHER_VARIABLES
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(name))
+        })
+        .map(|name| {
+            let rest = name.get(single.len()..).unwrap_or_default();
+            format!(
+                "environment variable {name} is ignored: overrides start with \
+                 {ENV_PREFIX}{ENV_SEPARATOR} (two underscores), like {ENV_PREFIX}{ENV_SEPARATOR}{}",
+                rest.trim_start_matches('_').to_ascii_uppercase()
+            )
+        })
+        .collect();
+    warnings.sort();
+    warnings
+}
+
 fn is_override(name: &str) -> bool {
     let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
     name.get(..prefix.len())

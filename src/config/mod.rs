@@ -13,13 +13,15 @@ use url::Url;
 
 mod load;
 mod node;
+mod placeholders;
 mod problems;
 mod schema;
 mod sources;
 #[cfg(test)]
 mod tests;
 
-pub use load::{load, load_with_env};
+pub use load::{env_warnings, load, load_with_env};
+pub use placeholders::{is_placeholder, placeholders};
 pub use problems::{ConfigErrors, ConfigProblem};
 pub use sources::*;
 

@@ -641,6 +641,25 @@ fn env_names_with_empty_key_parts_are_reported() {
 }
 
 #[test]
+fn env_names_with_one_underscore_are_warned_about_with_the_expected_form() {
+    let warnings = env_warnings(
+        [
+            "B2BSYNC_STORES__ACME__B2B__TOKEN",
+            "B2BSYNC__STORES__ACME__B2B__TOKEN",
+            "B2BSYNC_CONFIG",
+            "B2BSYNC_TEST_POSTGRES",
+            "PATH",
+        ]
+        .map(str::to_owned),
+    );
+    assert_eq!(
+        warnings,
+        ["environment variable B2BSYNC_STORES__ACME__B2B__TOKEN is ignored: overrides start with \
+          B2BSYNC__ (two underscores), like B2BSYNC__STORES__ACME__B2B__TOKEN"]
+    );
+}
+
+#[test]
 fn a_budget_whose_window_can_exceed_the_stores_150_is_refused() {
     let errors = problems_of(
         &format!(

@@ -114,7 +114,8 @@ pub async fn run(
     // A second signal means "now": exit at once (in-flight requests are settled by recovery).
     tokio::spawn(async move {
         signals.next().await;
-        eprintln!("second signal: exiting at once");
+        // Through the logger, so that a JSON stream stays JSON.
+        tracing::warn!("second signal: exiting at once");
         std::process::exit(130);
     });
     let drained = tokio::time::timeout(settings.daemon.shutdown_deadline, async {

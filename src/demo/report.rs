@@ -144,6 +144,14 @@ pub(super) fn checks(
             report.bad_rows.len()
         ),
     ));
+    let gone = report.lifecycle.len();
+    out.push(check(
+        usize::try_from(first.run.counts.deleted).ok() == Some(gone),
+        format!(
+            "cycle 1 counted the {gone} voided and deleted invoices as deleted ({} deleted), not as unchanged",
+            first.run.counts.deleted
+        ),
+    ));
     for note in &report.lifecycle {
         out.push(check(
             !note.in_b2b && note.status == Some(Status::Deleted),
@@ -313,7 +321,7 @@ fn write_cycle(f: &mut fmt::Formatter<'_>, cycle: &CycleSummary) -> fmt::Result 
             p.detected, p.written, p.failed
         )?;
     }
-    writeln!(f, "  API calls  {} (as B2B saw them)", cycle.total_calls())?;
+    writeln!(f, "  B2B calls  {} (as B2B saw them)", cycle.total_calls())?;
     for (route, n) in &cycle.calls {
         writeln!(f, "    {n:>4}  {route:<26} {}", route_words(route))?;
     }
@@ -323,6 +331,11 @@ fn write_cycle(f: &mut fmt::Formatter<'_>, cycle: &CycleSummary) -> fmt::Result 
             "       0  GET /companies             customer lookups: all from the cache"
         )?;
     }
+    writeln!(
+        f,
+        "  ERP calls  {} (a files source reads the exports from disk)",
+        cycle.run.erp_calls
+    )?;
     Ok(())
 }
 
@@ -383,7 +396,7 @@ impl fmt::Display for DemoReport {
             for note in &self.lifecycle {
                 writeln!(
                     f,
-                    "  {:<10} invoice {}: {} in the ERP before it reached B2B, so nothing was sent; {} (counted as unchanged)",
+                    "  {:<10} invoice {}: {} in the ERP before it reached B2B, so nothing was sent; {} (counted as deleted)",
                     note.how,
                     note.invoice_number,
                     note.how,

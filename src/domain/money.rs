@@ -33,6 +33,18 @@ impl Currency {
         self.0.exponent().map_or(0, u32::from)
     }
 
+    /// The amount as people read it in this currency: at least the minor unit's digits
+    /// (`209.6` -> `209.60` in USD, `1500` in JPY), never rounded (a sub-cent amount keeps
+    /// its digits, so nothing is hidden).
+    pub fn shown(self, amount: Decimal) -> String {
+        let digits = self.minor_unit_digits();
+        let mut shown = amount.normalize();
+        if shown.scale() < digits {
+            shown.rescale(digits);
+        }
+        format!("{} {shown}", self.code())
+    }
+
     /// An amount of minor units (cents) as a decimal amount of this currency.
     pub fn from_minor_units(self, minor: i64) -> Decimal {
         Decimal::new(minor, self.minor_unit_digits())
@@ -115,6 +127,23 @@ mod tests {
         assert_eq!(digits("USD"), Ok(2));
         assert_eq!(digits("JPY"), Ok(0));
         assert_eq!(digits("KWD"), Ok(3));
+    }
+
+    #[test]
+    fn amounts_show_at_the_currency_minor_unit() {
+        let shown = |c: &str, a: &str| {
+            Currency::parse(c)
+                .map(|c| c.shown(Decimal::from_str_exact(a).unwrap_or_default()))
+                .unwrap_or_default()
+        };
+        assert_eq!(shown("USD", "209.6"), "USD 209.60");
+        assert_eq!(shown("USD", "20"), "USD 20.00");
+        assert_eq!(shown("USD", "20.000"), "USD 20.00");
+        assert_eq!(shown("JPY", "1500"), "JPY 1500");
+        assert_eq!(shown("JPY", "1500.00"), "JPY 1500");
+        assert_eq!(shown("KWD", "1.5"), "KWD 1.500");
+        // Never rounded: a sub-cent amount keeps its digits.
+        assert_eq!(shown("USD", "0.125"), "USD 0.125");
     }
 
     #[test]

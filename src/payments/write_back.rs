@@ -240,7 +240,7 @@ async fn write(
                 None,
             )
             .await?;
-            tracing::info!(note = %written.note, target = %target, "payment written back to the ERP");
+            tracing::info!(note = %written.note, target_balance = %target, "payment written back to the ERP");
             counts.written += 1;
             metrics::counter!(crate::telemetry_metrics::PAYMENTS_WRITTEN, "source" => src.clone(), "kind" => e.kind.as_str())
                 .increment(1);

@@ -14,6 +14,7 @@ mod build;
 pub mod files;
 mod limited;
 pub mod rebillia;
+pub mod requests;
 pub mod unified;
 pub mod write_back;
 

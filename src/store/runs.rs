@@ -64,7 +64,8 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
     pub counts: Counts,
-    pub api_calls: i64,
+    pub b2b_calls: i64,
+    pub erp_calls: i64,
     pub error: Option<String>,
 }
 
@@ -83,6 +84,13 @@ pub async fn start(pool: &PgPool, id: Uuid, source: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Requests a cycle sent, B2B Edition and ERP apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub b2b: u64,
+    pub erp: u64,
+}
+
 /// Records a run's end. Creates and updates are counted from the ledger too, and the larger
 /// count is kept (and returned): the truth even when a COMMIT's acknowledgement was lost with the
 /// connection (committed, but never seen as such by the cycle).
@@ -91,7 +99,7 @@ pub async fn finish(
     id: Uuid,
     outcome: Outcome,
     c: &Counts,
-    api_calls: u64,
+    calls: Calls,
     error: Option<&str>,
 ) -> Result<(i32, i32), StoreError> {
     sqlx::query_as(
@@ -100,8 +108,8 @@ pub async fn finish(
                                          WHERE run_id = $1 AND state = 'succeeded' AND op = 'create')),
                 updated = GREATEST($4, (SELECT count(*) FROM ledger
                                          WHERE run_id = $1 AND state = 'succeeded' AND op = 'update')),
-                unchanged = $5, deleted = $6, failed = $7, recovered = $8, api_calls = $9, error = $10,
-                stale = $11, waiting = $12
+                unchanged = $5, deleted = $6, failed = $7, recovered = $8, b2b_calls = $9, error = $10,
+                stale = $11, waiting = $12, erp_calls = $13
           WHERE id = $1
           RETURNING created, updated",
     )
@@ -113,10 +121,11 @@ pub async fn finish(
     .bind(c.deleted)
     .bind(c.failed)
     .bind(c.recovered)
-    .bind(i64::try_from(api_calls).unwrap_or(i64::MAX))
+    .bind(i64::try_from(calls.b2b).unwrap_or(i64::MAX))
     .bind(error)
     .bind(c.stale)
     .bind(c.waiting)
+    .bind(i64::try_from(calls.erp).unwrap_or(i64::MAX))
     .fetch_one(pool)
     .await
     .map_err(StoreError::query("recording a run's end"))
@@ -144,10 +153,11 @@ pub async fn recent(
         Option<String>,
         i32,
         i32,
+        i64,
     );
     let rows: Vec<Raw> = sqlx::query_as(
         "SELECT id, source, started_at, finished_at, outcome, created, updated, unchanged, deleted,
-                failed, recovered, api_calls, error, stale, waiting
+                failed, recovered, b2b_calls, error, stale, waiting, erp_calls
            FROM (SELECT *, row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS n
                    FROM sync_runs WHERE $1::text IS NULL OR source = $1) r
           WHERE n <= $2 ORDER BY source, started_at DESC",
@@ -175,7 +185,8 @@ pub async fn recent(
                 stale: r.13,
                 waiting: r.14,
             },
-            api_calls: r.11,
+            b2b_calls: r.11,
+            erp_calls: r.15,
             error: r.12,
         })
         .collect())

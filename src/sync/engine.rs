@@ -53,7 +53,10 @@ pub struct RunReport {
     pub source: String,
     pub outcome: RunOutcome,
     pub counts: Counts,
-    pub api_calls: u64,
+    /// Requests the cycle sent to B2B Edition (customer lookups included).
+    pub b2b_calls: u64,
+    /// Requests the cycle sent to the ERP (0 for a `files` source).
+    pub erp_calls: u64,
     /// Why invoices failed this cycle (at most 100; `failures list` has them all).
     pub failures: Vec<String>,
     /// What an operator should know although nothing failed: records refused as older than
@@ -76,7 +79,8 @@ impl RunReport {
             source: source.to_owned(),
             outcome: RunOutcome::Failed,
             counts: Counts::default(),
-            api_calls: 0,
+            b2b_calls: 0,
+            erp_calls: 0,
             failures: Vec::new(),
             notices: Vec::new(),
             payments: crate::payments::Counts::default(),
@@ -360,7 +364,8 @@ impl Engine {
                 source: source.to_owned(),
                 outcome: RunOutcome::Skipped,
                 counts: Counts::default(),
-                api_calls: 0,
+                b2b_calls: 0,
+                erp_calls: 0,
                 failures: Vec::new(),
                 notices: Vec::new(),
                 payments: crate::payments::Counts::default(),
@@ -397,6 +402,7 @@ impl Engine {
     ) -> Result<RunReport, EngineError> {
         runs::start(&self.pool, run_id, source).await?;
         let client = rt.client.with_fresh_counter();
+        let erp_calls_before = crate::source::requests::calls(source);
         let mut cycle = Cycle::default();
         let result = tracing::Instrument::instrument(
             self.cycle(rt, &client, run_id, fence, &mut cycle),
@@ -416,7 +422,10 @@ impl Engine {
             (None, 0) => RunOutcome::Ok,
             (None, _) => RunOutcome::Partial,
         };
-        let api_calls = client.calls_made();
+        let calls = runs::Calls {
+            b2b: client.calls_made(),
+            erp: crate::source::requests::calls(source).saturating_sub(erp_calls_before),
+        };
         // Commits whose acknowledgement was lost (the database went away mid-COMMIT) are in the
         // ledger all the same: `finish` counts them, so runs add up to what B2B holds.
         match runs::finish(
@@ -424,7 +433,7 @@ impl Engine {
             run_id,
             outcome,
             &cycle.counts,
-            api_calls,
+            calls,
             error.as_deref(),
         )
         .await
@@ -454,15 +463,14 @@ impl Engine {
             database_down,
         )
         .await;
-        let c = &cycle.counts;
-        tracing::info!(parent: span, outcome = outcome.as_str(), created = c.created, updated = c.updated, unchanged = c.unchanged,
-            deleted = c.deleted, failed = c.failed, recovered = c.recovered, api_calls, error = error.as_deref(), "sync run finished");
+        log_finished(span, outcome, &cycle.counts, calls, error.as_deref());
         Ok(RunReport {
             run_id,
             source: source.to_owned(),
             outcome,
             counts: cycle.counts,
-            api_calls,
+            b2b_calls: calls.b2b,
+            erp_calls: calls.erp,
             failures: cycle.failures,
             notices: cycle.notices,
             payments: cycle.payments,
@@ -696,7 +704,8 @@ impl Engine {
                         p.invoice.version.as_ref(),
                     )
                     .await?;
-                    st.count(Outcome::Unchanged);
+                    // A deletion all the same (recorded, no call), never "unchanged".
+                    st.count(Outcome::Deleted);
                 }
                 Action::Skip {
                     external_id,
@@ -807,15 +816,17 @@ impl Engine {
         metrics::counter!(m::CYCLES, "source" => src.clone(), "outcome" => outcome.as_str())
             .increment(1);
         metrics::histogram!(m::CYCLE_DURATION, "source" => src.clone()).record(took.as_secs_f64());
+        // Actions are named as everywhere else (`plan::ACTIONS`); held-back skips say why in
+        // the outcome.
         let by_action = [
             ("create", "ok", c.created),
             ("update", "ok", c.updated),
             ("skip", "ok", c.unchanged),
             ("delete", "ok", c.deleted),
             ("recover", "ok", c.recovered),
-            ("stale", "refused", c.stale),
-            ("wait", "ok", c.waiting),
-            ("any", "failed", c.failed),
+            ("skip", "refused", c.stale),
+            ("skip", "waiting", c.waiting),
+            ("fail", "failed", c.failed),
         ];
         for (action, result, n) in by_action {
             if n > 0 {
@@ -896,6 +907,29 @@ impl Engine {
     /// The cursor a source would read from next.
     pub async fn cursor(&self, source: &str) -> Result<Cursor, EngineError> {
         Ok(cursors::load(&self.pool, source).await?)
+    }
+}
+
+/// The cycle's summary line: ERROR when it failed, WARN when some invoices failed (partial),
+/// INFO otherwise, so that a level filter finds the cycles that need a look.
+fn log_finished(
+    span: &tracing::Span,
+    outcome: RunOutcome,
+    c: &Counts,
+    calls: runs::Calls,
+    error: Option<&str>,
+) {
+    macro_rules! finished {
+        ($level:ident) => {
+            tracing::$level!(parent: span, outcome = outcome.as_str(), created = c.created, updated = c.updated,
+                unchanged = c.unchanged, deleted = c.deleted, failed = c.failed, recovered = c.recovered,
+                b2b_calls = calls.b2b, erp_calls = calls.erp, error, "sync run finished")
+        };
+    }
+    match outcome {
+        RunOutcome::Failed => finished!(error),
+        RunOutcome::Partial => finished!(warn),
+        RunOutcome::Ok | RunOutcome::Skipped | RunOutcome::Stopped => finished!(info),
     }
 }
 

@@ -205,8 +205,9 @@ impl Ctx<'_> {
     /// [`Self::create`] and its one log line.
     pub async fn create_logged(&self, p: &Prepared, attempts: i32) -> Result<Outcome, CycleError> {
         let started = std::time::Instant::now();
-        let outcome = self.create(p, attempts).await?;
-        log_action(&outcome, started.elapsed());
+        let (outcome, waited) = crate::b2b::budget::measure_wait(self.create(p, attempts)).await;
+        let outcome = outcome?;
+        log_action(&outcome, started.elapsed(), waited);
         Ok(outcome)
     }
 
@@ -218,9 +219,12 @@ impl Ctx<'_> {
         unreadable: Option<&str>,
     ) -> Result<Outcome, CycleError> {
         let started = std::time::Instant::now();
-        let outcome = self.run_pending(item, current, read_at, unreadable).await?;
+        let (outcome, waited) =
+            crate::b2b::budget::measure_wait(self.run_pending(item, current, read_at, unreadable))
+                .await;
+        let outcome = outcome?;
         if outcome != Outcome::Expired {
-            log_action(&outcome, started.elapsed());
+            log_action(&outcome, started.elapsed(), waited);
         }
         Ok(outcome)
     }
@@ -607,7 +611,7 @@ impl Ctx<'_> {
                 store = %self.source.store,
                 external_id = %item.external_id(),
                 invoice_number = %item.prepared().invoice_number(),
-                action = if matches!(item, Pending::Update { .. }) { "update" } else { "remove" },
+                action = if matches!(item, Pending::Update { .. }) { "update" } else { "delete" },
                 attempt = item.attempts() + 1,
                 b2b_invoice_id = item.b2b_invoice_id(),
                 http_status = tracing::field::Empty,

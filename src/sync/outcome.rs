@@ -42,13 +42,14 @@ pub enum CycleError {
 }
 
 impl Outcome {
+    /// What was done, in the one action vocabulary (`plan::ACTIONS`).
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Unchanged => "unchanged",
-            Self::Deleted => "deleted",
-            Self::Failed(_) => "failed",
+            Self::Created => "create",
+            Self::Updated => "update",
+            Self::Unchanged => "skip",
+            Self::Deleted => "delete",
+            Self::Failed(_) => "fail",
             Self::Expired => "expired",
         }
     }
@@ -56,13 +57,24 @@ impl Outcome {
 
 /// The one log line per invoice action, inside the invoice's span (which carries run_id,
 /// source, store, external_id, invoice_number, action, attempt, b2b_invoice_id, http_status).
-pub fn log_action(outcome: &Outcome, took: std::time::Duration) {
-    let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+///
+/// `latency_ms` is the action's own time (its requests and their database writes);
+/// `budget_wait_ms` is the time it waited for the store's request budget before its requests
+/// went out, which `took` includes.
+pub fn log_action(outcome: &Outcome, took: std::time::Duration, waited: std::time::Duration) {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let latency_ms = ms(took.saturating_sub(waited));
+    let budget_wait_ms = ms(waited);
     match outcome {
         Outcome::Failed(reason) => {
-            tracing::warn!(outcome = outcome.name(), latency_ms, reason = %reason, "invoice action")
+            tracing::warn!(outcome = outcome.name(), latency_ms, budget_wait_ms, reason = %reason, "invoice action")
         }
-        other => tracing::info!(outcome = other.name(), latency_ms, "invoice action"),
+        other => tracing::info!(
+            outcome = other.name(),
+            latency_ms,
+            budget_wait_ms,
+            "invoice action"
+        ),
     }
 }
 

@@ -50,6 +50,10 @@ impl SkipReason {
     }
 }
 
+/// The one vocabulary of invoice actions, the same in `plan` (text and JSON), `sync`, the
+/// `action` label of `b2bsync_invoices_total` and the `action`/`outcome` fields of the logs.
+pub const ACTIONS: [&str; 6] = ["create", "update", "delete", "skip", "fail", "recover"];
+
 #[derive(Debug, Clone)]
 pub enum Action {
     Create(Prepared),
@@ -86,13 +90,14 @@ impl Action {
         }
     }
 
-    /// Short name for logs, `plan` output and metrics.
+    /// Short name for logs, `plan` output and metrics: one of [`ACTIONS`]. A deleted or
+    /// voided invoice is a `delete` whether B2B holds it or not (never in B2B: recorded, no
+    /// call).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Create(_) => "create",
             Self::Update { .. } => "update",
-            Self::Remove { .. } => "remove",
-            Self::Forget(_) => "forget",
+            Self::Remove { .. } | Self::Forget(_) => "delete",
             Self::Skip { .. } => "skip",
         }
     }

@@ -90,10 +90,39 @@ async fn check_config_names_a_bad_env_override() {
     );
 }
 
+/// The example's placeholders, and the variables that set them.
+const EXAMPLE_PLACEHOLDERS: [(&str, &str); 5] = [
+    ("stores.acme.b2b.token", "B2BSYNC__STORES__ACME__B2B__TOKEN"),
+    (
+        "sources.erp_main.unified.api_key",
+        "B2BSYNC__SOURCES__ERP_MAIN__UNIFIED__API_KEY",
+    ),
+    (
+        "sources.erp_main.unified.credential_id",
+        "B2BSYNC__SOURCES__ERP_MAIN__UNIFIED__CREDENTIAL_ID",
+    ),
+    (
+        "sources.erp_custom.unified.api_key",
+        "B2BSYNC__SOURCES__ERP_CUSTOM__UNIFIED__API_KEY",
+    ),
+    (
+        "sources.billing.rebillia.token",
+        "B2BSYNC__SOURCES__BILLING__REBILLIA__TOKEN",
+    ),
+];
+
 #[tokio::test]
 async fn the_shipped_configs_are_valid() {
-    for config in ["config/b2b-invoice-sync.toml", "config/example.toml"] {
-        let out = run(&["check-config", "--config", config], &[]).await;
+    // The example is valid once its placeholders are replaced (here from the environment).
+    let real: Vec<(&str, &str)> = EXAMPLE_PLACEHOLDERS
+        .iter()
+        .map(|(_, var)| (*var, "a-real-looking-secret"))
+        .collect();
+    for (config, envs) in [
+        ("config/b2b-invoice-sync.toml", &[][..]),
+        ("config/example.toml", &real[..]),
+    ] {
+        let out = run(&["check-config", "--config", config], envs).await;
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -102,6 +131,48 @@ async fn the_shipped_configs_are_valid() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
     }
+}
+
+#[tokio::test]
+async fn a_variable_with_one_underscore_is_warned_about_not_ignored() {
+    let out = run(
+        &["check-config", "--config", "config/b2b-invoice-sync.toml"],
+        &[("B2BSYNC_STORES__SANDBOX__B2B__TOKEN", "meant-as-override")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: environment variable B2BSYNC_STORES__SANDBOX__B2B__TOKEN is ignored: \
+             overrides start with B2BSYNC__ (two underscores), like \
+             B2BSYNC__STORES__SANDBOX__B2B__TOKEN"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("meant-as-override"),
+        "the value is not shown"
+    );
+}
+
+#[tokio::test]
+async fn placeholder_secrets_of_the_example_are_rejected_by_key() {
+    let out = run(&["check-config", "--config", "config/example.toml"], &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} problems", EXAMPLE_PLACEHOLDERS.len())),
+        "{stderr}"
+    );
+    for (key, var) in EXAMPLE_PLACEHOLDERS {
+        let line = stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} not named:\n{stderr}"));
+        assert!(line.contains("placeholder") && line.contains(var), "{line}");
+    }
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
 
 #[tokio::test]

@@ -259,6 +259,24 @@ async fn plan_json_lists_field_diffs_and_changes_nothing() {
     for field in ["line_items", "original_balance", "open_balance"] {
         assert!(fields.contains(&field), "{field} not in {fields:?}");
     }
+    // Each diff carries its changed leaves by path, as the text form shows them.
+    let changes: Vec<&Value> = update["diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .flat_map(|d| d["changes"].as_array().into_iter().flatten())
+        .collect();
+    for (path, old, new) in [
+        ("line_items[0].quantity", "\"2\"", "\"5\""),
+        ("open_balance", "USD 20.00", "USD 50.00"),
+    ] {
+        assert!(
+            changes
+                .iter()
+                .any(|c| c["path"] == path && c["old"] == old && c["new"] == new),
+            "{path} missing in {changes:?}"
+        );
+    }
 
     // Only reads reached B2B (the new customer's lookup), and no table changed.
     let requests = w.sandbox.control().requests();
@@ -275,7 +293,7 @@ async fn plan_json_lists_field_diffs_and_changes_nothing() {
     let stdout = w.expect(&["plan", "--all"], 0).await;
     for line in [
         "      line_items[0].quantity: \"2\" -> \"5\"\n",
-        "      open_balance: USD 20 -> USD 50\n",
+        "      open_balance: USD 20.00 -> USD 50.00\n",
     ] {
         assert!(stdout.contains(line), "{line:?} missing:\n{stdout}");
     }
@@ -672,4 +690,131 @@ async fn refused_records_are_listed_by_failures_and_status_until_the_erp_sends_t
     let status: Value =
         serde_json::from_str(&w.expect(&["status", "--json"], 0).await).expect("JSON output");
     assert_eq!(status["sources"][0]["refused"], 0, "{status}");
+}
+
+/// A JSON object whose keys are all distinct (serde_json keeps the last of duplicates).
+struct UniqueKeys(serde_json::Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {key}")));
+                    }
+                    out.insert(key, value);
+                }
+                Ok(UniqueKeys(out))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+/// Every stderr line of a JSON run: one object with unique keys (panics naming the line).
+fn json_lines(stderr: &str) -> Vec<serde_json::Map<String, Value>> {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<UniqueKeys>(l)
+                .unwrap_or_else(|e| panic!("not one JSON object with unique keys ({e}): {l}"))
+                .0
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_json_run_logs_flat_lines_with_unique_keys_and_run_id_at_the_top_level() {
+    let w = World::new(LOOKUP).await;
+    w.export(
+        "a.ndjson",
+        &[invoice(1, "CUST-00001", 2), invoice(2, "CUST-00077", 1)],
+    );
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(args)
+            .args(["--config", &w.config, "--log-format", "json"])
+            .env("RUST_LOG", "info");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("B2BSYNC") {
+                cmd.env_remove(k);
+            }
+        }
+        async move { cmd.output().await.expect("the binary runs") }
+    };
+    // Twice: the second start finds the migrations table there (PostgreSQL's notice).
+    for round in 1..=2 {
+        let out = run(&["sync", "--once"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let lines = json_lines(&stderr);
+        for line in &lines {
+            for key in ["timestamp", "level", "target", "message"] {
+                assert!(line.contains_key(key), "{key} missing: {line:?}");
+            }
+            assert!(
+                !line.contains_key("span") && !line.contains_key("spans"),
+                "fields are flat: {line:?}"
+            );
+            assert!(
+                !line["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("_sqlx_migrations"),
+                "the migrations notice is not INFO: {line:?}"
+            );
+        }
+        let finished: Vec<_> = lines
+            .iter()
+            .filter(|l| l["message"] == "sync run finished")
+            .collect();
+        assert_eq!(finished.len(), 1, "{stderr}");
+        for line in lines.iter().filter(|l| {
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("b2b_invoice_sync::sync"))
+        }) {
+            assert!(
+                line["run_id"].is_string(),
+                "run_id at the top level: {line:?}"
+            );
+            assert_eq!(line["source"], "erp", "{line:?}");
+        }
+        if round == 1 {
+            // One invoice created, one waiting for its company: a partial cycle is a WARN.
+            assert_eq!(finished[0]["level"], "WARN", "{stderr}");
+            let actions: Vec<_> = lines
+                .iter()
+                .filter(|l| l["message"] == "invoice action")
+                .collect();
+            assert!(!actions.is_empty(), "{stderr}");
+            for a in actions {
+                assert!(a["external_id"].is_string(), "{a:?}");
+                assert!(a["run_id"].is_string(), "{a:?}");
+                assert!(a["budget_wait_ms"].is_u64(), "{a:?}");
+            }
+        }
+    }
+    // A failed command: its error is a JSON line too, not a plain `error: ...`.
+    let out = run(&["sync", "--source", "nope"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines = json_lines(&stderr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "command failed" && l["level"] == "ERROR"),
+        "{stderr}"
+    );
 }

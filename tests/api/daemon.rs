@@ -661,3 +661,48 @@ async fn every_source_series_exists_from_start_up_and_tells_staleness_from_the_d
     let oldest = metric(&text, "b2bsync_oldest_unsynced_change_age_seconds", &labels).expect("age");
     assert!((7190.0..7300.0).contains(&oldest), "{oldest}");
 }
+
+/// Issue 14, item 4: a second SIGTERM exits at once, and says so as a JSON line like every
+/// other line of the JSON stream (no plain `second signal: ...` text).
+#[tokio::test]
+async fn a_second_signal_exits_at_once_and_its_line_is_json() {
+    let db = TestDb::new().await;
+    let b2b = spawn_sandbox(B2bSandboxConfig {
+        rate_limit: 1_000_000,
+        latency: Duration::from_millis(400),
+        ..B2bSandboxConfig::default()
+    })
+    .await;
+    let erp = erp(80).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        &dir,
+        &config(&db.url, &b2b, &[(STORE_HASH, &erp)], "0 0 1 1 *", ""),
+    );
+    let mut child = spawn_run(&cfg);
+    let control = b2b.control();
+    assert!(
+        eventually(20, || control.stats().route_total("POST /ip/invoices") >= 2).await,
+        "the daemon started creating"
+    );
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        let _ = e.read_to_string(&mut stderr).await;
+    }
+    let mut said = false;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        said |= v["message"] == "second signal: exiting at once";
+    }
+    assert!(said, "{stderr}");
+}

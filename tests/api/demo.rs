@@ -85,7 +85,11 @@ async fn the_demo_runs_from_a_missing_database_to_its_summary_and_again() {
         }
         for text in [
             "Cycle 1",
-            "20 created",
+            "20 created, 0 updated, 0 unchanged, 2 deleted, 1 failed",
+            "(counted as deleted)",
+            "[ ok ] cycle 1 counted the 2 voided and deleted invoices as deleted",
+            "  B2B calls  ",
+            "  ERP calls  0 ",
             "bad row    invoices-2026-11-02.csv line 11 (ERP-INV-20023): currency",
             "voided     invoice 20008",
             "deleted    invoice 20014",

@@ -110,7 +110,7 @@ async fn acceptance(version: AlloyVersion) {
     let idle = engine.run_cycle(SOURCE).await.expect("idle cycle");
     let took = started.elapsed();
     assert_eq!(idle.counts.unchanged, 1000, "{version:?}: {idle:?}");
-    assert_eq!(idle.api_calls, 0);
+    assert_eq!(idle.b2b_calls, 0);
     assert_eq!(
         world.b2b.control().stats().total,
         0,
@@ -128,6 +128,8 @@ async fn acceptance(version: AlloyVersion) {
         "customers come from the cache"
     );
     assert_eq!(stats.total, pages);
+    // The run names its ERP calls apart from its B2B calls: each one the ERP answered.
+    assert_eq!(idle.erp_calls, pages, "{version:?}: {idle:?}");
     assert_eq!(stats.rate_limited, 0, "never over Alloy's 150 a minute");
     // 150 a minute, no burst: the pages are paced, ~0.4 s apart.
     assert!(

@@ -346,3 +346,41 @@ async fn a_refused_api_record_is_recorded_with_metrics_and_cleared_once_it_syncs
         "the gauge follows"
     );
 }
+
+/// Issue 14, item 2 (the ERP side): the ERP's requests, their latency and its 429s per source,
+/// from the one request path of the API adapters; the run reports the same ERP calls.
+#[tokio::test]
+async fn erp_requests_latency_and_429s_are_metrics_per_source() {
+    use b2b_invoice_sync::sandbox::unified::{Fault, FaultRule};
+    let metrics = b2b_invoice_sync::telemetry_metrics::install().expect("recorder");
+    let world = World::new(3).await;
+    let erp = world.erp.control();
+    erp.push_fault(
+        FaultRule::once(Fault::Status429 {
+            retry_after_secs: Some(1),
+        })
+        .on_method("GET"),
+    );
+    let engine = world.engine();
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(report.counts.created, 3, "{report:#?}");
+    let stats = erp.stats();
+    assert_eq!(report.erp_calls, stats.total, "{report:#?} {stats:?}");
+    let text = metrics.render();
+    let value = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value("b2bsync_erp_requests_total{source=\"erp\",status=\"429\"}"),
+        1.0
+    );
+    assert_eq!(value("b2bsync_erp_rate_limited_total{source=\"erp\"}"), 1.0);
+    let ok = value("b2bsync_erp_requests_total{source=\"erp\",status=\"200\"}");
+    assert_eq!(ok + 1.0, stats.total as f64, "{text}");
+    assert_eq!(
+        value("b2bsync_erp_request_duration_seconds_count{source=\"erp\"}"),
+        stats.total as f64
+    );
+}

@@ -32,13 +32,13 @@ async fn first_cycle_creates_with_one_post_each_then_nothing_changes_at_zero_cal
         "exactly one POST per invoice"
     );
     assert_eq!(world.b2b_total_calls() as usize, n, "and nothing else");
-    assert_eq!(first.api_calls as usize, n);
+    assert_eq!(first.b2b_calls as usize, n);
     assert_eq!(world.b2b_by_external_id().len(), n);
 
     // Nothing changed in the ERP: the overlap window is re-read, and costs nothing in B2B.
     let before = world.b2b_total_calls();
     let second = engine.run_cycle(SOURCE).await.expect("cycle");
-    assert_eq!(second.api_calls, 0, "{second:#?}");
+    assert_eq!(second.b2b_calls, 0, "{second:#?}");
     assert_eq!(world.b2b_total_calls(), before);
     assert_eq!(second.counts.created + second.counts.updated, 0);
 }
@@ -68,7 +68,7 @@ async fn changing_k_invoices_costs_k_puts_and_one_bulk_read() {
         calls <= 7 + 1,
         "at most ceil(k/250) + k calls, made {calls}"
     );
-    assert_eq!(report.api_calls, calls);
+    assert_eq!(report.b2b_calls, calls);
     for id in &changed {
         let inv = &world.b2b_by_external_id()[id];
         assert_eq!(inv["openBalance"]["value"], json!("1.2500"), "{id}");
@@ -223,7 +223,8 @@ async fn one_json_log_line_per_invoice_action_and_constant_logs_for_an_unchanged
         "one line per action"
     );
     for a in &actions {
-        let span = &a["span"];
+        // One fixed place: flat top-level fields, never nested in `span` / `spans`.
+        assert!(a.get("span").is_none() && a.get("spans").is_none(), "{a}");
         for field in [
             "run_id",
             "source",
@@ -235,15 +236,14 @@ async fn one_json_log_line_per_invoice_action_and_constant_logs_for_an_unchanged
             "b2b_invoice_id",
             "http_status",
         ] {
-            let found = span.get(field).or_else(|| {
-                a["spans"]
-                    .as_array()
-                    .and_then(|s| s.iter().find_map(|x| x.get(field)))
-            });
-            assert!(found.is_some(), "{field} missing in {a}");
+            assert!(
+                a.get(field).is_some(),
+                "{field} missing at the top level of {a}"
+            );
         }
-        assert_eq!(a["outcome"], json!("created"));
+        assert_eq!(a["outcome"], json!("create"));
         assert!(a["latency_ms"].is_u64());
+        assert!(a["budget_wait_ms"].is_u64(), "the budget wait apart: {a}");
     }
     assert!(
         lines
@@ -299,4 +299,50 @@ async fn old_settled_ledger_rows_and_runs_are_pruned_but_in_flight_rows_never() 
     assert_eq!(settled, 0, "old settled rows pruned");
     assert_eq!(in_flight, 1, "an in-flight row is kept whatever its age");
     assert_eq!(runs, 1, "only the new run is left");
+}
+
+/// Issue 14, item 4: an invoice action's `latency_ms` is its own time; the time it waited for
+/// the store's request budget is `budget_wait_ms`, apart.
+#[tokio::test]
+async fn latency_leaves_out_the_wait_for_the_budget() {
+    use b2b_invoice_sync::config::LogFormat;
+    use std::num::NonZeroU32;
+    use tracing_subscriber::EnvFilter;
+    let mut world = World::new(8).await;
+    let store = world.settings.stores.get_mut("acme").expect("store");
+    // Two requests a second, no burst: concurrent creates queue for the budget.
+    store.budget.requests_per_minute = NonZeroU32::new(120).expect("non-zero");
+    store.budget.burst = NonZeroU32::MIN;
+    let engine = world.engine();
+    let capture = crate::helpers::LogCapture::default();
+    let subscriber = b2b_invoice_sync::telemetry::subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        capture.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert!(report.counts.created >= 4, "{report:#?}");
+    let actions: Vec<serde_json::Value> = capture
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == json!("invoice action"))
+        .collect();
+    assert_eq!(actions.len() as i32, report.counts.created, "{actions:?}");
+    let waited: Vec<u64> = actions
+        .iter()
+        .map(|a| a["budget_wait_ms"].as_u64().expect("budget_wait_ms"))
+        .collect();
+    assert!(
+        waited.iter().any(|w| *w >= 400),
+        "some creates waited for their turn: {waited:?}"
+    );
+    for a in &actions {
+        let latency = a["latency_ms"].as_u64().expect("latency_ms");
+        assert!(
+            latency < 400,
+            "the request alone, without the budget wait: {a}"
+        );
+    }
 }

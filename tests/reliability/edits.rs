@@ -149,7 +149,7 @@ async fn a_persons_edit_during_an_update_batch_is_lost_only_inside_the_freshness
     eprintln!(
         "fault row {row}: {edits} edits, {during} while the batch ran, {inside} inside a PUT's \
          freshness window, {lost} lost; {} calls for {n} updates",
-        report.api_calls
+        report.b2b_calls
     );
     assert!(
         lost <= inside,

@@ -30,7 +30,7 @@ async fn run_totals(world: &World) -> RunTotals {
                 coalesce(sum(created), 0)::BIGINT,
                 coalesce(sum(recovered), 0)::BIGINT,
                 coalesce(sum(deleted), 0)::BIGINT,
-                coalesce(min(least(created, updated, unchanged, deleted, failed, recovered, api_calls)), 0)::BIGINT
+                coalesce(min(least(created, updated, unchanged, deleted, failed, recovered, b2b_calls, erp_calls)), 0)::BIGINT
          FROM sync_runs WHERE source = $1",
     )
     .bind(SOURCE)

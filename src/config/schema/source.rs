@@ -93,7 +93,12 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         Some(tz) => t.or("schedule", "*/5 * * * *", |v: &Value| {
             crate::schedule::CronSchedule::parse(&text(v)?, tz)
         }),
-        None => None,
+        None => {
+            // Without its zone the schedule cannot be read, but it is a known key: only the
+            // zone is reported.
+            let _ = t.field("schedule", |_| Ok(()));
+            None
+        }
     };
     let start_jitter = t.or("start_jitter_secs", 0, secs(0..=3600));
     let update_freshness = t.or("update_freshness_secs", 2, fractional_secs(0.1, 300.0));

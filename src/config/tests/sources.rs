@@ -458,6 +458,26 @@ fn bad_timezone_is_reported() {
 }
 
 #[test]
+fn a_bad_schedule_timezone_is_the_only_problem_reported() {
+    let errors = problems_of(
+        &minimal_sources(),
+        &[
+            (
+                "B2BSYNC__SOURCES__ERP__SCHEDULE_TIMEZONE",
+                "Mars/Olympus_Mons",
+            ),
+            ("B2BSYNC__SOURCES__ERP__SCHEDULE", "*/10 * * * *"),
+        ],
+    );
+    assert_eq!(
+        keys(&errors),
+        ["sources.erp.schedule_timezone"],
+        "a valid schedule is not an unknown key: {errors}"
+    );
+    assert!(message(&errors, "sources.erp.schedule_timezone").starts_with("not an IANA time zone"));
+}
+
+#[test]
 fn unknown_owned_fields_are_reported_by_index() {
     let text = format!(
         "{}[sources.erp.mapping]\nowned = [\"line_items\", \"cost_lines\", \"payments\", 3]\n",

@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::b2b::retry::backoff;
 use crate::config::{RebilliaSettings, RetrySettings};
-use crate::source::SourceError;
+use crate::source::{requests, SourceError};
 
 /// Production API root, `/v1` included.
 pub const DEFAULT_BASE_URL: &str = "https://api.rebillia.com/v1";
@@ -277,10 +277,23 @@ impl RebilliaClient {
                 .body(body.to_string());
         }
         let started = tokio::time::Instant::now();
-        let response = builder.send().await.map_err(|e| transport(&e))?;
+        let response = builder.send().await.map_err(|e| {
+            requests::record(
+                &self.source,
+                requests::Ended::of_error(&e),
+                started.elapsed(),
+            );
+            transport(&e)
+        })?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = response.bytes().await.map_err(|e| transport(&e))?;
+        let body = response.bytes().await;
+        let ended = match &body {
+            Ok(_) => requests::Ended::Status(status.as_u16()),
+            Err(e) => requests::Ended::of_error(e),
+        };
+        requests::record(&self.source, ended, started.elapsed());
+        let body = body.map_err(|e| transport(&e))?;
         tracing::debug!(
             status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -380,6 +393,9 @@ fn error_message(body: &[u8]) -> String {
 
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    if let Some(page) = requests::html_excerpt(&text) {
+        return page;
+    }
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapsed.is_empty() {
         return "(empty body)".to_owned();

@@ -28,7 +28,7 @@ use crate::b2b::RequestBudget;
 use crate::config::{
     BudgetSettings, PagingStyle, RetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
 };
-use crate::source::SourceError;
+use crate::source::{requests, SourceError};
 
 /// Characters of a response body quoted in error messages.
 const EXCERPT_CHARS: usize = 300;
@@ -390,7 +390,17 @@ impl UnifiedClient {
         }
         let permit = self.budget.acquire().await;
         let started = tokio::time::Instant::now();
-        let response = request.send().await?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                requests::record(
+                    self.source_name(),
+                    requests::Ended::of_error(&e),
+                    started.elapsed(),
+                );
+                return Err(e);
+            }
+        };
         let status = response.status();
         let retry_after = retry_after(response.headers()).map(|wait| wait.min(MAX_RETRY_AFTER));
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -399,7 +409,13 @@ impl UnifiedClient {
             self.budget
                 .pause_for(retry_after.unwrap_or(self.retry.max_delay));
         }
-        let bytes = response.bytes().await?;
+        let bytes = response.bytes().await;
+        let ended = match &bytes {
+            Ok(_) => requests::Ended::Status(status.as_u16()),
+            Err(e) => requests::Ended::of_error(e),
+        };
+        requests::record(self.source_name(), ended, started.elapsed());
+        let bytes = bytes?;
         drop(permit);
         tracing::debug!(
             status = status.as_u16(),
@@ -543,6 +559,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// The first `max` characters of a body, on one line.
 fn excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
+    if let Some(page) = requests::html_excerpt(&text) {
+        return page;
+    }
     let mut out: String = text
         .chars()
         .take(max)

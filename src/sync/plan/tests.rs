@@ -170,6 +170,22 @@ fn deletions_go_to_the_policy_only_when_b2b_holds_the_invoice() {
 }
 
 #[test]
+fn every_action_has_one_name_and_a_deletion_is_a_delete_whether_b2b_holds_it_or_not() {
+    let live = prepared("A", "10", false);
+    let s = synced(&live);
+    let remove = one(prepared("A", "10", true), Some(s.clone()));
+    let forget = one(prepared("B", "10", true), None);
+    assert_eq!(remove.name(), "delete");
+    assert_eq!(forget.name(), "delete");
+    let create = one(prepared("C", "10", false), None);
+    let skip = one(live.clone(), Some(s));
+    for action in [&remove, &forget, &create, &skip] {
+        assert!(ACTIONS.contains(&action.name()), "{}", action.name());
+    }
+    assert_eq!((create.name(), skip.name()), ("create", "skip"));
+}
+
+#[test]
 fn the_later_record_of_a_duplicated_id_wins() {
     let actions = plan(
         vec![
