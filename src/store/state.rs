@@ -377,15 +377,32 @@ pub async fn record_failure<'e>(
     Ok(())
 }
 
-/// Deleted or voided in the ERP and handled: `b2b_invoice_id` is cleared when B2B deleted it.
-pub async fn mark_deleted(
+/// An ERP invoice that was deleted or voided, as the state table records it once handled.
+#[derive(Debug, Clone, Copy)]
+pub struct Deletion<'a> {
+    pub source: &'a str,
+    pub external_id: &'a str,
+    pub invoice_number: &'a str,
+    pub fingerprint: Option<&'a str>,
+    pub version: Option<&'a SourceVersion>,
+}
+
+/// Deleted or voided in the ERP, and gone from B2B (deleted there, or never created):
+/// `b2b_invoice_id` is cleared.
+pub async fn deleted_from_b2b(pool: &PgPool, d: &Deletion<'_>) -> Result<(), StoreError> {
+    mark_deleted(pool, d, false).await
+}
+
+/// Deleted or voided in the ERP, and kept in B2B (the `ignore` policy, or its open balance set
+/// to zero): `b2b_invoice_id` is kept, and the balance last written is zero.
+pub async fn deleted_kept_in_b2b(pool: &PgPool, d: &Deletion<'_>) -> Result<(), StoreError> {
+    mark_deleted(pool, d, true).await
+}
+
+async fn mark_deleted(
     pool: &PgPool,
-    source: &str,
-    external_id: &str,
-    invoice_number: &str,
+    d: &Deletion<'_>,
     still_in_b2b: bool,
-    fingerprint: Option<&str>,
-    version: Option<&SourceVersion>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO invoice_state (source, external_id, invoice_number, status, fingerprint,
@@ -399,12 +416,12 @@ pub async fn mark_deleted(
             attempts = 0, next_attempt_at = NULL, last_error = NULL, pending = NULL,
             pending_fingerprint = NULL, pending_since = NULL",
     )
-    .bind(source)
-    .bind(external_id)
-    .bind(invoice_number)
+    .bind(d.source)
+    .bind(d.external_id)
+    .bind(d.invoice_number)
     .bind(still_in_b2b)
-    .bind(fingerprint)
-    .bind(version.map(SourceVersion::key))
+    .bind(d.fingerprint)
+    .bind(d.version.map(SourceVersion::key))
     .execute(pool)
     .await
     .map_err(StoreError::query("recording a deletion"))?;

@@ -694,16 +694,7 @@ impl Engine {
                     });
                 }
                 Action::Forget(p) => {
-                    state::mark_deleted(
-                        &self.pool,
-                        &rt.settings.name,
-                        p.external_id(),
-                        p.invoice_number(),
-                        false,
-                        Some(p.fingerprint.as_str()),
-                        p.invoice.version.as_ref(),
-                    )
-                    .await?;
+                    state::deleted_from_b2b(&self.pool, &p.deletion(&rt.settings.name)).await?;
                     // A deletion all the same (recorded, no call), never "unchanged".
                     st.count(Outcome::Deleted);
                 }

@@ -104,6 +104,14 @@ fn status_of(e: &B2bError) -> Option<u16> {
     }
 }
 
+/// What the ledger guard decided for a mutation.
+enum Guarded {
+    /// Send it: the intent is committed as this ledger row.
+    Go(i64),
+    /// Do not send: an earlier request's outcome is unknown; report this outcome.
+    Busy(Outcome),
+}
+
 fn digest(body: &impl serde::Serialize) -> String {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
@@ -132,16 +140,20 @@ impl Ctx<'_> {
         }
     }
 
-    async fn begin(
+    /// The ledger guard of every B2B mutation: the intent is committed before the request
+    /// ([`Guarded::Go`] with its ledger row), or, when an earlier request for this invoice is
+    /// still in flight (its outcome unknown), nothing is sent and the invoice is due next cycle,
+    /// once recovery has settled it ([`Guarded::Busy`], the outcome to report).
+    async fn guard(
         &self,
         p: &Prepared,
         op: Op,
         b2b_id: Option<u64>,
         body_digest: &str,
         attempts: i32,
-    ) -> Result<Option<i64>, CycleError> {
+    ) -> Result<Guarded, CycleError> {
         let owned = serde_json::to_value(canonical(&p.desired)).ok();
-        Ok(ledger::begin(
+        let begun = ledger::begin(
             self.pool,
             &Intent {
                 source: &self.source.name,
@@ -159,7 +171,14 @@ impl Ctx<'_> {
             },
             self.fence,
         )
-        .await?)
+        .await?;
+        match begun {
+            Some(ledger_id) => Ok(Guarded::Go(ledger_id)),
+            None => Ok(Guarded::Busy(
+                self.fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
+                    .await?,
+            )),
+        }
     }
 
     /// Ledger and state in one transaction: B2B holds `p`'s content as invoice `id`.
@@ -232,13 +251,12 @@ impl Ctx<'_> {
     /// `POST /invoices` under the ledger protocol.
     pub async fn create(&self, p: &Prepared, attempts: i32) -> Result<Outcome, CycleError> {
         let body = p.desired.to_new_invoice();
-        let Some(ledger_id) = self
-            .begin(p, Op::Create, None, &digest(&body), attempts)
+        let ledger_id = match self
+            .guard(p, Op::Create, None, &digest(&body), attempts)
             .await?
-        else {
-            return self
-                .fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
-                .await;
+        {
+            Guarded::Go(ledger_id) => ledger_id,
+            Guarded::Busy(outcome) => return Ok(outcome),
         };
         self.failpoints.check("before_create")?;
         match self.client.create_invoice(&body).await {
@@ -385,13 +403,12 @@ impl Ctx<'_> {
         attempts: i32,
     ) -> Result<Outcome, CycleError> {
         let body = p.desired.to_update(&current.details);
-        let Some(ledger_id) = self
-            .begin(p, Op::Update, Some(id), &digest(&body), attempts)
+        let ledger_id = match self
+            .guard(p, Op::Update, Some(id), &digest(&body), attempts)
             .await?
-        else {
-            return self
-                .fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
-                .await;
+        {
+            Guarded::Go(ledger_id) => ledger_id,
+            Guarded::Busy(outcome) => return Ok(outcome),
         };
         let not_after = read_at + self.source.update_freshness;
         match self
@@ -721,16 +738,7 @@ impl Ctx<'_> {
     ) -> Result<Outcome, CycleError> {
         let src = &self.source.name;
         let Some(inv) = current else {
-            state::mark_deleted(
-                self.pool,
-                src,
-                p.external_id(),
-                p.invoice_number(),
-                false,
-                Some(p.fingerprint.as_str()),
-                p.invoice.version.as_ref(),
-            )
-            .await?;
+            state::deleted_from_b2b(self.pool, &p.deletion(src)).await?;
             return Ok(Outcome::Deleted);
         };
         let balance = B2bBalance {
@@ -739,16 +747,7 @@ impl Ctx<'_> {
         };
         match deletion_action(self.source.on_deleted, Some(balance)) {
             DeletionAction::Nothing => {
-                state::mark_deleted(
-                    self.pool,
-                    src,
-                    p.external_id(),
-                    p.invoice_number(),
-                    true,
-                    Some(p.fingerprint.as_str()),
-                    p.invoice.version.as_ref(),
-                )
-                .await?;
+                state::deleted_kept_in_b2b(self.pool, &p.deletion(src)).await?;
                 Ok(Outcome::Unchanged)
             }
             DeletionAction::Flag { reason } => {
@@ -764,24 +763,14 @@ impl Ctx<'_> {
                 Ok(Outcome::Failed(reason))
             }
             DeletionAction::Delete => {
-                let Some(ledger_id) = self.begin(p, Op::Delete, Some(id), "", 0).await? else {
-                    return self
-                        .fail(p, 0, IN_FLIGHT.to_owned(), Retry::NextCycle)
-                        .await;
+                let ledger_id = match self.guard(p, Op::Delete, Some(id), "", 0).await? {
+                    Guarded::Go(ledger_id) => ledger_id,
+                    Guarded::Busy(outcome) => return Ok(outcome),
                 };
                 match self.client.delete_invoice(id).await {
                     Ok(()) | Err(B2bError::NotFound { .. }) => {
                         ledger::succeed(self.pool, ledger_id, id, "deleted").await?;
-                        state::mark_deleted(
-                            self.pool,
-                            src,
-                            p.external_id(),
-                            p.invoice_number(),
-                            false,
-                            Some(p.fingerprint.as_str()),
-                            p.invoice.version.as_ref(),
-                        )
-                        .await?;
+                        state::deleted_from_b2b(self.pool, &p.deletion(src)).await?;
                         tracing::info!(
                             b2b_invoice_id = id,
                             "deleted in B2B (deleted or voided in the ERP)"
@@ -799,27 +788,17 @@ impl Ctx<'_> {
                     )),
                     ..InvoiceUpdate::default()
                 };
-                let Some(ledger_id) = self
-                    .begin(p, Op::ZeroBalance, Some(id), &digest(&body), 0)
+                let ledger_id = match self
+                    .guard(p, Op::ZeroBalance, Some(id), &digest(&body), 0)
                     .await?
-                else {
-                    return self
-                        .fail(p, 0, IN_FLIGHT.to_owned(), Retry::NextCycle)
-                        .await;
+                {
+                    Guarded::Go(ledger_id) => ledger_id,
+                    Guarded::Busy(outcome) => return Ok(outcome),
                 };
                 match self.client.update_invoice(id, &body).await {
                     Ok(_) => {
                         ledger::succeed(self.pool, ledger_id, id, "zero balance").await?;
-                        state::mark_deleted(
-                            self.pool,
-                            src,
-                            p.external_id(),
-                            p.invoice_number(),
-                            true,
-                            Some(p.fingerprint.as_str()),
-                            p.invoice.version.as_ref(),
-                        )
-                        .await?;
+                        state::deleted_kept_in_b2b(self.pool, &p.deletion(src)).await?;
                         Ok(Outcome::Deleted)
                     }
                     Err(e) => self.mutation_failed(ledger_id, p, 0, e, "").await,

@@ -33,6 +33,17 @@ impl Prepared {
     pub fn invoice_number(&self) -> &str {
         &self.invoice.invoice_number
     }
+
+    /// This invoice's deletion, as `source` records it in the state table.
+    pub fn deletion<'a>(&'a self, source: &'a str) -> crate::store::state::Deletion<'a> {
+        crate::store::state::Deletion {
+            source,
+            external_id: self.external_id(),
+            invoice_number: self.invoice_number(),
+            fingerprint: Some(self.fingerprint.as_str()),
+            version: self.invoice.version.as_ref(),
+        }
+    }
 }
 
 /// Why one record did not become a planned invoice.

@@ -110,16 +110,14 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
                 Err(B2bError::NotFound { .. }) => {
                     ledger::succeed(ctx.pool, entry.id, id, "recovered: the delete was applied")
                         .await?;
-                    state::mark_deleted(
-                        ctx.pool,
-                        &ctx.source.name,
-                        &entry.external_id,
-                        &entry.invoice_number,
-                        false,
-                        entry.fingerprint.as_deref(),
-                        entry.erp_version.as_ref(),
-                    )
-                    .await?;
+                    let deletion = state::Deletion {
+                        source: &ctx.source.name,
+                        external_id: &entry.external_id,
+                        invoice_number: &entry.invoice_number,
+                        fingerprint: entry.fingerprint.as_deref(),
+                        version: entry.erp_version.as_ref(),
+                    };
+                    state::deleted_from_b2b(ctx.pool, &deletion).await?;
                     Ok(Settled::Adopted)
                 }
                 Ok(_) => {

@@ -62,6 +62,11 @@ pub struct Expected {
 }
 
 impl Expected {
+    /// How many invoices the ERP has deleted or voided (in their newest version).
+    pub fn gone(&self) -> usize {
+        self.latest.len().saturating_sub(self.live.len())
+    }
+
     /// The newest version of each invoice wins (of equal or unknown versions, the later read).
     fn take(&mut self, record: Result<SourceInvoice, RecordError>) {
         match record {
