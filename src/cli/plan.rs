@@ -108,6 +108,7 @@ fn entry(invoice: &PlannedInvoice) -> String {
         .skip_reason
         .and_then(|r| serde_json::to_value(r).ok())
         .and_then(|v| v.as_str().map(|s| format!(" ({})", s.replace('_', " "))))
+        .or_else(|| invoice.note.map(|n| format!(" ({n})")))
         .unwrap_or_default();
     let mut out = format!(
         "  {:<7} {number}{}{reason}\n",
@@ -451,6 +452,7 @@ mod tests {
                     new: json!([["Freight", ["USD", "12.5"]]]),
                 }],
                 failure: None,
+                note: None,
             }],
         };
         let value = json(&plan);
@@ -462,5 +464,26 @@ mod tests {
         );
         // The raw values stay for programs.
         assert_eq!(diff["new"], json!([["Freight", ["USD", "12.5"]]]));
+    }
+
+    #[test]
+    fn a_delete_says_whether_b2b_holds_the_invoice() {
+        let planned = |note| PlannedInvoice {
+            external_id: "INV-8".to_owned(),
+            invoice_number: "8".to_owned(),
+            action: "delete",
+            skip_reason: None,
+            diff: Vec::new(),
+            failure: None,
+            note,
+        };
+        assert_eq!(
+            entry(&planned(Some(b2b_invoice_sync::sync::engine::DELETE_NEVER_HELD))),
+            "  delete  invoice 8  INV-8 (deleted or voided in the ERP; never in B2B: recorded, no call)\n"
+        );
+        assert!(
+            entry(&planned(Some(b2b_invoice_sync::sync::engine::DELETE_HELD)))
+                .contains("B2B holds it: on_deleted applies")
+        );
     }
 }

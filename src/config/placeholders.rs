@@ -7,11 +7,14 @@ use super::node::env_var_name;
 use super::problems::ConfigProblem;
 use super::{AdapterSettings, B2bAuth, Settings};
 
-/// A value left as a template wrote it: `replace-with-...`, `<your token>`, `changeme`.
+/// A value left as a template wrote it: `replace-with-...` (config/example.toml),
+/// `REPLACE-ME...` (deploy/kubernetes/secret.yaml), `<your token>`, `changeme`.
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim().to_ascii_lowercase();
     v.starts_with("replace-with")
         || v.starts_with("replace_with")
+        || v.starts_with("replace-me")
+        || v.starts_with("replace_me")
         || v == "changeme"
         || v == "change-me"
         || (v.starts_with('<') && v.ends_with('>'))
@@ -20,6 +23,16 @@ pub fn is_placeholder(value: &str) -> bool {
 /// Every secret (and ERP credential id) of `settings` that is still a placeholder, by key.
 pub fn placeholders(settings: &Settings) -> Vec<ConfigProblem> {
     let mut found: Vec<(String, &str)> = Vec::new();
+    // A password left as a template wrote it, inside the URL.
+    let database = settings.database.as_ref().map(|d| d.url.expose_secret());
+    if let Some(url) = database {
+        let password = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_owned));
+        if password.is_some_and(|p| is_placeholder(&p)) {
+            found.push(("database.url".to_owned(), "replace-with"));
+        }
+    }
     for (name, store) in &settings.stores {
         let token = match &store.b2b.auth {
             B2bAuth::XAuthToken { token, .. } | B2bAuth::LegacyAuthToken { token } => token,
@@ -70,6 +83,8 @@ mod tests {
         for v in [
             "replace-with-the-b2b-api-token",
             "REPLACE_WITH_TOKEN",
+            "REPLACE-ME-b2b-api-token",
+            "REPLACE-ME",
             "<your token>",
             "changeme",
         ] {

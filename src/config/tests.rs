@@ -641,6 +641,25 @@ fn env_names_with_empty_key_parts_are_reported() {
 }
 
 #[test]
+fn placeholder_secrets_are_named_by_key() {
+    let settings = ok(
+        &format!(
+            "{MINIMAL}
+            [database]
+            url = \"postgres://sync:replace-with-the-password@db.internal/b2b\"
+            [stores.beta.b2b]
+            store_hash = \"def456\"
+            token = \"replace-with-the-b2b-api-token\"
+            "
+        ),
+        &[],
+    );
+    let found: Vec<String> = placeholders(&settings).into_iter().map(|p| p.key).collect();
+    assert_eq!(found, ["database.url", "stores.beta.b2b.token"]);
+    assert!(placeholders(&ok(MINIMAL, &[])).is_empty());
+}
+
+#[test]
 fn env_names_with_one_underscore_are_warned_about_with_the_expected_form() {
     let warnings = env_warnings(
         [

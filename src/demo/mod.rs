@@ -160,10 +160,15 @@ async fn buyer_pays(
     let Some(id) = b2b_id(pool, erp::PAID_INVOICE).await? else {
         return Ok(None);
     };
-    let Some(open) = invoice(control, id).and_then(|v| report::decimal(&v["openBalance"]["value"]))
-    else {
+    let Some(held) = invoice(control, id) else {
         return Ok(None);
     };
+    let Some(open) = report::decimal(&held["openBalance"]["value"]) else {
+        return Ok(None);
+    };
+    let currency = held["openBalance"]["code"]
+        .as_str()
+        .and_then(|c| crate::domain::Currency::parse(c).ok());
     let amount = (open / rust_decimal::Decimal::from(2)).round_dp(2);
     let payment_id = control
         .pay_invoice(settings::STORE_HASH, id, amount)
@@ -173,6 +178,7 @@ async fn buyer_pays(
         payment_id,
         amount: amount.normalize(),
         open_after: (open - amount).normalize(),
+        currency,
     }))
 }
 

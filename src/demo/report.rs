@@ -81,6 +81,15 @@ pub struct DemoPayment {
     pub payment_id: u64,
     pub amount: Decimal,
     pub open_after: Decimal,
+    /// The invoice's currency, for amounts at its minor unit (`USD 104.80`).
+    pub currency: Option<crate::domain::Currency>,
+}
+
+impl DemoPayment {
+    /// `d` as people read an amount of this payment's currency.
+    pub fn money(&self, d: Decimal) -> String {
+        self.currency.map_or_else(|| d.to_string(), |c| c.shown(d))
+    }
 }
 
 impl DemoReport {
@@ -254,11 +263,11 @@ pub(super) fn payment_check(
         lines.len() == 1 && ours == 1 && amount == Some(p.amount) && open == Some(p.open_after),
         format!(
             "the buyer's payment of {} on {PAID_INVOICE} reached the ERP's outbox once ({} file{}), and B2B keeps open balance {} (expected {})",
-            p.amount,
+            p.money(p.amount),
             lines.len(),
             if lines.len() == 1 { "" } else { "s" },
-            shown(open.map(|d| d.normalize())),
-            p.open_after
+            open.map_or_else(|| "missing".to_owned(), |d| p.money(d)),
+            p.money(p.open_after)
         ),
     )
 }
@@ -427,10 +436,10 @@ impl fmt::Display for DemoReport {
             writeln!(
                 f,
                 "  a buyer paid {} of invoice {} (B2B id {}) in the buyer portal: open balance {} in B2B; the ERP does not know yet",
-                p.amount,
+                p.money(p.amount),
                 PAID_INVOICE.trim_start_matches("ERP-INV-"),
                 p.b2b_invoice_id,
-                p.open_after
+                p.money(p.open_after)
             )?;
         }
         if let Some(second) = self.cycles.get(1) {

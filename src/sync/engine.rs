@@ -975,7 +975,16 @@ pub struct PlannedInvoice {
     pub diff: Vec<FieldDiff>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// What a `delete` means for this invoice: held by B2B (the source's `on_deleted` policy
+    /// applies) or never there (recorded, no call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
 }
+
+/// [`PlannedInvoice::note`] of a deletion B2B holds.
+pub const DELETE_HELD: &str = "deleted or voided in the ERP; B2B holds it: on_deleted applies";
+/// [`PlannedInvoice::note`] of a deletion B2B never held.
+pub const DELETE_NEVER_HELD: &str = "deleted or voided in the ERP; never in B2B: recorded, no call";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PlanReport {
@@ -1021,6 +1030,7 @@ impl Engine {
                             skip_reason: None,
                             diff: Vec::new(),
                             failure: Some(e.to_string()),
+                            note: None,
                         });
                     }
                 }
@@ -1057,6 +1067,7 @@ impl Engine {
                             skip_reason: Some(reason),
                             diff: Vec::new(),
                             failure: None,
+                            note: None,
                         }
                     }
                     Action::Update { prepared, diff, .. } => PlannedInvoice {
@@ -1066,9 +1077,15 @@ impl Engine {
                         skip_reason: None,
                         diff,
                         failure: None,
+                        note: None,
                     },
                     other => {
                         let name = other.name();
+                        let note = match &other {
+                            Action::Remove { .. } => Some(DELETE_HELD),
+                            Action::Forget(_) => Some(DELETE_NEVER_HELD),
+                            _ => None,
+                        };
                         let (Action::Create(p)
                         | Action::Forget(p)
                         | Action::Remove { prepared: p, .. }) = other
@@ -1082,6 +1099,7 @@ impl Engine {
                             skip_reason: None,
                             diff: Vec::new(),
                             failure: None,
+                            note,
                         }
                     }
                 };

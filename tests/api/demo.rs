@@ -105,6 +105,22 @@ async fn the_demo_runs_from_a_missing_database_to_its_summary_and_again() {
             assert!(stdout.contains(text), "round {round}: {text:?} missing:\n{stdout}");
         }
         assert!(!stdout.contains("FAIL"), "{stdout}");
+        // Amounts at the currency's minor unit: `a buyer paid USD 104.80`, never `104.8`.
+        let paid = stdout
+            .lines()
+            .find(|l| l.contains("a buyer paid "))
+            .unwrap_or_default();
+        let amount = paid
+            .split("a buyer paid USD ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default();
+        assert!(
+            amount
+                .split_once('.')
+                .is_some_and(|(_, cents)| cents.len() == 2),
+            "{paid}"
+        );
         // Logs stay on stderr, as JSON lines when it is not a terminal.
         for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
             assert!(

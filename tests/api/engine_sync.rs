@@ -346,3 +346,45 @@ async fn latency_leaves_out_the_wait_for_the_budget() {
         );
     }
 }
+
+/// Issue 14, item 4: a cycle that failed says so at ERROR, so that a level filter finds it.
+#[tokio::test]
+async fn a_failed_cycle_logs_its_summary_at_error() {
+    use b2b_invoice_sync::config::LogFormat;
+    use b2b_invoice_sync::sandbox::unified::ErrorRates;
+    use tracing_subscriber::EnvFilter;
+    let world = World::new(3).await;
+    world
+        .erp
+        .control()
+        .set_error_rates(ErrorRates {
+            status_500: 0.0,
+            status_503: 1.0,
+            status_429: 0.0,
+        })
+        .expect("rates");
+    let engine = world.engine();
+    let capture = crate::helpers::LogCapture::default();
+    let subscriber = b2b_invoice_sync::telemetry::subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        capture.clone(),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let report = engine.run_cycle(SOURCE).await.expect("cycle");
+    assert_eq!(
+        report.outcome,
+        b2b_invoice_sync::store::runs::Outcome::Failed,
+        "{report:#?}"
+    );
+    let finished: Vec<serde_json::Value> = capture
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == json!("sync run finished"))
+        .collect();
+    assert_eq!(finished.len(), 1, "{}", capture.text());
+    assert_eq!(finished[0]["level"], json!("ERROR"), "{}", finished[0]);
+    assert_eq!(finished[0]["outcome"], json!("failed"));
+    assert!(finished[0]["error"].is_string(), "{}", finished[0]);
+}

@@ -476,6 +476,19 @@ mod tests {
     }
 
     #[test]
+    fn an_html_error_page_is_reduced_to_its_title() {
+        let page = format!(
+            "<!doctype html><html><head><title>503 Service Unavailable</title>\
+             <script>{}</script></head><body>down</body></html>",
+            "var a = 1; ".repeat(100)
+        );
+        assert!(matches!(
+            failure(503, &page),
+            Failure::Transient { ref message, .. } if message == "HTTP 503: an HTML page: 503 Service Unavailable"
+        ));
+    }
+
+    #[test]
     fn excerpts_are_short_and_on_one_line() {
         assert_eq!(excerpt(b"a\n  b"), "a b");
         assert_eq!(excerpt(b""), "(empty body)");

@@ -743,6 +743,16 @@ mod tests {
             client.error_message(b"<html>\nbusy</html>"),
             "<html> busy</html>"
         );
+        // A proxy's whole error page is its title, not 300 characters of markup.
+        let page = format!(
+            "<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>{}</style></head>\
+             <body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
+            "h1 { color: red } ".repeat(40)
+        );
+        assert_eq!(
+            client.error_message(page.as_bytes()),
+            "an HTML page: 502 Bad Gateway"
+        );
     }
 
     #[test]
