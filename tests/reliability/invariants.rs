@@ -306,7 +306,10 @@ pub async fn assert_invariants(world: &World) {
         .filter(|r| r.method == "DELETE")
         .map(|r| r.route)
         .collect();
-    assert!(deletes.is_empty(), "[{row}] the matrix deletes nothing in B2B: {deletes:?}");
+    assert!(
+        deletes.is_empty(),
+        "[{row}] the matrix deletes nothing in B2B: {deletes:?}"
+    );
     let gone = i64::try_from(expected.gone()).unwrap_or(i64::MAX);
     assert!(
         t.deleted <= gone,
