@@ -40,7 +40,7 @@ pub struct Settings {
 }
 
 /// `[daemon]`: the long-running `run` command.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonSettings {
     /// Where `/healthz`, `/readyz` and `/metrics` listen (`http_address`, default
     /// 127.0.0.1:9464; `""` turns the endpoints off).
@@ -58,20 +58,15 @@ pub struct DaemonSettings {
     pub lease_ttl: Duration,
 }
 
+/// The schema's defaults (`schema::daemon`): written once, there.
 impl Default for DaemonSettings {
     fn default() -> Self {
-        Self {
-            http_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))),
-            shutdown_deadline: Duration::from_secs(25),
-            unready_after_failed_cycles: 3,
-            max_cycle: Duration::from_secs(3600),
-            lease_ttl: Duration::from_secs(15),
-        }
+        schema::absent(schema::daemon)
     }
 }
 
 /// `[engine]`: how the sync engine runs, whatever the source.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Apply pending migrations when a command that needs the database starts (default true).
     pub auto_migrate: bool,
@@ -80,13 +75,10 @@ pub struct EngineSettings {
     pub runs_retention: Duration,
 }
 
+/// The schema's defaults (`schema::engine`): written once, there.
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self {
-            auto_migrate: true,
-            ledger_retention: Duration::from_secs(90 * 86_400),
-            runs_retention: Duration::from_secs(90 * 86_400),
-        }
+        schema::absent(schema::engine)
     }
 }
 
@@ -153,7 +145,7 @@ pub enum B2bAuth {
 }
 
 /// The store-wide request budget: every call to one store goes through it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetSettings {
     /// This daemon's share of the store's 150 requests/minute (default 120, at most 150).
     pub requests_per_minute: NonZeroU32,
@@ -167,7 +159,7 @@ pub struct BudgetSettings {
 }
 
 /// Backoff for transient failures: exponential with full jitter, `min(max_delay, base_delay * 2^n)`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetrySettings {
     /// Attempts in all, the first included (default 5, at least 1).
     pub max_attempts: u32,
@@ -175,23 +167,16 @@ pub struct RetrySettings {
     pub max_delay: Duration,
 }
 
+/// The schema's defaults (`schema::budget`): written once, there.
 impl Default for BudgetSettings {
     fn default() -> Self {
-        Self {
-            requests_per_minute: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
-            burst: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
-            max_concurrent: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
-            default_retry_after: Duration::from_secs(60),
-        }
+        schema::absent(schema::budget)
     }
 }
 
+/// The schema's defaults (`schema::retry`): written once, there.
 impl Default for RetrySettings {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-        }
+        schema::absent(schema::retry)
     }
 }

@@ -6,6 +6,8 @@
 
 mod source;
 
+pub(super) use source::{failures, payments};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use url::Url;
 
 use super::node::{
     boolean, choice, env_var_name, millis, positive, positive_usize, secret, secret_file, secs,
-    string, whole, word, Table,
+    string, whole, word, Problems, Table,
 };
 use super::{
     B2bAuth, B2bSettings, BudgetSettings, DaemonSettings, DatabaseSettings, EngineSettings,
@@ -41,6 +43,21 @@ const AUTH_STYLES: &[(&str, AuthStyle)] = &[
     ("x-auth-token", AuthStyle::XAuthToken),
     ("legacy-auth-token", AuthStyle::LegacyAuthToken),
 ];
+
+/// What a section reads as when it is absent from the file: its defaults. They are written once,
+/// in the readers of this schema, and the settings' `Default` impls come from here.
+pub(super) fn absent<T>(read: impl FnOnce(Table<'_>) -> Option<T>) -> T {
+    let problems = Problems::default();
+    let empty = Value::new(None, config::ValueKind::Table(config::Map::new()));
+    let value = read(Table::root(&empty, &problems));
+    let problems = problems.into_vec();
+    match value {
+        Some(value) if problems.is_empty() => value,
+        // A section whose defaults do not read is a bug in this file, caught by the tests
+        // (config::tests::every_section_reads_its_defaults), never by a user's config.
+        _ => panic!("the defaults of a config section do not read: {problems:?}"),
+    }
+}
 
 /// Reads the whole tree; `None` means at least one problem was recorded.
 pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
@@ -70,7 +87,7 @@ pub(super) fn settings(mut root: Table<'_>) -> Option<Settings> {
     })
 }
 
-fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
+pub(super) fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
     let http_address = t.or("http_address", "127.0.0.1:9464", |v: &Value| {
         let text = string(v)?;
         if text.trim().is_empty() {
@@ -96,7 +113,7 @@ fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
     })
 }
 
-fn engine(mut t: Table<'_>) -> Option<EngineSettings> {
+pub(super) fn engine(mut t: Table<'_>) -> Option<EngineSettings> {
     let auto_migrate = t.or("auto_migrate", true, boolean);
     let ledger_days = t.or("ledger_retention_days", 90, whole(1..=3650));
     let runs_days = t.or("runs_retention_days", 90, whole(1..=3650));
@@ -255,7 +272,7 @@ fn auth(t: &mut Table<'_>, token: Option<SecretString>) -> Option<B2bAuth> {
 /// B2B Edition's limit per store, shared by every app on it.
 const STORE_RATE_LIMIT: u32 = 150;
 
-fn budget(mut t: Table<'_>) -> Option<BudgetSettings> {
+pub(super) fn budget(mut t: Table<'_>) -> Option<BudgetSettings> {
     let requests_per_minute = t.or("requests_per_minute", 120, |v: &Value| {
         positive(1..=150)(v).map_err(|e| {
             format!("{e}; the store allows 150 requests/minute in all, shared by every app")
@@ -293,7 +310,7 @@ fn budget(mut t: Table<'_>) -> Option<BudgetSettings> {
     })
 }
 
-fn retry(mut t: Table<'_>) -> Option<RetrySettings> {
+pub(super) fn retry(mut t: Table<'_>) -> Option<RetrySettings> {
     let max_attempts = t.or("max_attempts", 5, whole(1..=20));
     let base_delay = t.or("base_delay_ms", 250, millis(1..=60_000));
     let max_delay = t.or("max_delay_ms", 30_000, millis(1..=600_000));

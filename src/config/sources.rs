@@ -63,14 +63,10 @@ pub struct PaymentSettings {
     pub reference_field: Option<String>,
 }
 
+/// The schema's defaults (`schema::payments`): written once, there.
 impl Default for PaymentSettings {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            write_back: false,
-            statuses: vec![PaymentStatus::Completed],
-            reference_field: None,
-        }
+        super::schema::absent(|t| super::schema::payments(t, None))
     }
 }
 
@@ -149,13 +145,10 @@ pub struct FailurePolicy {
     pub max_delay: Duration,
 }
 
+/// The schema's defaults (`schema::failures`): written once, there.
 impl Default for FailurePolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base_delay: Duration::from_secs(60),
-            max_delay: Duration::from_secs(6 * 3600),
-        }
+        super::schema::absent(super::schema::failures)
     }
 }
 

@@ -719,3 +719,60 @@ fn a_budget_whose_window_can_exceed_the_stores_150_is_refused() {
     );
     assert!(fine.is_ok(), "{fine:?}");
 }
+
+#[test]
+fn every_section_reads_its_defaults() {
+    // The defaults are written once, in the schema; each section's `Default` reads an empty
+    // section through it (and would panic if that did not read).
+    assert_eq!(DaemonSettings::default().lease_ttl, Duration::from_secs(15));
+    assert!(EngineSettings::default().auto_migrate);
+    assert_eq!(BudgetSettings::default().requests_per_minute.get(), 120);
+    assert_eq!(RetrySettings::default().max_attempts, 5);
+    assert_eq!(FailurePolicy::default().max_attempts, 8);
+    assert!(!PaymentSettings::default().enabled);
+    // A source that sets nothing gets exactly those.
+    let s = ok(
+        &format!("{MINIMAL}\n[sources.erp]\nkind = \"files\"\nstore = \"acme\"\n[sources.erp.files]\ndir = \"/tmp/x\"\n"),
+        &[],
+    );
+    let source = &s.sources["erp"];
+    assert_eq!(source.failures, FailurePolicy::default());
+    assert_eq!(source.payments, PaymentSettings::default());
+    assert_eq!(
+        source.limits,
+        crate::domain::policy::RecordLimits::default()
+    );
+    assert_eq!(s.daemon, DaemonSettings::default());
+    assert_eq!(s.engine, EngineSettings::default());
+    assert_eq!(s.stores["acme"].budget, BudgetSettings::default());
+    assert_eq!(s.stores["acme"].retry, RetrySettings::default());
+}
+
+#[test]
+fn the_example_states_every_default_the_code_uses() {
+    // config/example.toml writes out each default it documents: where it sets a section to its
+    // documented defaults, they must be the code's.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let s = load_with_env(&example, Vec::new())
+        .unwrap_or_else(|e| panic!("config/example.toml loads: {e}"));
+    assert_eq!(s.daemon, DaemonSettings::default(), "[daemon]");
+    assert_eq!(s.engine, EngineSettings::default(), "[engine]");
+    let store = &s.stores["acme"];
+    assert_eq!(
+        store.budget,
+        BudgetSettings::default(),
+        "[stores.acme.budget]"
+    );
+    assert_eq!(store.retry, RetrySettings::default(), "[stores.acme.retry]");
+    let source = &s.sources["erp_main"];
+    assert_eq!(
+        source.failures,
+        FailurePolicy::default(),
+        "[sources.erp_main.failures]"
+    );
+    assert_eq!(
+        source.limits,
+        crate::domain::policy::RecordLimits::default(),
+        "[sources.erp_main.limits]"
+    );
+}

@@ -30,7 +30,7 @@ use crate::config::{
 const DEFAULT_REBILLIA_URL: &str = "https://api.rebillia.com/v1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(in crate::config) enum Kind {
     Unified,
     Rebillia,
     Files,
@@ -128,13 +128,19 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     })
 }
 
+/// The limits' defaults are the domain's (`RecordLimits::default`), where they are explained.
 fn limits(mut t: Table<'_>) -> Option<RecordLimits> {
-    let max_amount = t.or("max_amount", "1000000000000", positive_decimal);
-    let max_quantity = t.or("max_quantity", "1000000000", positive_decimal);
-    let max_decimal_places = t.or("max_decimal_places", 6, whole(0..=28));
-    let negative_quantities = t.or("negative_quantities", true, boolean);
-    let negative_totals = t.or("negative_totals", true, boolean);
-    let line_signs_agree = t.or("line_signs_agree", true, boolean);
+    let d = RecordLimits::default();
+    let max_amount = t.or("max_amount", d.max_amount.to_string(), positive_decimal);
+    let max_quantity = t.or("max_quantity", d.max_quantity.to_string(), positive_decimal);
+    let max_decimal_places = t.or(
+        "max_decimal_places",
+        u64::from(d.max_decimal_places),
+        whole(0..=28),
+    );
+    let negative_quantities = t.or("negative_quantities", d.negative_quantities, boolean);
+    let negative_totals = t.or("negative_totals", d.negative_totals, boolean);
+    let line_signs_agree = t.or("line_signs_agree", d.line_signs_agree, boolean);
     Some(RecordLimits {
         max_amount: max_amount?,
         max_quantity: max_quantity?,
@@ -168,7 +174,7 @@ fn positive_decimal(value: &Value) -> Result<Decimal, String> {
     }
 }
 
-fn payments(mut t: Table<'_>, kind: Option<Kind>) -> Option<PaymentSettings> {
+pub(in crate::config) fn payments(mut t: Table<'_>, kind: Option<Kind>) -> Option<PaymentSettings> {
     let enabled = t.or("enabled", false, boolean);
     let write_back = t.or("write_back", false, boolean);
     let statuses = t.list_or("statuses", vec!["completed"], payment_status);
@@ -231,7 +237,7 @@ fn payment_status(value: &Value) -> Result<PaymentStatus, String> {
         })
 }
 
-fn failures(mut t: Table<'_>) -> Option<FailurePolicy> {
+pub(in crate::config) fn failures(mut t: Table<'_>) -> Option<FailurePolicy> {
     let max_attempts = t.or("max_attempts", 8, whole(1..=1000));
     let base_delay = t.or("base_delay_secs", 60, secs(1..=86_400));
     let max_delay = t.or("max_delay_secs", 21_600, secs(1..=2_592_000));
