@@ -578,32 +578,29 @@ impl Engine {
     }
 
     /// Prepares, plans and executes one page's records; updates and removals wait in the batch.
-    async fn process(
+    /// The steps `sync` and `plan` share for a page: prepare (map, customers), the openBalance
+    /// rule, the state read and the plan. `persist = false` (the dry run) records nothing: the
+    /// payments the ERP now shows are not acknowledged.
+    async fn plan_page<E: From<StoreError> + From<CustomerError>>(
         &self,
-        ctx: &Ctx<'_>,
         rt: &SourceRuntime,
+        client: &B2bClient,
         records: Vec<Result<SourceInvoice, RecordError>>,
-        st: &mut Cycle,
-    ) -> Result<(), CycleError> {
-        let customers = rt.customers(&self.pool, ctx.client)?;
+        persist: bool,
+    ) -> Result<PagePlan, E> {
+        let customers = rt.customers(&self.pool, client)?;
         let prepared = prepare_page(records, &customers, &rt.settings.mapping).await?;
         let mut ready = Vec::new();
-        let mut unmapped = Vec::new();
+        let mut failed = Vec::new();
         for item in prepared {
             match item {
                 Ok(p) => ready.push(p),
-                Err(InvoiceFailure::Record(e)) => {
-                    tracing::warn!(record = %e.record, reason = %e.reason, "ERP record refused");
-                    st.fail(e.to_string());
-                }
-                Err(InvoiceFailure::UnmappedCustomer { invoice, reason }) => {
-                    unmapped.push((invoice, reason));
-                }
+                Err(f) => failed.push(f),
             }
         }
         // Before the state read: the fingerprints the plan compares are the adjusted ones.
         if rt.settings.payments.enabled {
-            crate::sync::balance::adjust_page(&self.pool, &rt.settings.name, &mut ready, true)
+            crate::sync::balance::adjust_page(&self.pool, &rt.settings.name, &mut ready, persist)
                 .await?;
         }
         let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
@@ -614,14 +611,50 @@ impl Engine {
                     p.fingerprint.as_str().to_owned(),
                 )
             })
-            .chain(
-                unmapped
-                    .iter()
-                    .map(|(invoice, _)| (invoice.external_id.clone(), String::new())),
-            )
+            .chain(failed.iter().filter_map(|f| match f {
+                // Their state decides whether their retry is due (see `process`).
+                InvoiceFailure::UnmappedCustomer { invoice, .. } => {
+                    Some((invoice.external_id.clone(), String::new()))
+                }
+                InvoiceFailure::Record(_) => None,
+            }))
             .unzip();
         let states =
             state::load_for_plan(&self.pool, &rt.settings.name, &ids, &fingerprints).await?;
+        let actions = plan(ready, &states, Utc::now());
+        Ok(PagePlan {
+            actions,
+            failed,
+            states,
+        })
+    }
+
+    async fn process(
+        &self,
+        ctx: &Ctx<'_>,
+        rt: &SourceRuntime,
+        records: Vec<Result<SourceInvoice, RecordError>>,
+        st: &mut Cycle,
+    ) -> Result<(), CycleError> {
+        let PagePlan {
+            actions,
+            failed,
+            states,
+        } = self
+            .plan_page::<CycleError>(rt, ctx.client, records, true)
+            .await?;
+        let mut unmapped = Vec::new();
+        for f in failed {
+            match f {
+                InvoiceFailure::Record(e) => {
+                    tracing::warn!(record = %e.record, reason = %e.reason, "ERP record refused");
+                    st.fail(e.to_string());
+                }
+                InvoiceFailure::UnmappedCustomer { invoice, reason } => {
+                    unmapped.push((invoice, reason));
+                }
+            }
+        }
         let now = Utc::now();
         for (invoice, reason) in unmapped {
             // Kept under its record's fingerprint: re-read before its retry is due (an overlap
@@ -659,7 +692,7 @@ impl Engine {
             st.count(outcome);
         }
         let mut creates = Vec::new();
-        for action in plan(ready, &states, Utc::now()) {
+        for action in actions {
             match action {
                 Action::Create(p) => {
                     let attempts =
@@ -986,6 +1019,16 @@ pub const DELETE_HELD: &str = "deleted or voided in the ERP; B2B holds it: on_de
 /// [`PlannedInvoice::note`] of a deletion B2B never held.
 pub const DELETE_NEVER_HELD: &str = "deleted or voided in the ERP; never in B2B: recorded, no call";
 
+/// A page made ready for planning, by [`Engine::plan_page`].
+struct PagePlan {
+    actions: Vec<Action>,
+    /// Records that did not become invoices to plan (invalid, or their customer has no B2B
+    /// company yet), in the page's order.
+    failed: Vec<InvoiceFailure>,
+    /// The state rows of the page's invoices (unmapped ones too).
+    states: HashMap<String, StateRow>,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PlanReport {
     pub source: String,
@@ -1009,46 +1052,30 @@ impl Engine {
         let cursor = cursors::load(&self.pool, source).await?;
         let mut pages = rt.adapter.pages(&cursor);
         while let Some(page) = pages.next().await {
-            let customers = rt.customers(&self.pool, &rt.client)?;
-            let prepared = prepare_page(page?.records, &customers, &rt.settings.mapping).await?;
-            let mut ready = Vec::new();
-            for item in prepared {
-                match item {
-                    Ok(p) => ready.push(p),
-                    Err(e) => {
-                        *report.counts.entry("fail").or_default() += 1;
-                        let (external_id, invoice_number) = match &e {
-                            InvoiceFailure::UnmappedCustomer { invoice, .. } => {
-                                (invoice.external_id.clone(), invoice.invoice_number.clone())
-                            }
-                            InvoiceFailure::Record(r) => (r.record.to_string(), String::new()),
-                        };
-                        report.invoices.push(PlannedInvoice {
-                            external_id,
-                            invoice_number,
-                            action: "fail",
-                            skip_reason: None,
-                            diff: Vec::new(),
-                            failure: Some(e.to_string()),
-                            note: None,
-                        });
+            let PagePlan {
+                actions, failed, ..
+            } = self
+                .plan_page::<EngineError>(rt, &rt.client, page?.records, false)
+                .await?;
+            for e in failed {
+                *report.counts.entry("fail").or_default() += 1;
+                let (external_id, invoice_number) = match &e {
+                    InvoiceFailure::UnmappedCustomer { invoice, .. } => {
+                        (invoice.external_id.clone(), invoice.invoice_number.clone())
                     }
-                }
+                    InvoiceFailure::Record(r) => (r.record.to_string(), String::new()),
+                };
+                report.invoices.push(PlannedInvoice {
+                    external_id,
+                    invoice_number,
+                    action: "fail",
+                    skip_reason: None,
+                    diff: Vec::new(),
+                    failure: Some(e.to_string()),
+                    note: None,
+                });
             }
-            if rt.settings.payments.enabled {
-                crate::sync::balance::adjust_page(&self.pool, source, &mut ready, false).await?;
-            }
-            let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
-                .iter()
-                .map(|p| {
-                    (
-                        p.external_id().to_owned(),
-                        p.fingerprint.as_str().to_owned(),
-                    )
-                })
-                .unzip();
-            let states = state::load_for_plan(&self.pool, source, &ids, &fingerprints).await?;
-            for action in plan(ready, &states, Utc::now()) {
+            for action in actions {
                 *report.counts.entry(action.name()).or_default() += 1;
                 let entry = match action {
                     Action::Skip {
