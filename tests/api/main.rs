@@ -27,6 +27,7 @@ mod observability;
 mod payments_client;
 mod payments_erp;
 mod payments_flow;
+mod resync;
 mod secrets;
 mod source_alloy;
 mod source_files;
