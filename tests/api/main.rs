@@ -34,3 +34,4 @@ mod source_files;
 mod source_limits;
 mod source_rebillia;
 mod source_unified;
+mod triggers;

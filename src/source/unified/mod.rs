@@ -363,6 +363,20 @@ impl Source for UnifiedSource {
         Some(self)
     }
 
+    async fn fetch(
+        &self,
+        external_ids: &[String],
+    ) -> Option<Result<Vec<Result<SourceInvoice, RecordError>>, SourceError>> {
+        let mut records = Vec::with_capacity(external_ids.len());
+        for id in external_ids {
+            match self.get_invoice(id).await {
+                Ok(record) => records.push(record),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(records))
+    }
+
     fn pages<'a>(&'a self, cursor: &Cursor) -> BoxStream<'a, Result<SourcePage, SourceError>> {
         let full = self.client.api().scan == ScanMode::Full;
         // A full scan reads everything: no filter, and the cursor only records scans.
