@@ -15,6 +15,7 @@ mod run;
 mod sandbox;
 mod status;
 mod sync;
+mod webhooks;
 mod with_postgres;
 
 use std::path::PathBuf;
@@ -105,6 +106,9 @@ enum Command {
     /// B2B Edition payments flowing back to the ERP: list, retry.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
+    /// Alloy webhook subscriptions of a unified source: register this daemon's receiver, list.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// The whole job end to end against the bundled sandbox: needs only PostgreSQL
     /// (DATABASE_URL), no config file.
     Demo(demo::DemoArgs),
@@ -189,6 +193,7 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Sync(args) => sync::run(settings, args).await,
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Resync(args) => resync::run(settings, args).await,
+        Command::Webhooks(cmd) => webhooks::run(settings, cmd).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
         Command::Payments(cmd) => payments::run(settings, cmd).await,

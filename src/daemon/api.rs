@@ -25,6 +25,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
 use super::trigger::{Requested, Triggers};
+use super::webhook::{self, Replays};
 use crate::config::DaemonSettings;
 
 /// The `NOTIFY` channel requests for another replica's stores go through.
@@ -44,8 +45,9 @@ pub struct Api {
     triggers: Triggers,
     pool: PgPool,
     token: Option<Arc<[u8; 32]>>,
-    #[allow(dead_code)] // read by the webhook receiver (next step)
     webhook_secret: Option<Arc<[u8; 32]>>,
+    max_body: usize,
+    replays: Arc<Replays>,
     limiter: Arc<DefaultDirectRateLimiter>,
 }
 
@@ -67,6 +69,8 @@ impl Api {
             pool,
             token: settings.trigger_token.as_ref().map(digest),
             webhook_secret: settings.webhook_secret.as_ref().map(digest),
+            max_body: settings.webhook_max_body,
+            replays: Arc::new(Replays::new(settings.webhook_replay_window)),
             limiter: Arc::new(RateLimiter::direct(
                 Quota::per_minute(rate).allow_burst(rate.min(NonZeroU32::MIN.saturating_add(29))),
             )),
@@ -79,7 +83,31 @@ impl Api {
         if self.token.is_some() {
             router = router.route("/v1/sources/{name}/sync", post(trigger));
         }
+        if self.webhook_secret.is_some() {
+            router = router
+                .route("/v1/webhooks/alloy/{source}", post(webhook::receive))
+                .route(
+                    "/v1/webhooks/alloy/{source}/{secret}",
+                    post(webhook::receive_with_secret),
+                );
+        }
         router.with_state(self)
+    }
+
+    pub(super) fn webhook_secret(&self) -> Option<&[u8; 32]> {
+        self.webhook_secret.as_deref()
+    }
+
+    pub(super) fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    pub(super) fn replays(&self) -> &Replays {
+        &self.replays
+    }
+
+    pub(super) fn triggers(&self) -> &Triggers {
+        &self.triggers
     }
 
     pub(super) fn limited(&self) -> Option<Response> {

@@ -9,6 +9,7 @@ pub mod leases;
 pub mod liveness;
 pub mod scheduler;
 pub mod trigger;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;

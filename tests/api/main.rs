@@ -35,3 +35,4 @@ mod source_limits;
 mod source_rebillia;
 mod source_unified;
 mod triggers;
+mod webhooks;
