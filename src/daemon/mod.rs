@@ -60,11 +60,17 @@ pub async fn run(
     let http_stop = tokio_util::sync::CancellationToken::new();
     let triggers = Triggers::new(engine.source_names());
     let api = api::Api::new(&settings.daemon, triggers.clone(), engine.pool().clone());
-    let listening = tokio::spawn(api::listen(
-        engine.pool().clone(),
-        triggers.clone(),
-        http_stop.clone(),
-    ));
+    // Requests for stores other replicas hold come through PostgreSQL: listened for only when
+    // the endpoints are on (one more database connection).
+    let listening = (settings.daemon.trigger_token.is_some()
+        || settings.daemon.webhook_secret.is_some())
+    .then(|| {
+        tokio::spawn(api::listen(
+            engine.pool().clone(),
+            triggers.clone(),
+            http_stop.clone(),
+        ))
+    });
     let http = match settings.daemon.http_address {
         Some(addr) => Some(
             http::serve(
@@ -156,7 +162,9 @@ pub async fn run(
         w.abort();
     }
     http_stop.cancel();
-    listening.abort();
+    if let Some(l) = listening {
+        l.abort();
+    }
     if let Some(h) = http {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
@@ -227,11 +235,18 @@ impl Work {
             run_loop(&name, &schedule, jitter, run_now, &SystemClock, &stop, &pulse, trigger.as_deref(), |wake| {
                 let (engine, health, name) = (engine.clone(), health.clone(), name.clone());
                 async move {
-                    let result = match wake {
-                        Wake::Full => engine.run_cycle(&name).await,
-                        Wake::Invoices(ids) => engine.sync_invoices(&name, &ids).await,
+                    // Readiness follows the full cycles: a webhook's few invoices syncing fine
+                    // must not hide a source whose full read keeps failing.
+                    let (result, full) = match wake {
+                        Wake::Full => (engine.run_cycle(&name).await, true),
+                        Wake::Invoices(ids) => (engine.sync_invoices(&name, &ids).await, false),
                     };
                     match result {
+                        Ok(report) if !full => {
+                            if report.outcome == crate::store::runs::Outcome::Failed {
+                                tracing::warn!(source = %name, error = report.error.as_deref(), "the webhook's invoices could not be synced; the next full cycle reads them");
+                            }
+                        }
                         Ok(report) => health.record(&name, report.outcome),
                         Err(e) => {
                             tracing::error!(source = %name, error = %e, "the cycle could not run");
