@@ -134,6 +134,12 @@ impl Api {
     }
 }
 
+/// Counts a trigger (`kind` api) or webhook request by what became of it.
+pub(super) fn count(kind: &'static str, result: &'static str) {
+    metrics::counter!(crate::telemetry_metrics::TRIGGERS, "kind" => kind, "result" => result)
+        .increment(1);
+}
+
 pub(super) fn unauthorized(www: &'static str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -162,12 +168,15 @@ async fn trigger(State(api): State<Api>, Path(name): Path<String>, headers: Head
         .unwrap_or("");
     if given.is_empty() || !same_secret(expected, given.trim()) {
         tracing::warn!(source = %name, "trigger refused: missing or wrong token");
+        count("api", "unauthorized");
         return unauthorized("Bearer");
     }
     if let Some(limited) = api.limited() {
+        count("api", "rate_limited");
         return limited;
     }
     let Some(t) = api.triggers.get(&name) else {
+        count("api", "unknown_source");
         return unknown_source(&name);
     };
     let mut result = t.request_cycle();
@@ -186,6 +195,7 @@ async fn trigger(State(api): State<Api>, Path(name): Path<String>, headers: Head
         }
         result = Requested::NotHere;
     }
+    count("api", result.as_str());
     tracing::info!(source = %name, cycle = result.as_str(), "cycle requested");
     (
         StatusCode::ACCEPTED,

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::api::{same_secret, unauthorized, unknown_source, Api, Forwarded};
+use super::api::{count, same_secret, unauthorized, unknown_source, Api, Forwarded};
 
 /// The one topic the receiver acts on.
 pub const TOPIC: &str = "accounting/invoices";
@@ -111,18 +111,22 @@ async fn handle(api: Api, source: String, secret: Option<String>, body: Body) ->
     };
     if !secret.is_some_and(|s| !s.is_empty() && same_secret(expected, &s)) {
         tracing::warn!(source = %source, "webhook refused: missing or wrong secret");
+        count("webhook", "unauthorized");
         return unauthorized("X-Webhook-Secret");
     }
     let Ok(bytes) = axum::body::to_bytes(body, api.max_body()).await else {
+        count("webhook", "too_large");
         return answer(
             StatusCode::PAYLOAD_TOO_LARGE,
             json!({"error": format!("the body is over {} bytes", api.max_body())}),
         );
     };
     let Some(trigger) = api.triggers().get(&source) else {
+        count("webhook", "unknown_source");
         return unknown_source(&source);
     };
     let Ok(event) = serde_json::from_slice::<Value>(&bytes) else {
+        count("webhook", "bad_request");
         return answer(
             StatusCode::BAD_REQUEST,
             json!({"error": "the body is not JSON"}),
@@ -130,6 +134,7 @@ async fn handle(api: Api, source: String, secret: Option<String>, body: Body) ->
     };
     let topic = event.get("topic").and_then(Value::as_str).unwrap_or(TOPIC);
     if topic != TOPIC {
+        count("webhook", "other_topic");
         return answer(StatusCode::OK, json!({"ignored": "topic", "topic": topic}));
     }
     let replays = api.replays();
@@ -142,6 +147,7 @@ async fn handle(api: Api, source: String, secret: Option<String>, body: Body) ->
         let window = chrono::Duration::from_std(replays.window()).unwrap_or_default();
         if age > window || -age > window {
             tracing::warn!(source = %source, timestamp = %at, "webhook refused: outside the replay window");
+            count("webhook", "stale");
             return answer(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "the event's timestamp is outside the replay window"}),
@@ -153,6 +159,7 @@ async fn handle(api: Api, source: String, secret: Option<String>, body: Body) ->
         None => format!("body:{}", hex::encode(Sha256::digest(&bytes))),
     };
     if !replays.first(&key) {
+        count("webhook", "replay");
         return answer(StatusCode::OK, json!({"ignored": "replay"}));
     }
     let ids = remote_ids(&event);
@@ -174,6 +181,7 @@ async fn handle(api: Api, source: String, secret: Option<String>, body: Body) ->
             );
         }
     }
+    count("webhook", if here { "taken" } else { "forwarded" });
     tracing::info!(source = %source, invoices = ids.len(), "webhook taken");
     answer(
         StatusCode::ACCEPTED,

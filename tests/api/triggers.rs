@@ -184,6 +184,20 @@ async fn the_trigger_needs_its_token_and_two_calls_at_once_start_one_cycle() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(second, "a later call starts a new cycle");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"b2bsync_triggers_total{kind="api",result="unauthorized"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"b2bsync_triggers_total{kind="api",result="unknown_source"} 1"#),
+        "{metrics}"
+    );
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
