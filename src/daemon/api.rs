@@ -263,3 +263,24 @@ mod tests {
         assert!(!same_secret(&d, ""));
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_past_the_rate_are_answered_429() {
+        let settings = DaemonSettings {
+            trigger_requests_per_minute: NonZeroU32::MIN.saturating_add(1),
+            ..DaemonSettings::default()
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        let api = Api::new(&settings, Triggers::default(), pool);
+        assert!(api.limited().is_none());
+        assert!(api.limited().is_none());
+        let limited = api.limited().expect("the third in a minute is refused");
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}

@@ -201,3 +201,123 @@ async fn the_trigger_needs_its_token_and_two_calls_at_once_start_one_cycle() {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
+
+/// Two replicas: a trigger sent to the one that does not hold the store is handed to the one
+/// that does (NOTIFY b2bsync_trigger), which runs the cycle.
+#[tokio::test]
+async fn a_trigger_at_the_replica_without_the_store_runs_at_the_holder() {
+    let db = TestDb::new().await;
+    let b2b = spawn_sandbox(B2bSandboxConfig {
+        rate_limit: 1_000_000,
+        ..B2bSandboxConfig::default()
+    })
+    .await;
+    let erp = unified::start(
+        UnifiedSandboxConfig {
+            seed_invoices: 10,
+            ..UnifiedSandboxConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("ERP sandbox");
+    let map = (1..=10)
+        .map(|i| format!("\"CUST-{i:05}\" = \"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut replicas = Vec::new();
+    for r in 0..2 {
+        let port = free_port().await;
+        let config = dir.path().join(format!("config{r}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"{}\"\n\n[daemon]\nhttp_address = \"127.0.0.1:{port}\"\nshutdown_deadline_secs = 8\n\
+                 trigger_token = \"{TRIGGER_TOKEN}\"\n\n\
+                 [stores.s.b2b]\nbase_url = \"{}\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n\
+                 [stores.s.budget]\nrequests_per_minute = 120\nburst = 30\n\n\
+                 [sources.erp]\nkind = \"unified\"\nstore = \"s\"\nschedule = \"0 0 1 1 *\"\n\
+                 [sources.erp.unified]\nbase_url = \"{}\"\napi_key = \"{}\"\ncredential_id = \"{}\"\n\
+                 [sources.erp.customers]\nstrategy = \"static\"\nmap = {{ {map} }}\n",
+                db.url,
+                b2b.base_url(),
+                erp.base_url(),
+                unified::DEFAULT_API_KEY,
+                unified::DEFAULT_CREDENTIAL_ID,
+            ),
+        )
+        .expect("config");
+        let child = tokio::process::Command::new(BIN)
+            .args([
+                "run",
+                "--config",
+                &config.display().to_string(),
+                "--log-format",
+                "json",
+            ])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("a replica starts");
+        replicas.push((port, child));
+        if r == 0 {
+            let mut held = false;
+            for _ in 0..100 {
+                if lease_held(&db).await {
+                    held = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(held, "the first replica takes the store");
+        }
+    }
+    // The second replica is up (its endpoint answers) and listening.
+    let (other_port, _) = &replicas[1];
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("http://127.0.0.1:{other_port}/healthz"))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the second replica serves");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let holder: i32 = sqlx::query_scalar("SELECT holder_pid FROM store_leases WHERE store = 's'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("holder");
+    let first_pid = replicas[0].1.id().and_then(|p| i32::try_from(p).ok());
+    assert_eq!(Some(holder), first_pid, "the first replica holds the store");
+
+    let (status, body) = post(*other_port, "/v1/sources/erp/sync", Some(TRIGGER_TOKEN)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body.contains("not_here"), "{body}");
+    let mut synced = false;
+    for _ in 0..100 {
+        if b2b
+            .control()
+            .invoices(STORE_HASH)
+            .map(|v| v.len())
+            .unwrap_or(0)
+            == 10
+        {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(synced, "the holder ran the cycle");
+    assert_eq!(runs(&db).await, 1);
+    for (_, mut child) in replicas {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
