@@ -179,7 +179,7 @@ async fn trigger(State(api): State<Api>, Path(name): Path<String>, headers: Head
         count("api", "unknown_source");
         return unknown_source(&name);
     };
-    let mut result = t.request_cycle();
+    let result = t.request_cycle();
     if result == Requested::NotHere {
         let request = Forwarded {
             source: name.clone(),
@@ -193,7 +193,6 @@ async fn trigger(State(api): State<Api>, Path(name): Path<String>, headers: Head
             )
                 .into_response();
         }
-        result = Requested::NotHere;
     }
     count("api", result.as_str());
     tracing::info!(source = %name, cycle = result.as_str(), "cycle requested");

@@ -53,6 +53,8 @@ struct State {
     attached: u32,
     requested: bool,
     running: bool,
+    /// The running cycle is a full one (not only a webhook's invoices).
+    running_full: bool,
     invoices: BTreeSet<String>,
 }
 
@@ -71,13 +73,14 @@ impl SourceTrigger {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks for a full cycle now, coalesced with one already due or running.
+    /// Asks for a full cycle now, coalesced with one already due or running (a webhook's short
+    /// cycle running does not count: a full one follows it).
     pub fn request_cycle(&self) -> Requested {
         let mut s = self.state();
         if s.attached == 0 {
             return Requested::NotHere;
         }
-        if s.running {
+        if s.running && s.running_full {
             return Requested::Running;
         }
         if s.requested {
@@ -141,6 +144,7 @@ impl SourceTrigger {
         };
         s.requested = false;
         s.running = true;
+        s.running_full = wake == Wake::Full;
         Some(wake)
     }
 
@@ -212,5 +216,12 @@ mod tests {
         t.finished();
         assert!(t.request_invoices((0..=MAX_NAMED).map(|i| i.to_string())));
         assert_eq!(t.take(false), Some(Wake::Full), "too many: a full cycle");
+        t.finished();
+        // A full request while a webhook's short cycle runs: a full cycle follows it.
+        assert!(t.request_invoices(["d".to_owned()]));
+        assert_eq!(t.take(false), Some(Wake::Invoices(vec!["d".to_owned()])));
+        assert_eq!(t.request_cycle(), Requested::Started);
+        t.finished();
+        assert_eq!(t.take(false), Some(Wake::Full));
     }
 }

@@ -129,6 +129,17 @@ async fn resync_all_re_pushes_every_invoice_b2b_holds() {
     let world = World::new(8).await;
     let engine = world.engine();
     world.sync_until_quiet(&engine, 3).await;
+    // --since: by the ERP version B2B holds.
+    let future = chrono::Utc::now() + chrono::Duration::days(365);
+    let none = resync(&world.db.pool, SOURCE, &Selection::Since(future), true)
+        .await
+        .expect("dry run");
+    assert!(none.invoices.is_empty(), "{none:?}");
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let every = resync(&world.db.pool, SOURCE, &Selection::Since(epoch), true)
+        .await
+        .expect("dry run");
+    assert_eq!(every.invoices.len(), 8, "{every:?}");
     let done = resync(&world.db.pool, SOURCE, &Selection::All, false)
         .await
         .expect("resync");
