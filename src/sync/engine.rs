@@ -417,7 +417,7 @@ impl Engine {
         span: &tracing::Span,
         fence: &Fence,
     ) -> Result<RunReport, EngineError> {
-        runs::start(&self.pool, run_id, source).await?;
+        runs::start(&self.pool, run_id, source, only.is_none()).await?;
         let client = rt.client.with_fresh_counter();
         let mut cycle = Cycle::default();
         let result = tracing::Instrument::instrument(

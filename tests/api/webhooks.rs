@@ -229,6 +229,17 @@ async fn a_webhook_brings_a_change_to_b2b_within_two_seconds_and_a_wrong_secret_
         "ERP change to B2B took {took:?}"
     );
     eprintln!("ERP change to B2B by webhook: {took:?}");
+    // A run of the named invoice only: kept out of "last success".
+    let scopes: Vec<String> =
+        sqlx::query_scalar("SELECT scope FROM sync_runs WHERE source = 'erp' ORDER BY started_at")
+            .fetch_all(&d.db.pool)
+            .await
+            .expect("runs");
+    assert_eq!(
+        scopes,
+        ["full", "invoices"],
+        "the first cycle, then the webhook's"
+    );
 
     // Wrong secrets: refused, nothing synced.
     d.erp.control().lose_webhooks(true);
