@@ -104,7 +104,7 @@ fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
     } else {
         None
     };
-    let webhook_max_body = t.or("webhook_max_body_bytes", 65_536, whole(1024..=16_777_216));
+    let webhook_max_body = t.or("webhook_max_body_bytes", 65_536, whole(1024..=2_097_152));
     let replay = t.or("webhook_replay_window_secs", 300, secs(10..=86_400));
     Some(DaemonSettings {
         trigger_token: match trigger_token {

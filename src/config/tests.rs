@@ -681,3 +681,46 @@ fn a_budget_whose_window_can_exceed_the_stores_150_is_refused() {
     );
     assert!(fine.is_ok(), "{fine:?}");
 }
+
+#[test]
+fn trigger_and_webhook_secrets_are_optional_and_come_one_way() {
+    let d = ok(MINIMAL, &[]).daemon;
+    assert!(d.trigger_token.is_none() && d.webhook_secret.is_none());
+    assert_eq!(d.trigger_requests_per_minute.get(), 60);
+    assert_eq!(d.webhook_max_body, 65_536);
+    assert_eq!(d.webhook_replay_window, Duration::from_secs(300));
+
+    let mut secret = NamedTempFile::new().expect("temp file");
+    writeln!(secret, "  hook-{SECRET}  ").expect("write");
+    let text = format!(
+        "{MINIMAL}\n[daemon]\ntrigger_token = \"trig-{SECRET}\"\nwebhook_secret_file = {:?}\n\
+         trigger_requests_per_minute = 10\nwebhook_max_body_bytes = 2048\nwebhook_replay_window_secs = 60\n",
+        secret.path().display().to_string()
+    );
+    let d = ok(&text, &[]).daemon;
+    assert_eq!(
+        d.trigger_token
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some(format!("trig-{SECRET}"))
+    );
+    assert_eq!(
+        d.webhook_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some(format!("hook-{SECRET}"))
+    );
+    assert_eq!(d.trigger_requests_per_minute.get(), 10);
+    assert_eq!(d.webhook_max_body, 2048);
+    assert!(!format!("{d:?}").contains(SECRET), "Debug shows no secret");
+
+    let both = format!(
+        "{MINIMAL}\n[daemon]\ntrigger_token = \"a\"\ntrigger_token_file = \"/nonexistent\"\nwebhook_max_body_bytes = 10\n"
+    );
+    let errors = problems_of(&both, &[]);
+    assert_eq!(
+        keys(&errors),
+        ["daemon.trigger_token", "daemon.webhook_max_body_bytes"],
+        "{errors}"
+    );
+}
