@@ -63,6 +63,21 @@ pub async fn run(settings: &Settings, args: ResyncArgs) -> anyhow::Result<()> {
     };
     let pool = database(settings).await?;
     let report = resync(&pool, name, &selection, args.dry_run).await?;
+    // A cycle in flight may commit its cursor over the rewind: say so.
+    let running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sync_runs WHERE source = $1 AND finished_at IS NULL
+            AND started_at > now() - interval '1 day'",
+    )
+    .bind(name)
+    .fetch_one(&pool)
+    .await
+    .unwrap_or(0);
+    if running > 0 && !args.dry_run {
+        eprintln!(
+            "warning: a cycle of {name} is running now; it may record its own cursor after this \
+             resync: run the same resync again once it has finished (`status` shows it)"
+        );
+    }
     if args.json {
         print_json(&report)?;
     } else {

@@ -267,6 +267,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_trigger_runs_a_cycle_at_once_and_the_schedule_still_fires() {
+        use crate::daemon::trigger::{Requested, SourceTrigger};
+        let clock = TokioClock::starting_at(start());
+        let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
+        let stop = CancellationToken::new();
+        let trigger = Arc::new(SourceTrigger::default());
+        trigger.attach(true);
+        let wakes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (t, stopper) = (trigger.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            assert_eq!(t.request_cycle(), Requested::Started);
+            assert_eq!(t.request_cycle(), Requested::AlreadyDue);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            assert!(t.request_invoices(["INV-1".to_owned()]));
+            tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+            stopper.cancel();
+        });
+        let w = wakes.clone();
+        let stats = run_loop(
+            "erp",
+            &schedule,
+            Duration::ZERO,
+            false,
+            &clock,
+            &stop,
+            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
+            Some(&trigger),
+            |wake| {
+                w.lock()
+                    .unwrap()
+                    .push((clock.now().format("%H:%M:%S").to_string(), wake));
+                async {}
+            },
+        )
+        .await;
+        let wakes = wakes.lock().unwrap().clone();
+        assert_eq!(
+            wakes,
+            [
+                ("10:01:30".to_owned(), Wake::Full),
+                (
+                    "10:02:30".to_owned(),
+                    Wake::Invoices(vec!["INV-1".to_owned()])
+                ),
+                ("10:05:00".to_owned(), Wake::Full),
+            ]
+        );
+        assert_eq!((stats.cycles, stats.triggered), (3, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn jitter_delays_the_start_within_its_bound() {
         let clock = TokioClock::starting_at(start());
         let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
