@@ -44,6 +44,8 @@ pub const PAYMENTS_PENDING: &str = "b2bsync_payments_pending";
 pub const PAYMENTS_STUCK: &str = "b2bsync_payments_stuck";
 pub const RECORDS_REFUSED: &str = "b2bsync_records_refused_total";
 pub const REFUSED_RECORDS: &str = "b2bsync_refused_records";
+/// Requests to the trigger endpoint and the webhook receiver, by `kind` and `result`.
+pub const TRIGGERS: &str = "b2bsync_triggers_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -174,6 +176,10 @@ fn describe() {
     describe_counter!(
         STORE_LEASE_MOVES,
         "Store leases this replica took over from another holder (a replica died, left or handed it over)"
+    );
+    describe_counter!(
+        TRIGGERS,
+        "Trigger (kind=api) and webhook (kind=webhook) requests, by result"
     );
     describe_histogram!(
         UPDATE_STATE_AGE,

@@ -12,12 +12,14 @@ mod output;
 mod payments;
 mod plan;
 mod probe;
+mod resync;
 mod run;
 #[cfg(feature = "rigs")]
 mod sandbox;
 mod status;
 mod sync;
 #[cfg(feature = "rigs")]
+mod webhooks;
 mod with_postgres;
 
 use std::path::PathBuf;
@@ -98,6 +100,9 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Dry run: what a sync would do, with per-field diffs; writes nothing.
     Plan(plan::PlanArgs),
+    /// Make the next cycle re-read and re-push invoices although nothing changed (from their
+    /// current B2B details: what a person added there is kept); `--dry-run` only lists them.
+    Resync(resync::ResyncArgs),
     /// Per source: latest runs, cursor, failures waiting, mutations in flight.
     Status(status::StatusArgs),
     /// Failed, dead-lettered and flagged invoices: list, retry, discard.
@@ -107,6 +112,9 @@ enum Command {
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
     #[cfg(feature = "rigs")]
+    /// Alloy webhook subscriptions of a unified source: register this daemon's receiver, list.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// The whole job end to end against the bundled sandbox: needs only PostgreSQL
     /// (DATABASE_URL), no config file.
     Demo(demo::DemoArgs),
@@ -200,6 +208,8 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Run(args) => run::run(settings, args).await,
         Command::Sync(args) => sync::run(settings, args).await,
         Command::Plan(args) => plan::run(settings, args).await,
+        Command::Resync(args) => resync::run(settings, args).await,
+        Command::Webhooks(cmd) => webhooks::run(settings, cmd).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
         Command::Payments(cmd) => payments::run(settings, cmd).await,

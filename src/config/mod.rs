@@ -40,7 +40,7 @@ pub struct Settings {
 }
 
 /// `[daemon]`: the long-running `run` command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DaemonSettings {
     /// Where `/healthz`, `/readyz` and `/metrics` listen (`http_address`, default
     /// 127.0.0.1:9464; `""` turns the endpoints off).
@@ -56,6 +56,20 @@ pub struct DaemonSettings {
     /// How long a replica's lease on a store lasts unless renewed (default 15 s): a store moves
     /// to another replica within about this long when its replica dies.
     pub lease_ttl: Duration,
+    /// The bearer token `POST /v1/sources/{name}/sync` requires (`trigger_token` or
+    /// `trigger_token_file`); without one the endpoint is off (404).
+    pub trigger_token: Option<secrecy::SecretString>,
+    /// Trigger and webhook requests taken per minute, all sources together (default 60); more
+    /// are answered 429.
+    pub trigger_requests_per_minute: NonZeroU32,
+    /// The shared secret Alloy's webhooks carry in the `X-Webhook-Secret` header
+    /// (`webhook_secret` or `webhook_secret_file`); without one the receiver is off (404).
+    pub webhook_secret: Option<secrecy::SecretString>,
+    /// Webhook bodies larger than this are refused with 413 (default 65 536 bytes).
+    pub webhook_max_body: usize,
+    /// A webhook event id seen within this window is a replay and is ignored; events older
+    /// than it are refused (default 300 s).
+    pub webhook_replay_window: Duration,
 }
 
 /// The schema's defaults (`schema::daemon`): written once, there.

@@ -104,7 +104,37 @@ pub(super) fn daemon(mut t: Table<'_>) -> Option<DaemonSettings> {
     let unready = t.or("unready_after_failed_cycles", 3, whole(1..=1000));
     let max_cycle = t.or("max_cycle_secs", 3600, secs(1..=604_800));
     let lease_ttl = t.or("lease_ttl_secs", 15, secs(3..=600));
+    let trigger_token = if t.has("trigger_token") || t.has("trigger_token_file") {
+        Some(t.exactly_one(
+            ("trigger_token", secret),
+            ("trigger_token_file", secret_file),
+        ))
+    } else {
+        None
+    };
+    let trigger_rate = t.or("trigger_requests_per_minute", 60, whole(1..=100_000));
+    let webhook_secret = if t.has("webhook_secret") || t.has("webhook_secret_file") {
+        Some(t.exactly_one(
+            ("webhook_secret", secret),
+            ("webhook_secret_file", secret_file),
+        ))
+    } else {
+        None
+    };
+    let webhook_max_body = t.or("webhook_max_body_bytes", 65_536, whole(1024..=2_097_152));
+    let replay = t.or("webhook_replay_window_secs", 300, secs(10..=86_400));
     Some(DaemonSettings {
+        trigger_token: match trigger_token {
+            Some(token) => Some(token?),
+            None => None,
+        },
+        trigger_requests_per_minute: std::num::NonZeroU32::new(trigger_rate?)?,
+        webhook_secret: match webhook_secret {
+            Some(secret) => Some(secret?),
+            None => None,
+        },
+        webhook_max_body: usize::try_from(webhook_max_body?).ok()?,
+        webhook_replay_window: replay?,
         http_address: http_address?,
         shutdown_deadline: deadline?,
         unready_after_failed_cycles: unready?,

@@ -720,6 +720,32 @@ fn a_budget_whose_window_can_exceed_the_stores_150_is_refused() {
     assert!(fine.is_ok(), "{fine:?}");
 }
 
+/// `d` is [`DaemonSettings::default`] (which holds secrets, so has no `PartialEq`).
+fn assert_daemon_defaults(d: &DaemonSettings, what: &str) {
+    let def = DaemonSettings::default();
+    assert!(
+        d.trigger_token.is_none() && def.trigger_token.is_none(),
+        "{what}"
+    );
+    assert!(
+        d.webhook_secret.is_none() && def.webhook_secret.is_none(),
+        "{what}"
+    );
+    let plain = |d: &DaemonSettings| {
+        (
+            d.http_address,
+            d.shutdown_deadline,
+            d.unready_after_failed_cycles,
+            d.max_cycle,
+            d.lease_ttl,
+            d.trigger_requests_per_minute,
+            d.webhook_max_body,
+            d.webhook_replay_window,
+        )
+    };
+    assert_eq!(plain(d), plain(&def), "{what}");
+}
+
 #[test]
 fn every_section_reads_its_defaults() {
     // The defaults are written once, in the schema; each section's `Default` reads an empty
@@ -742,7 +768,7 @@ fn every_section_reads_its_defaults() {
         source.limits,
         crate::domain::policy::RecordLimits::default()
     );
-    assert_eq!(s.daemon, DaemonSettings::default());
+    assert_daemon_defaults(&s.daemon, "a config without [daemon]");
     assert_eq!(s.engine, EngineSettings::default());
     assert_eq!(s.stores["acme"].budget, BudgetSettings::default());
     assert_eq!(s.stores["acme"].retry, RetrySettings::default());
@@ -755,7 +781,7 @@ fn the_example_states_every_default_the_code_uses() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
     let s = load_with_env(&example, Vec::new())
         .unwrap_or_else(|e| panic!("config/example.toml loads: {e}"));
-    assert_eq!(s.daemon, DaemonSettings::default(), "[daemon]");
+    assert_daemon_defaults(&s.daemon, "[daemon] of config/example.toml");
     assert_eq!(s.engine, EngineSettings::default(), "[engine]");
     let store = &s.stores["acme"];
     assert_eq!(
@@ -774,5 +800,48 @@ fn the_example_states_every_default_the_code_uses() {
         source.limits,
         crate::domain::policy::RecordLimits::default(),
         "[sources.erp_main.limits]"
+    );
+}
+
+#[test]
+fn trigger_and_webhook_secrets_are_optional_and_come_one_way() {
+    let d = ok(MINIMAL, &[]).daemon;
+    assert!(d.trigger_token.is_none() && d.webhook_secret.is_none());
+    assert_eq!(d.trigger_requests_per_minute.get(), 60);
+    assert_eq!(d.webhook_max_body, 65_536);
+    assert_eq!(d.webhook_replay_window, Duration::from_secs(300));
+
+    let mut secret = NamedTempFile::new().expect("temp file");
+    writeln!(secret, "  hook-{SECRET}  ").expect("write");
+    let text = format!(
+        "{MINIMAL}\n[daemon]\ntrigger_token = \"trig-{SECRET}\"\nwebhook_secret_file = {:?}\n\
+         trigger_requests_per_minute = 10\nwebhook_max_body_bytes = 2048\nwebhook_replay_window_secs = 60\n",
+        secret.path().display().to_string()
+    );
+    let d = ok(&text, &[]).daemon;
+    assert_eq!(
+        d.trigger_token
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some(format!("trig-{SECRET}"))
+    );
+    assert_eq!(
+        d.webhook_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some(format!("hook-{SECRET}"))
+    );
+    assert_eq!(d.trigger_requests_per_minute.get(), 10);
+    assert_eq!(d.webhook_max_body, 2048);
+    assert!(!format!("{d:?}").contains(SECRET), "Debug shows no secret");
+
+    let both = format!(
+        "{MINIMAL}\n[daemon]\ntrigger_token = \"a\"\ntrigger_token_file = \"/nonexistent\"\nwebhook_max_body_bytes = 10\n"
+    );
+    let errors = problems_of(&both, &[]);
+    assert_eq!(
+        keys(&errors),
+        ["daemon.trigger_token", "daemon.webhook_max_body_bytes"],
+        "{errors}"
     );
 }

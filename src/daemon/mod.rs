@@ -2,11 +2,14 @@
 //! graceful shutdown on SIGTERM/SIGINT within a deadline, health and metrics endpoints, and
 //! systemd notifications (READY, WATCHDOG, STOPPING) when run under `Type=notify`.
 
+pub mod api;
 pub mod health;
 pub mod http;
 pub mod leases;
 pub mod liveness;
 pub mod scheduler;
+pub mod trigger;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use health::Health;
 use leases::{Change, Leases};
 use liveness::Liveness;
 use scheduler::{run_loop, SystemClock};
+use trigger::{Triggers, Wake};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -54,11 +58,25 @@ pub async fn run(
     ));
     let liveness = Liveness::new(settings.daemon.max_cycle);
     let http_stop = tokio_util::sync::CancellationToken::new();
+    let triggers = Triggers::new(engine.source_names());
+    let api = api::Api::new(&settings.daemon, triggers.clone(), engine.pool().clone());
+    // Requests for stores other replicas hold come through PostgreSQL: listened for only when
+    // the endpoints are on (one more database connection).
+    let listening = (settings.daemon.trigger_token.is_some()
+        || settings.daemon.webhook_secret.is_some())
+    .then(|| {
+        tokio::spawn(api::listen(
+            engine.pool().clone(),
+            triggers.clone(),
+            http_stop.clone(),
+        ))
+    });
     let http = match settings.daemon.http_address {
         Some(addr) => Some(
             http::serve(
                 addr,
-                http::router(health.clone(), liveness.clone(), metrics, engine.clone()),
+                http::router(health.clone(), liveness.clone(), metrics, engine.clone())
+                    .merge(api.routes()),
                 http_stop.clone(),
             )
             .await
@@ -82,6 +100,7 @@ pub async fn run(
         health: health.clone(),
         liveness: liveness.clone(),
         run_now: options.run_now,
+        triggers,
     };
     let supervisor = tokio::spawn(supervise(leases.clone(), work, stop.clone()));
 
@@ -144,6 +163,9 @@ pub async fn run(
         w.abort();
     }
     http_stop.cancel();
+    if let Some(l) = listening {
+        l.abort();
+    }
     if let Some(h) = http {
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
@@ -192,6 +214,7 @@ struct Work {
     health: Arc<Health>,
     liveness: Arc<Liveness>,
     run_now: bool,
+    triggers: Triggers,
 }
 
 impl Work {
@@ -204,12 +227,27 @@ impl Work {
         let (engine, health) = (self.engine.clone(), self.health.clone());
         let pulse = self.liveness.source(&name);
         let run_now = self.run_now;
+        let trigger = self.triggers.get(&name).cloned();
         tracing::info!(source = %name, schedule = schedule.expression(), timezone = %schedule.timezone(), "scheduled");
         loops.spawn(async move {
-            run_loop(&name, &schedule, jitter, run_now, &SystemClock, &stop, &pulse, || {
+            if let Some(t) = &trigger {
+                t.attach(true);
+            }
+            run_loop(&name, &schedule, jitter, run_now, &SystemClock, &stop, &pulse, trigger.as_deref(), |wake| {
                 let (engine, health, name) = (engine.clone(), health.clone(), name.clone());
                 async move {
-                    match engine.run_cycle(&name).await {
+                    // Readiness follows the full cycles: a webhook's few invoices syncing fine
+                    // must not hide a source whose full read keeps failing.
+                    let (result, full) = match wake {
+                        Wake::Full => (engine.run_cycle(&name).await, true),
+                        Wake::Invoices(ids) => (engine.sync_invoices(&name, &ids).await, false),
+                    };
+                    match result {
+                        Ok(report) if !full => {
+                            if report.outcome == crate::store::runs::Outcome::Failed {
+                                tracing::warn!(source = %name, error = report.error.as_deref(), "the webhook's invoices could not be synced; the next full cycle reads them");
+                            }
+                        }
                         Ok(report) => health.record(&name, report.outcome),
                         Err(e) => {
                             tracing::error!(source = %name, error = %e, "the cycle could not run");
@@ -219,6 +257,9 @@ impl Work {
                 }
             })
             .await;
+            if let Some(t) = &trigger {
+                t.attach(false);
+            }
         });
     }
 }

@@ -10,6 +10,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::liveness::{SourcePulse, BEAT};
+use super::trigger::{SourceTrigger, Wake};
 use crate::schedule::CronSchedule;
 
 /// Wall-clock time for the schedule. Tests use [`TokioClock`] so a paused tokio clock drives it.
@@ -51,11 +52,15 @@ impl Clock for TokioClock {
 pub struct LoopStats {
     pub cycles: u32,
     pub skipped_firings: u32,
+    /// Cycles a trigger asked for (also counted in `cycles`).
+    pub triggered: u32,
 }
 
-/// Runs `cycle` at each firing of `schedule` (plus up to `jitter`) until `stop` is cancelled.
-/// With `run_now`, one cycle runs at once first. The loop beats `pulse` while it waits (at least
-/// every [`BEAT`]) and marks each cycle's start and end, so `/healthz` can tell a stuck loop.
+/// Runs `cycle` at each firing of `schedule` (plus up to `jitter`) until `stop` is cancelled,
+/// and whenever `trigger` asks for it (see `trigger`): a cycle asked for runs at once, or right
+/// after the cycle running, never beside it. With `run_now`, one cycle runs at once first. The
+/// loop beats `pulse` while it waits (at least every [`BEAT`]) and marks each cycle's start and
+/// end, so `/healthz` can tell a stuck loop.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_loop<F, Fut>(
     source: &str,
@@ -65,24 +70,34 @@ pub async fn run_loop<F, Fut>(
     clock: &dyn Clock,
     stop: &CancellationToken,
     pulse: &SourcePulse,
+    trigger: Option<&SourceTrigger>,
     mut cycle: F,
 ) -> LoopStats
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Wake) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut stats = LoopStats::default();
-    let mut run = || {
+    let mut run = |wake: Wake| {
         pulse.cycle_started();
-        let cycle = cycle();
+        let cycle = cycle(wake);
         async move {
             cycle.await;
             pulse.cycle_ended();
+            if let Some(t) = trigger {
+                t.finished();
+            }
         }
     };
+    let take = |scheduled: bool| match trigger {
+        Some(t) => t.take(scheduled),
+        None => scheduled.then_some(Wake::Full),
+    };
     if run_now && !stop.is_cancelled() {
-        run().await;
-        stats.cycles += 1;
+        if let Some(wake) = take(true) {
+            run(wake).await;
+            stats.cycles += 1;
+        }
     }
     let mut last_end = clock.now();
     loop {
@@ -96,19 +111,38 @@ where
         };
         let wait = (next - clock.now()).to_std().unwrap_or(Duration::ZERO) + random_up_to(jitter);
         let firing = tokio::time::Instant::now() + wait;
-        loop {
+        let scheduled = loop {
             pulse.beat();
             let slice = firing.min(tokio::time::Instant::now() + BEAT);
+            let woken = async {
+                match trigger {
+                    Some(t) => t.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => return stats,
                 _ = tokio::time::sleep_until(slice) => {}
+                _ = woken => {
+                    if let Some(wake) = take(false) {
+                        run(wake).await;
+                        stats.cycles += 1;
+                        stats.triggered += 1;
+                        if stop.is_cancelled() {
+                            return stats;
+                        }
+                    }
+                    continue;
+                }
             }
             if slice >= firing {
-                break;
+                break true;
             }
+        };
+        if let Some(wake) = take(scheduled) {
+            run(wake).await;
+            stats.cycles += 1;
         }
-        run().await;
-        stats.cycles += 1;
         let end = clock.now();
         // Firings that passed while the cycle ran are skipped, not queued.
         let mut missed = 0;
@@ -170,7 +204,8 @@ mod tests {
             &clock,
             &stop,
             &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
-            || {
+            None,
+            |_| {
                 t.lock().unwrap().push(clock.now());
                 async {}
             },
@@ -208,7 +243,8 @@ mod tests {
             &clock,
             &stop,
             &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
-            || {
+            None,
+            |_| {
                 if r.swap(true, Ordering::SeqCst) {
                     o.fetch_add(1, Ordering::SeqCst);
                 }
@@ -231,6 +267,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_trigger_runs_a_cycle_at_once_and_the_schedule_still_fires() {
+        use crate::daemon::trigger::{Requested, SourceTrigger};
+        let clock = TokioClock::starting_at(start());
+        let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
+        let stop = CancellationToken::new();
+        let trigger = Arc::new(SourceTrigger::default());
+        trigger.attach(true);
+        let wakes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (t, stopper) = (trigger.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            assert_eq!(t.request_cycle(), Requested::Started);
+            assert_eq!(t.request_cycle(), Requested::AlreadyDue);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            assert!(t.request_invoices(["INV-1".to_owned()]));
+            tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+            stopper.cancel();
+        });
+        let w = wakes.clone();
+        let stats = run_loop(
+            "erp",
+            &schedule,
+            Duration::ZERO,
+            false,
+            &clock,
+            &stop,
+            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
+            Some(&trigger),
+            |wake| {
+                w.lock()
+                    .unwrap()
+                    .push((clock.now().format("%H:%M:%S").to_string(), wake));
+                async {}
+            },
+        )
+        .await;
+        let wakes = wakes.lock().unwrap().clone();
+        assert_eq!(
+            wakes,
+            [
+                ("10:01:30".to_owned(), Wake::Full),
+                (
+                    "10:02:30".to_owned(),
+                    Wake::Invoices(vec!["INV-1".to_owned()])
+                ),
+                ("10:05:00".to_owned(), Wake::Full),
+            ]
+        );
+        assert_eq!((stats.cycles, stats.triggered), (3, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn jitter_delays_the_start_within_its_bound() {
         let clock = TokioClock::starting_at(start());
         let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
@@ -250,7 +338,8 @@ mod tests {
             &clock,
             &stop,
             &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
-            || {
+            None,
+            |_| {
                 t.lock().unwrap().push(clock.now());
                 async {}
             },

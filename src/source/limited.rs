@@ -48,6 +48,28 @@ impl Source for Limited {
         }))
     }
 
+    async fn fetch(
+        &self,
+        external_ids: &[String],
+    ) -> Option<
+        Result<Vec<Result<crate::domain::SourceInvoice, crate::domain::RecordError>>, SourceError>,
+    > {
+        let limits = &self.limits;
+        let fetched = self.inner.fetch(external_ids).await?;
+        Some(fetched.map(|records| {
+            records
+                .into_iter()
+                .map(|record| match record {
+                    Ok(invoice) => match check_limits(&invoice, limits, &invoice.locator()) {
+                        Ok(()) => Ok(invoice),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                })
+                .collect()
+        }))
+    }
+
     async fn page_committed(&self, receipt: &PageReceipt) -> Result<(), SourceError> {
         self.inner.page_committed(receipt).await
     }

@@ -115,6 +115,17 @@ pub trait Source: Send + Sync {
         Vec::new()
     }
 
+    /// Reads these invoices (ERP ids) now, one by one (a webhook named them); each is the
+    /// invoice or why it cannot be taken. `None`: this adapter cannot read by id (the caller
+    /// runs a full cycle instead).
+    async fn fetch(
+        &self,
+        external_ids: &[String],
+    ) -> Option<Result<Vec<Result<SourceInvoice, RecordError>>, SourceError>> {
+        let _ = external_ids;
+        None
+    }
+
     /// How this ERP takes B2B payments back (`None`: it cannot).
     fn payment_writer(&self) -> Option<&dyn write_back::PaymentWriter> {
         None

@@ -47,7 +47,7 @@ pub async fn of_sources(
                 (SELECT count(*) FROM invoice_state WHERE source = s.name AND status = 'dead'),
                 (SELECT count(*) FROM ledger WHERE source = s.name AND state = 'in_flight'),
                 (SELECT max(finished_at) FROM sync_runs
-                  WHERE source = s.name AND outcome IN ('ok', 'partial')),
+                  WHERE source = s.name AND outcome IN ('ok', 'partial') AND scope = 'full'),
                 (SELECT min(pending_since) FROM invoice_state
                   WHERE source = s.name AND status IN ('failed', 'dead', 'flagged')),
                 (SELECT min(created_at) FROM ledger WHERE source = s.name AND state = 'in_flight'),

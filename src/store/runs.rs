@@ -71,13 +71,16 @@ pub struct RunRow {
 
 /// Records a run's start, with the process it belongs to (the connection's `application_name`
 /// when it is a daemon's, see `store::process_name`).
-pub async fn start(pool: &PgPool, id: Uuid, source: &str) -> Result<(), StoreError> {
+/// `full`: the run reads the source's whole change feed; else only invoices named by a webhook
+/// (`scope` 'invoices', left out of "last success").
+pub async fn start(pool: &PgPool, id: Uuid, source: &str, full: bool) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO sync_runs (id, source, process) VALUES ($1, $2,
-                NULLIF(current_setting('application_name'), ''))",
+        "INSERT INTO sync_runs (id, source, process, scope) VALUES ($1, $2,
+                NULLIF(current_setting('application_name'), ''), $3)",
     )
     .bind(id)
     .bind(source)
+    .bind(if full { "full" } else { "invoices" })
     .execute(pool)
     .await
     .map_err(StoreError::query("recording a run's start"))?;

@@ -350,6 +350,26 @@ impl Engine {
 
     /// One cycle of `source`. A second process working the same source makes this one skip.
     pub async fn run_cycle(&self, source: &str) -> Result<RunReport, EngineError> {
+        self.run_scoped(source, None).await
+    }
+
+    /// A short cycle over only these invoices (ERP ids; a webhook named them): each is read by
+    /// id, then planned and executed like any other (the ledger, the state, the current B2B
+    /// details); the cursor does not move, and payments and due retries wait for the next full
+    /// cycle. An adapter that cannot read by id runs a full cycle instead.
+    pub async fn sync_invoices(
+        &self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<RunReport, EngineError> {
+        self.run_scoped(source, Some(external_ids)).await
+    }
+
+    async fn run_scoped(
+        &self,
+        source: &str,
+        only: Option<&[String]>,
+    ) -> Result<RunReport, EngineError> {
         let rt = self.runtime(source)?;
         let run_id = Uuid::new_v4();
         let started = Instant::now();
@@ -384,28 +404,30 @@ impl Engine {
         };
         let fence = hold.fence(&self.ownership, source);
         let result = self
-            .run_held(rt, source, run_id, started, &span, &fence)
+            .run_held(rt, source, only, run_id, started, &span, &fence)
             .await;
         self.ownership.leave(hold).await;
         result
     }
 
     /// [`Self::run_cycle`] once the store is held.
+    #[allow(clippy::too_many_arguments)]
     async fn run_held(
         &self,
         rt: &SourceRuntime,
         source: &str,
+        only: Option<&[String]>,
         run_id: Uuid,
         started: Instant,
         span: &tracing::Span,
         fence: &Fence,
     ) -> Result<RunReport, EngineError> {
-        runs::start(&self.pool, run_id, source).await?;
+        runs::start(&self.pool, run_id, source, only.is_none()).await?;
         let client = rt.client.with_fresh_counter();
         let erp_calls_before = crate::source::requests::calls(source);
         let mut cycle = Cycle::default();
         let result = tracing::Instrument::instrument(
-            self.cycle(rt, &client, run_id, fence, &mut cycle),
+            self.cycle(rt, &client, run_id, fence, only, &mut cycle),
             span.clone(),
         )
         .await;
@@ -485,6 +507,7 @@ impl Engine {
         client: &B2bClient,
         run_id: Uuid,
         fence: &Fence,
+        only: Option<&[String]>,
         st: &mut Cycle,
     ) -> Result<(), CycleError> {
         let ctx = Ctx {
@@ -498,6 +521,17 @@ impl Engine {
         };
         let recovered = recover(&ctx).await?;
         st.counts.recovered += i32::try_from(recovered.adopted).unwrap_or(i32::MAX);
+
+        if let Some(ids) = only {
+            if let Some(records) = rt.adapter.fetch(ids).await {
+                let records = records?;
+                crate::store::refused::take_page(&self.pool, &rt.settings.name, run_id, &records)
+                    .await?;
+                self.process(&ctx, rt, records, st).await?;
+                return self.flush(&ctx, rt, st).await;
+            }
+            tracing::info!("the source cannot read invoices by id: a full cycle instead");
+        }
 
         // Before any invoice is pushed: a payment seen now is kept by this cycle's pushes.
         st.payments = crate::payments::run(&crate::payments::PaymentsCtx {

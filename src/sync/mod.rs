@@ -10,3 +10,4 @@ pub mod ownership;
 pub mod plan;
 pub mod prepare;
 pub mod recover;
+pub mod resync;

@@ -818,3 +818,102 @@ async fn a_json_run_logs_flat_lines_with_unique_keys_and_run_id_at_the_top_level
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn resync_dry_run_lists_and_changes_nothing_then_the_next_sync_re_pushes_those() {
+    let w = World::new(LOOKUP).await;
+    w.export(
+        "a.ndjson",
+        &[
+            invoice(1, "CUST-00001", 2),
+            invoice(2, "CUST-00002", 3),
+            invoice(3, "CUST-00003", 1),
+        ],
+    );
+    w.expect(&["sync", "--once"], 0).await;
+
+    let before = snapshot(&w.db).await;
+    w.sandbox.control().reset_stats();
+    let stdout = w
+        .expect(
+            &[
+                "resync",
+                "--source",
+                "erp",
+                "--invoice",
+                "INV-1,INV-2",
+                "--dry-run",
+            ],
+            0,
+        )
+        .await;
+    assert!(
+        stdout
+            .starts_with("erp: dry run, nothing changed: the next cycle would re-push 2 invoices"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("INV-1") && stdout.contains("INV-2") && !stdout.contains("INV-3"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("drop the exports holding these invoices again"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(&w.db).await, before, "a dry run changes nothing");
+    assert_eq!(
+        w.sandbox.control().stats().total,
+        0,
+        "a dry run sends nothing"
+    );
+    // Exactly one of --all, --since, --invoice.
+    w.expect(&["resync", "--source", "erp"], 2).await;
+    w.expect(
+        &["resync", "--source", "erp", "--all", "--invoice", "INV-1"],
+        2,
+    )
+    .await;
+
+    let stdout = w
+        .expect(
+            &[
+                "resync",
+                "--source",
+                "erp",
+                "--invoice",
+                "INV-1",
+                "--invoice",
+                "INV-2",
+            ],
+            0,
+        )
+        .await;
+    assert!(
+        stdout.starts_with("erp: the next cycle re-pushes 2 invoices"),
+        "{stdout}"
+    );
+    // The ERP sends the same three again, with a new one.
+    w.export(
+        "b.ndjson",
+        &[
+            invoice(1, "CUST-00001", 2),
+            invoice(2, "CUST-00002", 3),
+            invoice(3, "CUST-00003", 1),
+            invoice(4, "CUST-00004", 5),
+        ],
+    );
+    w.sandbox.control().reset_stats();
+    let stdout = w.expect(&["sync", "--once"], 0).await;
+    assert!(
+        stdout.contains(": 1 created, 2 updated, 1 unchanged, 0 deleted, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        w.sandbox
+            .control()
+            .stats()
+            .route_total("PUT /ip/invoices/{id}"),
+        2,
+        "exactly the two resynced invoices are PUT"
+    );
+}

@@ -240,6 +240,33 @@ impl UnifiedSandboxControl {
             .collect()
     }
 
+    /// Alloy: subscribes `address` to `topic`, as `POST /webhooks` does.
+    pub fn subscribe_webhook(&self, address: &str, topic: &str) -> super::Subscription {
+        let sub = super::Subscription {
+            id: uuid::Uuid::new_v4().to_string(),
+            address: address.to_owned(),
+            topic: topic.to_owned(),
+        };
+        lock(&self.shared.webhooks).subscriptions.push(sub.clone());
+        sub
+    }
+
+    /// Alloy: the webhook subscriptions.
+    pub fn webhook_subscriptions(&self) -> Vec<super::Subscription> {
+        lock(&self.shared.webhooks).subscriptions.clone()
+    }
+
+    /// Alloy: webhooks are lost on the way (true) or delivered again (false).
+    pub fn lose_webhooks(&self, lose: bool) {
+        lock(&self.shared.webhooks).lose = lose;
+    }
+
+    /// Alloy: webhook deliveries sent and lost so far.
+    pub fn webhook_counts(&self) -> (u64, u64) {
+        let w = lock(&self.shared.webhooks);
+        (w.sent, w.lost)
+    }
+
     /// The ERP changes fields of the invoice: `patch`'s keys replace the invoice's (e.g.
     /// `{"balance": 40}` or new `lineItems`). Returns the new `remoteUpdatedAt`.
     pub fn update_invoice(
@@ -386,6 +413,12 @@ impl UnifiedSandboxControl {
             None => invoices.next_stamp(now),
         };
         invoices.put(&key, stamp, invoice);
+        drop(invoices);
+        if matches!(self.shared.api, SandboxApi::Alloy(_)) {
+            if let Some((remote, alloy_id)) = self.alloy_ids(&key) {
+                super::webhooks::deliver(self, &alloy_id, &remote);
+            }
+        }
         Ok(DateTime::from_timestamp_millis(stamp).unwrap_or_default())
     }
 }

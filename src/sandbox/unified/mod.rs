@@ -50,6 +50,7 @@ mod seed;
 mod state;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 mod write;
 
 use std::fmt;
@@ -68,6 +69,7 @@ pub use alloy::{
 };
 pub use control::{InvoiceAmounts, Malformation, UnifiedSandboxControl, UnifiedSandboxError};
 pub use seed::remote_id;
+pub use webhooks::{Subscription, INVOICES_TOPIC};
 
 use self::seed::Seed;
 use self::state::{Clock, Invoices, Routes, Shared};
@@ -278,6 +280,7 @@ pub async fn start(
             config.rng_seed,
         )),
         stats: Mutex::new(Stats::default()),
+        webhooks: Mutex::new(webhooks::Webhooks::default()),
     });
     let control = UnifiedSandboxControl::new(shared);
     let router = match &alloy {

@@ -307,7 +307,7 @@ async fn drop_connection(kill: Option<ConnectionKill>) -> Response {
 }
 
 /// `Authorization: Bearer <key>`, the scheme in any case (004 writes it `bearer`).
-fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

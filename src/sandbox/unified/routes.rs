@@ -41,6 +41,10 @@ pub(crate) fn alloy_router(control: UnifiedSandboxControl, version: AlloyVersion
         )
         .route(&format!("{base}/customers"), get(pipeline::customers))
         .route(&format!("{base}/customers/{{id}}"), get(pipeline::customer))
+        .route(
+            &format!("/{}/one/webhooks", version.as_str()),
+            get(super::webhooks::list).post(super::webhooks::subscribe),
+        )
         .merge(admin::routes())
         .fallback(unmatched)
         .with_state(control)

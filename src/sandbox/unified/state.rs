@@ -217,6 +217,8 @@ pub(crate) struct Shared {
     pub limiter: Mutex<RateLimiter>,
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<Stats>,
+    /// Alloy's webhook subscriptions and deliveries.
+    pub webhooks: Mutex<super::webhooks::Webhooks>,
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ impl UnifiedClient {
         Ok(url)
     }
 
-    fn join(&self, path: &str) -> Result<Url, SourceError> {
+    pub(crate) fn join(&self, path: &str) -> Result<Url, SourceError> {
         self.base
             .join(&relative(path))
             .map_err(|e| self.protocol(format!("cannot build the URL of {path}: {e}")))
