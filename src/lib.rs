@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod payments;
+pub mod reconcile;
 pub mod sandbox;
 pub mod schedule;
 pub mod source;

@@ -38,6 +38,8 @@ pub const PAYMENTS_PENDING: &str = "b2bsync_payments_pending";
 pub const PAYMENTS_STUCK: &str = "b2bsync_payments_stuck";
 pub const RECORDS_REFUSED: &str = "b2bsync_records_refused_total";
 pub const REFUSED_RECORDS: &str = "b2bsync_refused_records";
+/// Differences the latest `reconcile` of a source found, by kind.
+pub const RECONCILE_DIFFERENCES: &str = "b2bsync_reconcile_differences";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -149,6 +151,10 @@ fn describe() {
     describe_counter!(
         STORE_LEASE_MOVES,
         "Store leases this replica took over from another holder (a replica died, left or handed it over)"
+    );
+    describe_gauge!(
+        RECONCILE_DIFFERENCES,
+        "Differences between ERP and B2B the latest reconcile of the source found, by kind"
     );
     describe_histogram!(
         UPDATE_STATE_AGE,

@@ -10,6 +10,7 @@ mod output;
 mod payments;
 mod plan;
 mod probe;
+mod reconcile;
 mod run;
 mod sandbox;
 mod status;
@@ -93,6 +94,9 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Dry run: what a sync would do, with per-field diffs; writes nothing.
     Plan(plan::PlanArgs),
+    /// Month-end reconciliation: where ERP and B2B disagree and why (exit 1 while anything is
+    /// unexplained); --repair queues what the next cycle can fix.
+    Reconcile(reconcile::ReconcileArgs),
     /// Per source: latest runs, cursor, failures waiting, mutations in flight.
     Status(status::StatusArgs),
     /// Failed, dead-lettered and flagged invoices: list, retry, discard.
@@ -184,6 +188,7 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Run(args) => run::run(settings, args).await,
         Command::Sync(args) => sync::run(settings, args).await,
         Command::Plan(args) => plan::run(settings, args).await,
+        Command::Reconcile(args) => reconcile::run(settings, args).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
         Command::Payments(cmd) => payments::run(settings, cmd).await,

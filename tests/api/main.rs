@@ -27,6 +27,8 @@ mod observability;
 mod payments_client;
 mod payments_erp;
 mod payments_flow;
+mod reconcile;
+mod schema_check;
 mod secrets;
 mod source_alloy;
 mod source_files;

@@ -1,0 +1,295 @@
+//! `reconcile` (issue 16): 5 000 ERP invoices synced, then ten differences of every kind seeded
+//! in the sandboxes; the report names exactly those, with the right kind, diff and totals, reads
+//! B2B in ceil(n/250) requests, validates against docs/reconcile.schema.json, and `--repair`
+//! followed by a sync leaves only what a person must decide.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use b2b_invoice_sync::config::PaymentSettings;
+use b2b_invoice_sync::reconcile::{read, render, Kind, Remedy, Report};
+use b2b_invoice_sync::sandbox::b2b::PersonEdit;
+
+use crate::engine_world::{World, SOURCE};
+use crate::helpers::STORE_HASH;
+
+const INVOICES: usize = 5_000;
+const EACH: usize = 10;
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str(text).expect("decimal")
+}
+
+fn open_of(inv: &Value) -> Decimal {
+    dec(inv["openBalance"]["value"].as_str().expect("openBalance"))
+}
+
+/// The ERP ids of every difference of `kind`.
+fn ids_of(report: &Report, kind: Kind) -> BTreeSet<String> {
+    report
+        .differences
+        .iter()
+        .filter(|d| d.kind == kind)
+        .map(|d| d.external_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_reports_exactly_the_seeded_differences_and_repair_leaves_only_a_persons_work() {
+    let mut w = World::new(INVOICES).await;
+    w.source_mut().payments = PaymentSettings {
+        enabled: true,
+        ..PaymentSettings::default()
+    };
+    w.settings
+        .stores
+        .get_mut("acme")
+        .expect("store")
+        .b2b
+        .page_size = 250;
+    let engine = w.engine();
+    w.sync_until_quiet(&engine, 4).await;
+    let clean = read::reconcile(&engine, SOURCE, false)
+        .await
+        .expect("reconcile runs");
+    assert!(
+        clean.differences.is_empty(),
+        "freshly synced: {:#?}",
+        &clean.differences[..clean.differences.len().min(5)]
+    );
+    let synced = clean.summary.erp_invoices;
+    assert!(synced >= 4_900, "{:?}", clean.summary);
+
+    // Invoices with something open to pay or edit, in a stable order, ten per kind.
+    let by_ext = w.b2b_by_external_id();
+    let mut candidates: Vec<(String, u64, Value)> = by_ext
+        .iter()
+        .filter(|(_, inv)| open_of(inv) > dec("10"))
+        .map(|(ext, inv)| (ext.clone(), inv["id"].as_u64().expect("id"), inv.clone()))
+        .collect();
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(candidates.len() >= 6 * EACH);
+    let mut groups = candidates.chunks(EACH);
+    let mut next = || groups.next().expect("enough invoices").to_vec();
+    let (paid, stale, drifted, unexplained, orphan_from, duplicated) =
+        (next(), next(), next(), next(), next(), next());
+    let (drift_po, drift_lines) = drifted.split_at(EACH / 2);
+    let b2b = w.b2b.control();
+    let ids = |group: &[(String, u64, Value)]| -> BTreeSet<String> {
+        group.iter().map(|(ext, _, _)| ext.clone()).collect()
+    };
+
+    // Explained: a buyer pays 1.00 in B2B; a cycle sees the payment, the ERP has not taken it in.
+    for (_, id, _) in &paid {
+        b2b.pay_invoice(STORE_HASH, *id, dec("1.00")).expect("paid");
+    }
+    w.sync_until_quiet(&engine, 4).await;
+
+    // Missing: the ERP creates ten invoices no cycle has read yet.
+    let missing: BTreeSet<String> = (0..EACH)
+        .map(|_| w.erp.control().create_invoice())
+        .collect();
+    // Stale state: a person deletes ten synced invoices in B2B.
+    for (_, id, _) in &stale {
+        b2b.delete_invoice_as_person(STORE_HASH, *id)
+            .expect("deleted");
+    }
+    // Drift: a person edits owned fields (the PO number; a line's description in details).
+    for (_, id, _) in drift_po {
+        let edit = PersonEdit {
+            purchase_order_number: Some("PO-EDITED".to_owned()),
+            ..PersonEdit::default()
+        };
+        b2b.edit_invoice_as_person(STORE_HASH, *id, &edit)
+            .expect("edited");
+    }
+    for (_, id, inv) in drift_lines {
+        let mut lines = inv["details"]["details"]["lineItems"].clone();
+        lines[0]["description"] = json!("changed by a person");
+        b2b.edit_details(STORE_HASH, *id, &json!({"details": {"lineItems": lines}}))
+            .expect("edited");
+    }
+    // Unexplained balance: a person lowers the open balance by 5.00 with no payment.
+    for (_, id, inv) in &unexplained {
+        let edit = PersonEdit {
+            open_balance: Some(open_of(inv) - dec("5")),
+            ..PersonEdit::default()
+        };
+        b2b.edit_invoice_as_person(STORE_HASH, *id, &edit)
+            .expect("edited");
+    }
+    // Orphans: invoices keyed in by hand under ERP ids the ERP never had.
+    let mut orphan_open = Decimal::ZERO;
+    let mut orphans = BTreeSet::new();
+    let mut person_made = Vec::new();
+    for (i, (_, id, inv)) in orphan_from.iter().enumerate() {
+        let ext = format!("HAND-{i}");
+        let copy = b2b
+            .copy_invoice_as_person(STORE_HASH, *id, &format!("HAND-N-{i}"), Some(&ext))
+            .expect("copied");
+        orphan_open += open_of(inv);
+        orphans.insert(ext);
+        person_made.push(copy);
+    }
+    // Duplicates: the same ERP id keyed in twice.
+    let mut duplicate_open = Decimal::ZERO;
+    for (i, (_, id, inv)) in duplicated.iter().enumerate() {
+        let copy = b2b
+            .copy_invoice_as_person(STORE_HASH, *id, &format!("DUP-N-{i}"), None)
+            .expect("copied");
+        duplicate_open += open_of(inv);
+        person_made.push(copy);
+    }
+
+    let erp_before = w.erp.control().stats().total;
+    b2b.reset_stats();
+    let report = read::reconcile(&engine, SOURCE, false)
+        .await
+        .expect("reconcile runs");
+    let b2b_held = w.b2b_invoices().len() as u64;
+    assert_eq!(
+        w.b2b_total_calls(),
+        b2b_held.div_ceil(250),
+        "one GET per 250 B2B invoices"
+    );
+    assert_eq!(
+        w.b2b_calls("GET /ip/invoices"),
+        b2b_held.div_ceil(250),
+        "nothing but the bulk list"
+    );
+    let erp_pages = w.erp.control().stats().total - erp_before;
+    let erp_held = synced + EACH as u64;
+    assert!(
+        erp_pages >= erp_held.div_ceil(100) && erp_pages <= erp_held.div_ceil(100) + 2,
+        "ERP pages: {erp_pages}"
+    );
+
+    let s = &report.summary;
+    let counts: BTreeMap<Kind, u64> = [
+        (Kind::Missing, 10),
+        (Kind::Orphan, 10),
+        (Kind::Duplicate, 10),
+        (Kind::Drift, 10),
+        (Kind::Balance, 20),
+        (Kind::StaleState, 10),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(s.counts, counts, "{}", render::table(&report));
+    assert_eq!(ids_of(&report, Kind::Missing), missing);
+    assert_eq!(ids_of(&report, Kind::Orphan), orphans);
+    assert_eq!(ids_of(&report, Kind::Duplicate), ids(&duplicated));
+    assert_eq!(ids_of(&report, Kind::StaleState), ids(&stale));
+    assert_eq!(ids_of(&report, Kind::Drift), ids(&drifted));
+    let balances: BTreeSet<String> = ids(&paid).union(&ids(&unexplained)).cloned().collect();
+    assert_eq!(ids_of(&report, Kind::Balance), balances);
+    for d in report.differences.iter().filter(|d| d.kind == Kind::Drift) {
+        assert_eq!(d.diff.len(), 1, "{d:?}");
+        let change = &d.diff[0];
+        if ids(drift_po).contains(&d.external_id) {
+            assert_eq!(change.path, "purchase_order_number");
+            assert_eq!(change.b2b, json!("PO-EDITED"));
+        } else {
+            assert_eq!(change.path, "line_items[0].description");
+            assert_eq!(change.b2b, json!("changed by a person"));
+            assert_ne!(change.erp, change.b2b);
+        }
+    }
+    for d in report
+        .differences
+        .iter()
+        .filter(|d| d.kind == Kind::Balance)
+    {
+        if ids(&paid).contains(&d.external_id) {
+            assert!(!d.unexplained, "{d:?}");
+            assert_eq!(d.explained_amount, Some(dec("1")));
+            assert_eq!(d.remedy, Remedy::None);
+        } else {
+            assert!(d.unexplained, "{d:?}");
+            assert_eq!(d.unexplained_amount, Some(dec("5")));
+            assert_eq!(d.explained_amount, Some(dec("0")));
+        }
+    }
+    assert_eq!(s.unexplained, 60);
+    let usd = &s.totals["USD"];
+    assert_eq!(usd.balance_explained, dec("10"));
+    assert_eq!(usd.balance_unexplained, dec("50"));
+    assert_eq!(usd.orphan_open, orphan_open);
+    assert_eq!(usd.duplicate_open, duplicate_open);
+    let missing_open: Decimal = missing
+        .iter()
+        .chain(ids(&stale).iter())
+        .map(|ext| w.erp.control().amounts(ext).expect("ERP invoice").balance)
+        .sum();
+    assert_eq!(usd.missing_open, missing_open);
+    assert_eq!(s.b2b_invoices, b2b_held);
+
+    // The JSON validates against the documented schema.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reconcile.schema.json"),
+        )
+        .expect("schema"),
+    )
+    .expect("schema is JSON");
+    let doc: Value = serde_json::from_str(&render::json(&report).expect("json")).expect("JSON");
+    let problems = crate::schema_check::validate(&schema, &doc);
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // --repair queues missing, drifted, stale and unexplained balances; a sync fixes them.
+    let repaired = read::reconcile(&engine, SOURCE, true)
+        .await
+        .expect("repair runs");
+    assert_eq!(repaired.summary.repaired, Some(40));
+    assert_eq!(
+        w.b2b_total_calls(),
+        2 * b2b_held.div_ceil(250),
+        "repair sends B2B nothing but its reads"
+    );
+    w.sync_until_quiet(&engine, 4).await;
+    let after = read::reconcile(&engine, SOURCE, false)
+        .await
+        .expect("reconcile runs");
+    let left: BTreeMap<Kind, u64> = after
+        .summary
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (*k, *n))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (Kind::Orphan, 10),
+            (Kind::Duplicate, 10),
+            (Kind::Balance, 10)
+        ]
+        .into_iter()
+        .collect(),
+        "{}",
+        render::table(&after)
+    );
+    assert!(after
+        .differences
+        .iter()
+        .all(|d| !d.unexplained || d.remedy == Remedy::Person));
+    assert_eq!(
+        after.summary.unexplained, 20,
+        "orphans and duplicates wait for a person"
+    );
+
+    // A person deletes what was keyed in by hand: nothing unexplained remains.
+    for id in person_made {
+        b2b.delete_invoice_as_person(STORE_HASH, id)
+            .expect("deleted");
+    }
+    let done = read::reconcile(&engine, SOURCE, false)
+        .await
+        .expect("reconcile runs");
+    assert!(done.is_clean(), "{}", render::table(&done));
+    assert_eq!(done.summary.counts[&Kind::Balance], 10);
+    assert_eq!(done.summary.totals["USD"].balance_explained, dec("10"));
+}
