@@ -266,6 +266,11 @@ pub struct Inputs {
     pub foreign_ids: HashSet<String>,
 }
 
+/// Owned fields an update does not clear when the ERP has no value (`DesiredInvoice::to_update`
+/// leaves them out): what B2B holds there (its default due date, a person's PO number) is not
+/// drift while the ERP says nothing.
+const KEPT_WHEN_ERP_HAS_NONE: [&str; 2] = ["due_date", "purchase_order_number"];
+
 /// The report for `inputs`, as of `now`.
 pub fn compare(inputs: &Inputs, now: DateTime<Utc>) -> Report {
     let erp: BTreeMap<&str, &ErpInvoice> = inputs
@@ -424,9 +429,10 @@ pub fn compare(inputs: &Inputs, now: DateTime<Utc>) -> Report {
         let seen = observed(primary, e.currency, &e.owned_fields);
         let changes: Vec<FieldChange> = owned
             .iter()
-            .filter(|(field, _)| {
+            .filter(|(field, value)| {
                 **field != OwnedField::OpenBalance.name()
                     && (balance_as_pushed || **field != OwnedField::Status.name())
+                    && !(value.is_null() && KEPT_WHEN_ERP_HAS_NONE.contains(*field))
             })
             .flat_map(|(field, value)| paths::changes(field, value, seen.get(field)))
             .collect();

@@ -277,6 +277,22 @@ fn an_unmapped_invoice_is_missing_with_why_and_never_drifts() {
 }
 
 #[test]
+fn what_an_update_cannot_clear_is_no_drift_while_the_erp_has_nothing() {
+    let mut e = erp("A", "100");
+    if let Some(owned) = e.owned.as_mut() {
+        owned.insert("due_date", Value::Null);
+        owned.insert("purchase_order_number", Value::Null);
+    }
+    let inputs = Inputs {
+        source: "erp".into(),
+        erp: vec![e],
+        b2b: vec![held(1, "A", "100")],
+        ..Inputs::default()
+    };
+    assert_eq!(compare(&inputs, Utc::now()).differences, vec![]);
+}
+
+#[test]
 fn the_report_renders_as_table_csv_and_json() {
     let mut drifted = held(4, "D", "100");
     drifted.purchase_order_number = None;
