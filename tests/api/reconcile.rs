@@ -345,3 +345,154 @@ async fn reconcile_reports_exactly_the_seeded_differences_and_repair_leaves_only
         .sum();
     assert_eq!(explained, dec("10"));
 }
+
+/// The binary's `reconcile` over the same world: exit codes, formats, `--output`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_command_exits_1_while_anything_is_unexplained_and_writes_each_format() {
+    let w = World::new(12).await;
+    let engine = w.engine();
+    w.sync_until_quiet(&engine, 3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    let map: Vec<String> = crate::engine_world::customer_map()
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
+        .collect();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[telemetry]
+log_filter = "warn"
+
+[database]
+url = "{db_url}"
+
+[stores.acme.b2b]
+base_url = "{b2b}"
+store_hash = "{STORE_HASH}"
+token = "{token}"
+
+[sources.{SOURCE}]
+kind = "unified"
+store = "acme"
+on_deleted = "delete"
+
+[sources.{SOURCE}.unified]
+base_url = "{erp}"
+api_key = "{key}"
+credential_id = "{credential}"
+
+[sources.{SOURCE}.customers]
+strategy = "static"
+map = {{ {map} }}
+"#,
+            db_url = w.db.url,
+            b2b = w.b2b.base_url(),
+            token = crate::helpers::TOKEN,
+            erp = w.erp.base_url(),
+            key = b2b_invoice_sync::sandbox::unified::DEFAULT_API_KEY,
+            credential = b2b_invoice_sync::sandbox::unified::DEFAULT_CREDENTIAL_ID,
+            map = map.join(", "),
+        ),
+    )
+    .expect("config");
+    let run = |args: Vec<String>| {
+        let config = config.clone();
+        async move {
+            let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_b2b-invoice-sync"));
+            cmd.args(&args)
+                .arg("--config")
+                .arg(&config)
+                .args(["--log-format", "json"])
+                .env_remove("RUST_LOG");
+            for (k, _) in std::env::vars() {
+                if k.starts_with("B2BSYNC") {
+                    cmd.env_remove(k);
+                }
+            }
+            cmd.output().await.expect("the binary runs")
+        }
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["reconcile", "--source", SOURCE]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+
+    let out = run(args(&[])).await;
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{table}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(table.contains("ERP and B2B agree"), "{table}");
+
+    let id = w.b2b_by_external_id()[&b2b_invoice_sync::sandbox::unified::remote_id(1)]["id"]
+        .as_u64()
+        .expect("id");
+    w.b2b
+        .control()
+        .edit_invoice_as_person(
+            STORE_HASH,
+            id,
+            &PersonEdit {
+                kind: Some("Edited".to_owned()),
+                ..PersonEdit::default()
+            },
+        )
+        .expect("edited");
+    let report = dir.path().join("report.json");
+    let out = run(args(&[
+        "--format",
+        "json",
+        "--output",
+        &report.to_string_lossy(),
+    ]))
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "the report went to the file");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    assert_eq!(doc["summary"]["counts"]["drift"], 1);
+    assert_eq!(doc["differences"][0]["diff"][0]["path"], "type");
+
+    let out = run(args(&["--format", "csv"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(csv.starts_with("kind,external_id,invoice_number,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("drift,") && l.contains(",type,") && l.contains(",Edited,")),
+        "{csv}"
+    );
+
+    // --repair queues it; a sync puts the ERP's value back; the next report is clean.
+    let out = run(args(&["--repair"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("repair: 1 invoices queued"));
+    w.sync_until_quiet(&engine, 3).await;
+    let out = run(args(&[])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = run(vec!["reconcile".into(), "--source".into(), "nope".into()]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown source is a usage error"
+    );
+}
