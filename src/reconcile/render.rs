@@ -3,9 +3,24 @@
 
 use std::fmt::Write as _;
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::{Difference, Kind, Remedy, Report};
+use crate::domain::money::Currency;
+
+/// An amount for a person: no trailing zeros beyond the currency's minor unit (`1571.2000`
+/// USD reads `1571.20`), never rounded (`0.125` stays).
+pub fn shown_amount(code: &str, value: Decimal) -> String {
+    let mut v = value.normalize();
+    if let Ok(currency) = Currency::parse(code) {
+        let digits = currency.minor_unit_digits();
+        if v.scale() < digits {
+            v.rescale(digits);
+        }
+    }
+    v.to_string()
+}
 
 /// The summary, then one line per difference (a drift's changed paths below it).
 pub fn table(report: &Report) -> String {
@@ -58,17 +73,18 @@ pub fn table(report: &Report) -> String {
             "balance unexplained"
         );
         for (code, t) in &s.totals {
+            let a = |v: Decimal| shown_amount(code, v);
             let _ = writeln!(
                 out,
                 "  {:<8} {:>16} {:>16} {:>14} {:>14} {:>14} {:>18} {:>20}",
                 code,
-                t.erp_open,
-                t.b2b_open,
-                t.missing_open,
-                t.orphan_open,
-                t.duplicate_open,
-                t.balance_explained,
-                t.balance_unexplained
+                a(t.erp_open),
+                a(t.b2b_open),
+                a(t.missing_open),
+                a(t.orphan_open),
+                a(t.duplicate_open),
+                a(t.balance_explained),
+                a(t.balance_unexplained)
             );
         }
     }
@@ -126,7 +142,7 @@ pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
         "b2b_value",
         "note",
     ])?;
-    let amount = |a: Option<rust_decimal::Decimal>| a.map(|a| a.to_string()).unwrap_or_default();
+    let amount = |a: Option<Decimal>| a.map(|a| a.to_string()).unwrap_or_default();
     for d in &report.differences {
         let base = [
             d.kind.as_str().to_owned(),
@@ -184,8 +200,11 @@ fn remedy(d: &Difference) -> &'static str {
 
 fn detail(d: &Difference) -> String {
     let code = d.currency.as_deref().unwrap_or("");
-    let money = |a: Option<rust_decimal::Decimal>| {
-        a.map_or_else(|| "-".to_owned(), |a| format!("{code} {a}"))
+    let money = |a: Option<Decimal>| {
+        a.map_or_else(
+            || "-".to_owned(),
+            |a| format!("{code} {}", shown_amount(code, a)),
+        )
     };
     let text = match d.kind {
         Kind::Balance => format!(

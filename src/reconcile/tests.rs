@@ -319,3 +319,13 @@ fn the_report_renders_as_table_csv_and_json() {
     let back: Report = serde_json::from_value(json).unwrap();
     assert_eq!(back, report);
 }
+
+#[test]
+fn amounts_read_in_the_currencys_minor_unit_and_are_never_rounded() {
+    assert_eq!(render::shown_amount("USD", dec("1571.2000")), "1571.20");
+    assert_eq!(render::shown_amount("USD", dec("5")), "5.00");
+    assert_eq!(render::shown_amount("USD", dec("0.125")), "0.125");
+    assert_eq!(render::shown_amount("JPY", dec("133069.0000")), "133069");
+    assert_eq!(render::shown_amount("KWD", dec("85.368")), "85.368");
+    assert_eq!(render::shown_amount("XXQ", dec("1.50")), "1.5");
+}
