@@ -63,8 +63,15 @@ pub async fn reconcile(
     Ok(report)
 }
 
-/// `b2bsync_reconcile_differences{source,kind}`: the latest report's counts.
+/// `b2bsync_reconcile_differences{source,kind}`: the latest report's counts, and its differences
+/// still unexplained under `kind="unexplained"` (what the alert watches).
 pub fn publish(report: &Report) {
+    metrics::gauge!(
+        crate::telemetry_metrics::RECONCILE_DIFFERENCES,
+        "source" => report.summary.source.clone(),
+        "kind" => "unexplained"
+    )
+    .set(report.summary.unexplained as f64);
     for (kind, n) in &report.summary.counts {
         metrics::gauge!(
             crate::telemetry_metrics::RECONCILE_DIFFERENCES,

@@ -95,6 +95,14 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         }),
         None => None,
     };
+    let reconcile_schedule = match timezone {
+        Some(tz) => t
+            .field("reconcile_schedule", |v: &Value| {
+                crate::schedule::CronSchedule::parse(&text(v)?, tz)
+            })
+            .ok(),
+        None => None,
+    };
     let start_jitter = t.or("start_jitter_secs", 0, secs(0..=3600));
     let update_freshness = t.or("update_freshness_secs", 2, fractional_secs(0.1, 300.0));
     let adapter = adapter(&mut t, kind);
@@ -116,6 +124,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         on_missing_in_b2b: on_missing_in_b2b?,
         failures: failures?,
         schedule: schedule?,
+        reconcile_schedule: reconcile_schedule?,
         start_jitter: start_jitter?,
         update_freshness: update_freshness?,
         payments: payments?,
