@@ -10,7 +10,7 @@ use b2b_invoice_sync::config::Settings;
 use b2b_invoice_sync::reconcile::{read, render, Report};
 use b2b_invoice_sync::sync::engine::Engine;
 
-use super::{database, selected_sources};
+use super::{database, selected_sources, UsageError};
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum Format {
@@ -44,6 +44,19 @@ pub struct Unexplained(pub u64);
 
 pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<()> {
     let names = selected_sources(settings, Some(&args.source))?;
+    for name in &names {
+        if settings
+            .sources
+            .get(name)
+            .is_some_and(|s| s.adapter.kind() == "files")
+        {
+            return Err(UsageError(format!(
+                "--source {name}: a files source cannot be reconciled: its folder holds only the \
+                 exports not imported yet, not every invoice of the ERP"
+            ))
+            .into());
+        }
+    }
     let pool = database(settings).await?;
     let engine = Engine::new(settings, pool)?;
     let mut unexplained = 0;

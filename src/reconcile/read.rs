@@ -31,6 +31,11 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("reading B2B invoices of store {store}: {error}")]
     B2b { store: String, error: B2bError },
+    #[error(
+        "source {0}: a files source cannot be reconciled: its folder holds only the exports not \
+         imported yet, not every invoice of the ERP"
+    )]
+    CannotListEveryInvoice(String),
 }
 
 /// Reads ERP, B2B and state for `source` and compares them; with `repair`, queues the missing,
@@ -85,6 +90,9 @@ pub fn publish(report: &Report) {
 /// Everything [`compare`] needs for `source`.
 pub async fn gather(engine: &Engine, source: &str) -> Result<Inputs, ReconcileError> {
     let parts = engine.source_parts(source)?;
+    if parts.settings.adapter.kind() == "files" {
+        return Err(ReconcileError::CannotListEveryInvoice(source.to_owned()));
+    }
     let pool = engine.pool();
     let mut inputs = Inputs {
         source: source.to_owned(),

@@ -673,3 +673,18 @@ async fn refused_records_are_listed_by_failures_and_status_until_the_erp_sends_t
         serde_json::from_str(&w.expect(&["status", "--json"], 0).await).expect("JSON output");
     assert_eq!(status["sources"][0]["refused"], 0, "{status}");
 }
+
+#[tokio::test]
+async fn reconcile_refuses_a_files_source_with_exit_2() {
+    let w = World::new(LOOKUP).await;
+    let out = w
+        .run(&["reconcile", "--source", "erp", "--format", "json"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a files source cannot be reconciled"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

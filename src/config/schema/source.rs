@@ -72,6 +72,10 @@ const STRATEGIES: &[(&str, Strategy)] = &[
     ("company_extra_field", Strategy::CompanyExtraField),
 ];
 
+/// Why a `files` source has no `reconcile_schedule` (the same reason `reconcile` gives).
+const FILES_CANNOT_RECONCILE: &str = "a files source cannot be reconciled: its folder holds only \
+     the exports not imported yet, not every invoice of the ERP";
+
 pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<SourceSettings> {
     let name_ok = super::check_name(&t, name, "source", "sources.erp_main.overlap_secs");
     let kind = t.required(
@@ -98,6 +102,9 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
     let reconcile_schedule = match timezone {
         Some(tz) => t
             .field("reconcile_schedule", |v: &Value| {
+                if matches!(kind, Some(Kind::Files)) {
+                    return Err(FILES_CANNOT_RECONCILE.to_owned());
+                }
                 crate::schedule::CronSchedule::parse(&text(v)?, tz)
             })
             .ok(),

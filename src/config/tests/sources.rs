@@ -1206,4 +1206,11 @@ fn a_reconcile_schedule_is_optional_and_read_in_the_sources_time_zone() {
     );
     let errors = problems_of(&bad, &[]);
     assert_eq!(keys(&errors), vec!["sources.erp.reconcile_schedule"]);
+    let files = minimal_sources().replace(
+        "kind = \"files\"\nstore = \"acme\"",
+        "kind = \"files\"\nstore = \"acme\"\nreconcile_schedule = \"0 6 * * *\"",
+    );
+    let errors = problems_of(&files, &[]);
+    assert_eq!(keys(&errors), vec!["sources.exports.reconcile_schedule"]);
+    assert!(message(&errors, "sources.exports.reconcile_schedule").contains("files source"));
 }
