@@ -193,4 +193,44 @@ mod tests {
         delete_invoice(&mut store, 1).unwrap();
         assert!(delete_invoice(&mut store, 1).is_err());
     }
+
+    #[test]
+    fn a_person_edits_owned_fields_and_keys_in_copies() {
+        let counts = SeedCounts {
+            companies: 1,
+            invoices: 1,
+            orders: 0,
+        };
+        let mut store = build_store("s", counts, 1_000);
+        let edit = PersonEdit {
+            purchase_order_number: Some("PO-HAND".into()),
+            open_balance: Some(rust_decimal::Decimal::ZERO),
+            kind: Some("Edited".into()),
+            ..PersonEdit::default()
+        };
+        edit_invoice(&mut store, 1, &edit, 3_000).unwrap();
+        let invoice = &store.invoices[&1];
+        assert_eq!(invoice.purchase_order_number.as_deref(), Some("PO-HAND"));
+        assert_eq!(invoice.kind, "Edited");
+        assert_eq!(invoice.status, 2, "a zero balance completes the invoice");
+        assert_eq!(invoice.updated_at, 3_000);
+        assert!(edit_invoice(&mut store, 9, &edit, 0).is_err());
+
+        let ext = store.invoices[&1].external_id.clone();
+        let dup = copy_invoice(&mut store, 1, "DUP-1", None, 4_000).unwrap();
+        assert_eq!(
+            store.invoices[&dup].external_id, ext,
+            "same ERP id: a duplicate"
+        );
+        let orphan = copy_invoice(&mut store, 1, "HAND-1", Some("HAND-EXT"), 4_000).unwrap();
+        assert_eq!(
+            store.invoices[&orphan].external_id.as_deref(),
+            Some("HAND-EXT")
+        );
+        assert_ne!(dup, orphan);
+        assert!(matches!(
+            copy_invoice(&mut store, 1, "DUP-1", None, 0),
+            Err(SandboxError::Invalid(_))
+        ));
+    }
 }
