@@ -16,6 +16,7 @@ pub mod failpoints;
 pub mod payments;
 pub mod process;
 #[cfg(feature = "rigs")]
+pub mod reconcile;
 pub mod sandbox;
 pub mod schedule;
 pub mod source;

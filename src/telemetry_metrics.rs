@@ -46,6 +46,8 @@ pub const RECORDS_REFUSED: &str = "b2bsync_records_refused_total";
 pub const REFUSED_RECORDS: &str = "b2bsync_refused_records";
 /// Requests to the trigger endpoint and the webhook receiver, by `kind` and `result`.
 pub const TRIGGERS: &str = "b2bsync_triggers_total";
+/// Differences the latest `reconcile` of a source found, by kind.
+pub const RECONCILE_DIFFERENCES: &str = "b2bsync_reconcile_differences";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -180,6 +182,10 @@ fn describe() {
     describe_counter!(
         TRIGGERS,
         "Trigger (kind=api) and webhook (kind=webhook) requests, by result"
+    );
+    describe_gauge!(
+        RECONCILE_DIFFERENCES,
+        "Differences between ERP and B2B the latest reconcile of the source found, by kind"
     );
     describe_histogram!(
         UPDATE_STATE_AGE,

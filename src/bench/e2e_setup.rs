@@ -105,6 +105,7 @@ pub(crate) fn source(erp_base_url: &str) -> Result<SourceSettings, BenchError> {
         failures: FailurePolicy::default(),
         schedule: crate::schedule::CronSchedule::every_five_minutes(),
         start_jitter: Duration::ZERO,
+        reconcile_schedule: None,
         update_freshness: Duration::from_secs(2),
         payments: crate::config::PaymentSettings::default(),
         limits: crate::config::RecordLimits::default(),

@@ -12,6 +12,7 @@ mod output;
 mod payments;
 mod plan;
 mod probe;
+mod reconcile;
 mod resync;
 mod run;
 #[cfg(feature = "rigs")]
@@ -103,6 +104,9 @@ enum Command {
     /// Make the next cycle re-read and re-push invoices although nothing changed (from their
     /// current B2B details: what a person added there is kept); `--dry-run` only lists them.
     Resync(resync::ResyncArgs),
+    /// Month-end reconciliation: where ERP and B2B disagree and why (exit 1 while anything is
+    /// unexplained); --repair queues what the next cycle can fix.
+    Reconcile(reconcile::ReconcileArgs),
     /// Per source: latest runs, cursor, failures waiting, mutations in flight.
     Status(status::StatusArgs),
     /// Failed, dead-lettered and flagged invoices: list, retry, discard.
@@ -210,6 +214,7 @@ async fn with_config(settings: &Settings, command: Command) -> anyhow::Result<()
         Command::Plan(args) => plan::run(settings, args).await,
         Command::Resync(args) => resync::run(settings, args).await,
         Command::Webhooks(cmd) => webhooks::run(settings, cmd).await,
+        Command::Reconcile(args) => reconcile::run(settings, args).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Failures(cmd) => failures::run(settings, cmd).await,
         Command::Payments(cmd) => payments::run(settings, cmd).await,

@@ -36,6 +36,9 @@ pub struct SourceSettings {
     /// A random delay up to this before each scheduled cycle, so many sources and replicas do not
     /// all start at the same second (default 0).
     pub start_jitter: Duration,
+    /// When `run` also reconciles this source with B2B (`reconcile`, without repair), in the
+    /// schedule's time zone; none by default.
+    pub reconcile_schedule: Option<crate::schedule::CronSchedule>,
     /// The oldest the B2B state an update is built from may be when its `PUT` goes out (default
     /// 2 s): B2B has no conditional update, so a person's edit landing between the read and the
     /// write would be lost; older state is read again first.
@@ -118,6 +121,7 @@ impl SourceSettings {
             on_missing_in_b2b: MissingPolicy::default(),
             failures: FailurePolicy::default(),
             schedule: crate::schedule::CronSchedule::every_five_minutes(),
+            reconcile_schedule: None,
             start_jitter: Duration::ZERO,
             update_freshness: Duration::from_secs(2),
             payments: PaymentSettings::default(),

@@ -223,6 +223,9 @@ impl Work {
         let Some(src) = self.settings.sources.get(&name) else {
             return;
         };
+        if let Some(schedule) = src.reconcile_schedule.clone() {
+            self.spawn_reconcile(loops, name.clone(), schedule, stop.clone());
+        }
         let (schedule, jitter) = (src.schedule.clone(), src.start_jitter);
         let (engine, health) = (self.engine.clone(), self.health.clone());
         let pulse = self.liveness.source(&name);
@@ -260,6 +263,52 @@ impl Work {
             if let Some(t) = &trigger {
                 t.attach(false);
             }
+        });
+    }
+}
+
+impl Work {
+    /// `reconcile_schedule`: a reconcile of `name` (never `--repair`) at each firing; the report
+    /// sets `b2bsync_reconcile_differences` and is summed up in one log line.
+    fn spawn_reconcile(
+        &self,
+        loops: &mut JoinSet<()>,
+        name: String,
+        schedule: crate::schedule::CronSchedule,
+        stop: CancellationToken,
+    ) {
+        let engine = self.engine.clone();
+        let pulse = self.liveness.source(&format!("{name}/reconcile"));
+        tracing::info!(source = %name, reconcile_schedule = schedule.expression(), "reconcile scheduled");
+        loops.spawn(async move {
+            let label = format!("{name}/reconcile");
+            run_loop(&label, &schedule, Duration::ZERO, false, &SystemClock, &stop, &pulse, None, |_| {
+                let (engine, name) = (engine.clone(), name.clone());
+                async move {
+                    match crate::reconcile::read::reconcile(&engine, &name, false).await {
+                        Ok(report) => {
+                            let s = &report.summary;
+                            let counts: Vec<String> = s
+                                .counts
+                                .iter()
+                                .map(|(k, n)| format!("{}={n}", k.as_str()))
+                                .collect();
+                            if s.unexplained > 0 {
+                                tracing::warn!(source = %name, unexplained = s.unexplained, counts = %counts.join(" "),
+                                    "reconcile: ERP and B2B differ (`reconcile --source` lists them)");
+                            } else {
+                                tracing::info!(source = %name, counts = %counts.join(" "), "reconcile: ERP and B2B agree");
+                            }
+                        }
+                        // Another replica holds the store: its reconcile loop does it.
+                        Err(crate::reconcile::read::ReconcileError::StoreHeld { .. }) => {
+                            tracing::debug!(source = %name, "reconcile: the store is another replica's");
+                        }
+                        Err(e) => tracing::error!(source = %name, error = %e, "reconcile could not run"),
+                    }
+                }
+            })
+            .await;
         });
     }
 }

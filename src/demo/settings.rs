@@ -79,6 +79,7 @@ pub fn build(
         failures: FailurePolicy::default(),
         schedule: crate::schedule::CronSchedule::every_five_minutes(),
         start_jitter: std::time::Duration::ZERO,
+        reconcile_schedule: None,
         update_freshness: std::time::Duration::from_secs(2),
         payments: crate::config::PaymentSettings {
             enabled: true,

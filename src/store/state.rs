@@ -479,3 +479,60 @@ pub async fn discard(pool: &PgPool, id: i64) -> Result<u64, StoreError> {
     .map_err(StoreError::query("discarding a failure"))?;
     Ok(done.rows_affected())
 }
+
+/// Every row of `source` (`reconcile` compares them with ERP and B2B).
+pub async fn all_of_source(pool: &PgPool, source: &str) -> Result<Vec<StateRow>, StoreError> {
+    let rows: Vec<Raw> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM invoice_state WHERE source = $1 ORDER BY external_id"
+    ))
+    .bind(source)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("reading invoice_state"))?;
+    Ok(rows.into_iter().map(row).collect())
+}
+
+/// The ERP ids other sources (`sources`) keep a row of: invoices of theirs in a shared store,
+/// which `reconcile` of another source must not call orphans.
+pub async fn external_ids_of(
+    pool: &PgPool,
+    sources: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    if sources.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT external_id FROM invoice_state WHERE source = ANY($1)")
+            .bind(sources)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query("reading invoice_state"))?;
+    Ok(ids.into_iter().collect())
+}
+
+/// `reconcile --repair`: the next cycle plans these invoices again although the ERP did not
+/// change them. `requeue` forgets the synced fingerprint (an update is planned from the current
+/// B2B state); `recreate` also forgets the B2B invoice id, which no longer exists (a create is
+/// planned). Failed, dead, discarded and flagged rows are left to `failures`. Returns the rows
+/// changed.
+pub async fn forget_for_repair(
+    pool: &PgPool,
+    source: &str,
+    requeue: &[String],
+    recreate: &[String],
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE invoice_state SET fingerprint = NULL,
+                b2b_invoice_id = CASE WHEN external_id = ANY($3) THEN NULL ELSE b2b_invoice_id END,
+                written_open = CASE WHEN external_id = ANY($3) THEN NULL ELSE written_open END
+          WHERE source = $1 AND status = 'synced'
+            AND (external_id = ANY($2) OR external_id = ANY($3))",
+    )
+    .bind(source)
+    .bind(requeue)
+    .bind(recreate)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("queueing invoices for repair"))?;
+    Ok(done.rows_affected())
+}

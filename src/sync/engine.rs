@@ -115,6 +115,14 @@ impl SourceRuntime {
     }
 }
 
+/// A source as [`Engine::source_parts`] hands it out.
+pub struct SourceParts<'a> {
+    pub settings: &'a SourceSettings,
+    pub adapter: &'a Arc<dyn Source>,
+    pub client: &'a B2bClient,
+    pub customers: CustomerResolver,
+}
+
 pub struct Engine {
     /// Cancelled on shutdown: no new invoice action starts, and no cursor moves past an
     /// invoice that was not settled.
@@ -337,6 +345,18 @@ impl Engine {
     /// The stores' leases this engine holds.
     pub fn ownership(&self) -> &Arc<Ownership> {
         &self.ownership
+    }
+
+    /// What `reconcile` reads a source through: its settings, its adapter, its store's client
+    /// (inside the store's budget) and the customer resolver the cycles use.
+    pub fn source_parts(&self, name: &str) -> Result<SourceParts<'_>, EngineError> {
+        let rt = self.runtime(name)?;
+        Ok(SourceParts {
+            settings: &rt.settings,
+            adapter: &rt.adapter,
+            client: &rt.client,
+            customers: rt.customers(&self.pool, &rt.client)?,
+        })
     }
 
     fn runtime(&self, name: &str) -> Result<&SourceRuntime, EngineError> {

@@ -917,3 +917,18 @@ async fn resync_dry_run_lists_and_changes_nothing_then_the_next_sync_re_pushes_t
         "exactly the two resynced invoices are PUT"
     );
 }
+
+#[tokio::test]
+async fn reconcile_refuses_a_files_source_with_exit_2() {
+    let w = World::new(LOOKUP).await;
+    let out = w
+        .run(&["reconcile", "--source", "erp", "--format", "json"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a files source cannot be reconciled"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -706,3 +706,77 @@ async fn a_second_signal_exits_at_once_and_its_line_is_json() {
     }
     assert!(said, "{stderr}");
 }
+
+#[tokio::test]
+async fn a_reconcile_schedule_sets_the_differences_gauge_from_each_report() {
+    let db = TestDb::new().await;
+    let b2b = spawn_unlimited_sandbox(0).await;
+    let erp = erp(8).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().await;
+    let text = config(
+        &db.url,
+        &b2b,
+        &[(STORE_HASH, &erp)],
+        "0 0 1 1 *",
+        &format!("127.0.0.1:{port}"),
+    )
+    .replace(
+        "schedule = \"0 0 1 1 *\"\n",
+        "schedule = \"0 0 1 1 *\"\nreconcile_schedule = \"* * * * * *\"\n",
+    );
+    let cfg = write_config(&dir, &text);
+    let mut child = spawn_run(&cfg);
+    let gauge = |text: &str, kind: &str| {
+        metric(
+            text,
+            "b2bsync_reconcile_differences",
+            &[("source", "erp0"), ("kind", kind)],
+        )
+    };
+    // After the first cycle, a reconcile finds ERP and B2B in agreement.
+    let mut agreed = false;
+    for _ in 0..150 {
+        if let Some((200, t)) = get(port, "/metrics").await {
+            let synced = b2b.control().invoices(STORE_HASH).expect("store").len() >= 8;
+            if synced && gauge(&t, "unexplained") == Some(0.0) && gauge(&t, "missing") == Some(0.0)
+            {
+                agreed = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(agreed, "a scheduled reconcile reported no difference");
+    // A person edits an owned field: the next reconcile counts a drift, unexplained.
+    let id = b2b.control().invoices(STORE_HASH).expect("store")[0]["id"]
+        .as_u64()
+        .expect("id");
+    b2b.control()
+        .edit_invoice_as_person(
+            STORE_HASH,
+            id,
+            &b2b_invoice_sync::sandbox::b2b::PersonEdit {
+                kind: Some("Edited".to_owned()),
+                ..Default::default()
+            },
+        )
+        .expect("edited");
+    let mut drifted = false;
+    for _ in 0..100 {
+        if let Some((200, t)) = get(port, "/metrics").await {
+            if gauge(&t, "drift") == Some(1.0) && gauge(&t, "unexplained") == Some(1.0) {
+                drifted = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(drifted, "the drift reached the gauge");
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+}

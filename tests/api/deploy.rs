@@ -63,6 +63,7 @@ const METRICS: &[&str] = &[
     "b2bsync_records_refused_total",
     "b2bsync_refused_records",
     "b2bsync_update_state_age_seconds",
+    "b2bsync_reconcile_differences",
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ const LAYERS: &[&str] = &[
     // Stages of a cycle that are not the invoice pipeline.
     "customers",
     "payments",
-    // The cycle.
+    // The cycle, and the reconciliation that reads what cycles left.
     "sync",
+    "reconcile",
     // The process: the daemon and its logging.
     "daemon",
     "telemetry",

@@ -72,6 +72,10 @@ const STRATEGIES: &[(&str, Strategy)] = &[
     ("company_extra_field", Strategy::CompanyExtraField),
 ];
 
+/// Why a `files` source has no `reconcile_schedule` (the same reason `reconcile` gives).
+const FILES_CANNOT_RECONCILE: &str = "a files source cannot be reconciled: its folder holds only \
+     the exports not imported yet, not every invoice of the ERP";
+
 pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<SourceSettings> {
     let name_ok = super::check_name(&t, name, "source", "sources.erp_main.overlap_secs");
     let kind = t.required(
@@ -100,6 +104,17 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
             None
         }
     };
+    let reconcile_schedule = match timezone {
+        Some(tz) => t
+            .field("reconcile_schedule", |v: &Value| {
+                if matches!(kind, Some(Kind::Files)) {
+                    return Err(FILES_CANNOT_RECONCILE.to_owned());
+                }
+                crate::schedule::CronSchedule::parse(&text(v)?, tz)
+            })
+            .ok(),
+        None => None,
+    };
     let start_jitter = t.or("start_jitter_secs", 0, secs(0..=3600));
     let update_freshness = t.or("update_freshness_secs", 2, fractional_secs(0.1, 300.0));
     let adapter = adapter(&mut t, kind);
@@ -121,6 +136,7 @@ pub(super) fn source(name: &str, mut t: Table<'_>, stores: &[String]) -> Option<
         on_missing_in_b2b: on_missing_in_b2b?,
         failures: failures?,
         schedule: schedule?,
+        reconcile_schedule: reconcile_schedule?,
         start_jitter: start_jitter?,
         update_freshness: update_freshness?,
         payments: payments?,

@@ -1204,3 +1204,33 @@ fn rebillia_amount_unit_is_auto_cents_or_dollars() {
     let errors = problems_of(&text, &[]);
     assert_eq!(keys(&errors), ["sources.erp.unified.amount_unit"]);
 }
+
+#[test]
+fn a_reconcile_schedule_is_optional_and_read_in_the_sources_time_zone() {
+    let settings = ok(&minimal_sources(), &[]);
+    assert_eq!(source(&settings, "erp").reconcile_schedule, None);
+    let text = minimal_sources().replace(
+        "kind = \"unified\"\nstore = \"acme\"",
+        "kind = \"unified\"\nstore = \"acme\"\nschedule_timezone = \"Europe/Berlin\"\nreconcile_schedule = \"0 6 1 * *\"",
+    );
+    let settings = ok(&text, &[]);
+    let schedule = source(&settings, "erp")
+        .reconcile_schedule
+        .clone()
+        .expect("a reconcile schedule");
+    assert_eq!(schedule.expression(), "0 6 1 * *");
+    assert_eq!(schedule.timezone().to_string(), "Europe/Berlin");
+    let bad = minimal_sources().replace(
+        "kind = \"unified\"\nstore = \"acme\"",
+        "kind = \"unified\"\nstore = \"acme\"\nreconcile_schedule = \"every month\"",
+    );
+    let errors = problems_of(&bad, &[]);
+    assert_eq!(keys(&errors), vec!["sources.erp.reconcile_schedule"]);
+    let files = minimal_sources().replace(
+        "kind = \"files\"\nstore = \"acme\"",
+        "kind = \"files\"\nstore = \"acme\"\nreconcile_schedule = \"0 6 * * *\"",
+    );
+    let errors = problems_of(&files, &[]);
+    assert_eq!(keys(&errors), vec!["sources.exports.reconcile_schedule"]);
+    assert!(message(&errors, "sources.exports.reconcile_schedule").contains("files source"));
+}

@@ -40,6 +40,14 @@ pub(crate) fn routes() -> Router<SandboxControl> {
             post(edit_details),
         )
         .route(
+            "/__sandbox/stores/{hash}/invoices/{id}/edit",
+            post(edit_invoice),
+        )
+        .route(
+            "/__sandbox/stores/{hash}/invoices/{id}/copy",
+            post(copy_invoice),
+        )
+        .route(
             "/__sandbox/stores/{hash}/invoices/{id}/pay",
             post(pay_invoice),
         )
@@ -211,6 +219,68 @@ async fn edit_details(
     let patch: Value = decode(&body)?;
     control.edit_details(&hash, id, &patch)?;
     ok()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EditBody {
+    purchase_order_number: Option<String>,
+    #[serde(default, deserialize_with = "optional_amount")]
+    open_balance: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_amount")]
+    original_balance: Option<Decimal>,
+    due_date: Option<i64>,
+    external_pdf_url: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// `POST /__sandbox/stores/{hash}/invoices/{id}/edit` with any of `purchaseOrderNumber`,
+/// `openBalance`, `originalBalance`, `dueDate` (unix seconds), `externalPdfUrl`, `type`: a
+/// person edits those fields in the control panel.
+async fn edit_invoice(
+    State(control): State<SandboxControl>,
+    Path((hash, id)): Path<(String, u64)>,
+    body: Bytes,
+) -> AdminResult {
+    let b: EditBody = decode(&body)?;
+    let edit = super::PersonEdit {
+        purchase_order_number: b.purchase_order_number,
+        open_balance: b.open_balance,
+        original_balance: b.original_balance,
+        due_date: b.due_date,
+        external_pdf_url: b.external_pdf_url,
+        kind: b.kind,
+    };
+    control.edit_invoice_as_person(&hash, id, &edit)?;
+    ok()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CopyBody {
+    invoice_number: String,
+    external_id: Option<String>,
+}
+
+/// `POST /__sandbox/stores/{hash}/invoices/{id}/copy` `{"invoiceNumber": "HAND-1",
+/// "externalId": "X"}`: a person keys in a copy (same ERP id without `externalId`: a
+/// duplicate); answers `{"id": <new invoice id>}`.
+async fn copy_invoice(
+    State(control): State<SandboxControl>,
+    Path((hash, id)): Path<(String, u64)>,
+    body: Bytes,
+) -> AdminResult {
+    let b: CopyBody = decode(&body)?;
+    let new_id =
+        control.copy_invoice_as_person(&hash, id, &b.invoice_number, b.external_id.as_deref())?;
+    created(new_id)
+}
+
+fn optional_amount<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    amount(deserializer).map(Some)
 }
 
 /// An amount as a JSON number or a decimal string, read the way the API reads balances.

@@ -134,6 +134,36 @@ impl SandboxControl {
         self.with_store(store_hash, |store| person::delete_invoice(store, id))
     }
 
+    /// A person edits top-level fields of the invoice in the control panel (owned fields the
+    /// daemon wrote: `reconcile` reports them as drift).
+    pub fn edit_invoice_as_person(
+        &self,
+        store_hash: &str,
+        id: u64,
+        edit: &person::PersonEdit,
+    ) -> Result<(), SandboxError> {
+        let now = self.now_unix();
+        self.with_store(store_hash, |store| {
+            person::edit_invoice(store, id, edit, now)
+        })
+    }
+
+    /// A person keys in a copy of invoice `id` under `invoice_number`: with the same ERP id (a
+    /// duplicate) or with `external_id` (an orphan when the ERP does not know it). Returns the
+    /// new invoice's id.
+    pub fn copy_invoice_as_person(
+        &self,
+        store_hash: &str,
+        id: u64,
+        invoice_number: &str,
+        external_id: Option<&str>,
+    ) -> Result<u64, SandboxError> {
+        let now = self.now_unix();
+        self.with_store(store_hash, |store| {
+            person::copy_invoice(store, id, invoice_number, external_id, now)
+        })
+    }
+
     pub(super) fn with_store<T>(
         &self,
         store_hash: &str,

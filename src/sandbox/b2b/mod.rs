@@ -49,6 +49,7 @@ use std::time::Duration;
 pub use crate::sandbox::faults::{ErrorRates, Fault, FaultRule};
 pub use crate::sandbox::stats::{RequestRecord, RouteCount, SandboxStats};
 pub use control::{SandboxControl, SandboxError};
+pub use person::PersonEdit;
 pub use seed::ERP_CUSTOMER_ID_FIELD;
 
 use self::seed::SeedCounts;

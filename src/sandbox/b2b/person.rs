@@ -49,6 +49,86 @@ pub(crate) fn edit_details(
     Ok(())
 }
 
+/// What a person may change on an invoice in the control panel, besides `details`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonEdit {
+    pub purchase_order_number: Option<String>,
+    pub open_balance: Option<rust_decimal::Decimal>,
+    pub original_balance: Option<rust_decimal::Decimal>,
+    pub due_date: Option<i64>,
+    pub external_pdf_url: Option<String>,
+    /// `type`.
+    pub kind: Option<String>,
+}
+
+/// Edits top-level fields the way the control panel does (no API validation, no status rule
+/// beyond B2B's own: a balance at or below zero completes the invoice); `updatedAt` moves.
+pub(crate) fn edit_invoice(
+    store: &mut StoreData,
+    id: u64,
+    edit: &PersonEdit,
+    now: i64,
+) -> Result<(), SandboxError> {
+    let hash = store.hash.clone();
+    let invoice = store
+        .invoices
+        .get_mut(&id)
+        .ok_or(SandboxError::UnknownInvoice { store: hash, id })?;
+    if let Some(po) = &edit.purchase_order_number {
+        invoice.purchase_order_number = Some(po.clone());
+    }
+    if let Some(open) = edit.open_balance {
+        invoice.open_balance.value = open;
+    }
+    if let Some(original) = edit.original_balance {
+        invoice.original_balance.value = original;
+    }
+    if let Some(due) = edit.due_date {
+        invoice.due_date = due;
+    }
+    if let Some(url) = &edit.external_pdf_url {
+        invoice.external_pdf_url = Some(url.clone());
+    }
+    if let Some(kind) = &edit.kind {
+        invoice.kind = kind.clone();
+    }
+    invoice.apply_status_rule();
+    invoice.updated_at = now;
+    Ok(())
+}
+
+/// A person (or another app) keys in a copy of invoice `id` under another number, with the
+/// same ERP id (a duplicate) or another one (an orphan: `external_id`). Returns the new id.
+pub(crate) fn copy_invoice(
+    store: &mut StoreData,
+    id: u64,
+    invoice_number: &str,
+    external_id: Option<&str>,
+    now: i64,
+) -> Result<u64, SandboxError> {
+    let hash = store.hash.clone();
+    let mut copy = store
+        .invoices
+        .get(&id)
+        .cloned()
+        .ok_or(SandboxError::UnknownInvoice { store: hash, id })?;
+    if store.invoice_number_taken(invoice_number, None) {
+        return Err(SandboxError::Invalid(format!(
+            "invoice number {invoice_number} is taken"
+        )));
+    }
+    let new_id = store.allocate_invoice_id();
+    copy.id = new_id;
+    copy.invoice_number = invoice_number.to_owned();
+    if let Some(ext) = external_id {
+        copy.external_id = Some(ext.to_owned());
+    }
+    copy.created_at = now;
+    copy.updated_at = now;
+    store.invoices.insert(new_id, copy);
+    Ok(new_id)
+}
+
 pub(crate) fn delete_invoice(store: &mut StoreData, id: u64) -> Result<(), SandboxError> {
     if store.invoices.remove(&id).is_none() {
         return Err(SandboxError::UnknownInvoice {
@@ -112,5 +192,45 @@ mod tests {
         ));
         delete_invoice(&mut store, 1).unwrap();
         assert!(delete_invoice(&mut store, 1).is_err());
+    }
+
+    #[test]
+    fn a_person_edits_owned_fields_and_keys_in_copies() {
+        let counts = SeedCounts {
+            companies: 1,
+            invoices: 1,
+            orders: 0,
+        };
+        let mut store = build_store("s", counts, 1_000);
+        let edit = PersonEdit {
+            purchase_order_number: Some("PO-HAND".into()),
+            open_balance: Some(rust_decimal::Decimal::ZERO),
+            kind: Some("Edited".into()),
+            ..PersonEdit::default()
+        };
+        edit_invoice(&mut store, 1, &edit, 3_000).unwrap();
+        let invoice = &store.invoices[&1];
+        assert_eq!(invoice.purchase_order_number.as_deref(), Some("PO-HAND"));
+        assert_eq!(invoice.kind, "Edited");
+        assert_eq!(invoice.status, 2, "a zero balance completes the invoice");
+        assert_eq!(invoice.updated_at, 3_000);
+        assert!(edit_invoice(&mut store, 9, &edit, 0).is_err());
+
+        let ext = store.invoices[&1].external_id.clone();
+        let dup = copy_invoice(&mut store, 1, "DUP-1", None, 4_000).unwrap();
+        assert_eq!(
+            store.invoices[&dup].external_id, ext,
+            "same ERP id: a duplicate"
+        );
+        let orphan = copy_invoice(&mut store, 1, "HAND-1", Some("HAND-EXT"), 4_000).unwrap();
+        assert_eq!(
+            store.invoices[&orphan].external_id.as_deref(),
+            Some("HAND-EXT")
+        );
+        assert_ne!(dup, orphan);
+        assert!(matches!(
+            copy_invoice(&mut store, 1, "DUP-1", None, 0),
+            Err(SandboxError::Invalid(_))
+        ));
     }
 }

@@ -1,4 +1,5 @@
 use reqwest::StatusCode;
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::{invoice_body, read, Harness, STORE};
@@ -132,4 +133,66 @@ async fn person_edits_merge_into_details_and_bump_updated_at() {
 
     h.control().delete_invoice_as_person(STORE, 1).unwrap();
     assert_eq!(h.get("ip/invoices/1").await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_person_edits_owned_fields_and_keys_in_copies_over_http() {
+    let h = Harness::default().await;
+    let mut body = invoice_body("INV-1");
+    body["externalId"] = json!("ERP-1");
+    h.create(&body).await;
+
+    let edited = h
+        .client
+        .post(h.root("/__sandbox/stores/sandbox/invoices/1/edit"))
+        .json(&json!({"purchaseOrderNumber": "PO-HAND", "openBalance": "12.50", "type": "Edited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    let after = h.control().invoice(STORE, 1).unwrap();
+    assert_eq!(after["purchaseOrderNumber"], "PO-HAND");
+    assert_eq!(after["type"], "Edited");
+    assert_eq!(
+        after["openBalance"]["value"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        Decimal::new(1250, 2)
+    );
+    let unknown = h
+        .client
+        .post(h.root("/__sandbox/stores/sandbox/invoices/1/edit"))
+        .json(&json!({"colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+
+    let copy = |number: &str, ext: Option<&str>| {
+        let mut body = json!({"invoiceNumber": number});
+        if let Some(ext) = ext {
+            body["externalId"] = json!(ext);
+        }
+        h.client
+            .post(h.root("/__sandbox/stores/sandbox/invoices/1/copy"))
+            .json(&body)
+            .send()
+    };
+    let (status, dup) = read(copy("DUP-1", None).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let dup = dup["id"].as_u64().unwrap();
+    assert_eq!(
+        h.control().invoice(STORE, dup).unwrap()["externalId"],
+        "ERP-1"
+    );
+    let (_, orphan) = read(copy("HAND-1", Some("HAND-EXT")).await.unwrap()).await;
+    let orphan = orphan["id"].as_u64().unwrap();
+    assert_eq!(
+        h.control().invoice(STORE, orphan).unwrap()["externalId"],
+        "HAND-EXT"
+    );
+    let taken = copy("DUP-1", None).await.unwrap();
+    assert_eq!(taken.status(), StatusCode::BAD_REQUEST);
 }
