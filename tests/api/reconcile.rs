@@ -501,7 +501,7 @@ map = {{ {map} }}
 async fn reconcile_reads_b2b_only_while_its_process_holds_the_store() {
     // Invariant 5: the store's budget is spent by the one process holding its lease; a
     // reconcile from a second process must not read B2B beside it.
-    let mut w = World::new(20).await;
+    let w = World::new(20).await;
     let (daemon, tool) = (w.engine(), w.engine());
     w.sync_until_quiet(&daemon, 4).await;
     let hold = daemon
