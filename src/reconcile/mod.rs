@@ -95,7 +95,9 @@ pub struct Difference {
     /// The B2B invoices concerned (a duplicate lists every copy, the one the state points at
     /// first); empty when none exists.
     pub b2b_invoice_ids: Vec<u64>,
-    /// False only for a balance difference fully explained by B2B payments.
+    /// Whether nothing explains it yet: false for a balance difference fully explained by B2B
+    /// payments, and for what is listed for a person (orphans, duplicates, state of an invoice
+    /// gone from both sides): the report says what those are; a person decides.
     pub unexplained: bool,
     pub remedy: Remedy,
     /// ISO 4217 code of the amounts below.
@@ -125,7 +127,7 @@ impl Difference {
             external_id: external_id.to_owned(),
             invoice_number: invoice_number.to_owned(),
             b2b_invoice_ids: Vec::new(),
-            unexplained: true,
+            unexplained: !matches!(kind, Kind::Orphan | Kind::Duplicate),
             remedy: match kind {
                 Kind::Orphan | Kind::Duplicate => Remedy::Person,
                 _ => Remedy::Requeue,
@@ -175,6 +177,9 @@ pub struct Summary {
     pub counts: BTreeMap<Kind, u64>,
     /// Differences still to explain: the exit code is 1 when this is not 0.
     pub unexplained: u64,
+    /// Differences listed for a person (orphans, duplicates, state of an invoice gone from both
+    /// sides): `--repair` never deletes or merges B2B invoices.
+    pub for_a_person: u64,
     /// Whether `--repair` ran, and how many invoices it queued for the next cycle.
     pub repaired: Option<u64>,
     /// By ISO 4217 code.
@@ -451,6 +456,7 @@ pub fn compare(inputs: &Inputs, now: DateTime<Utc>) -> Report {
         let mut d = Difference::new(Kind::StaleState, &s.external_id, &s.invoice_number);
         d.b2b_invoice_ids = s.b2b_invoice_id.into_iter().collect();
         d.remedy = Remedy::Person;
+        d.unexplained = false;
         d.note = Some(
             "the state points at a B2B invoice that no longer exists, and the ERP no longer has \
              the invoice"
@@ -471,6 +477,7 @@ pub fn compare(inputs: &Inputs, now: DateTime<Utc>) -> Report {
         *counts.entry(d.kind).or_default() += 1;
     }
     let unexplained = diffs.iter().filter(|d| d.unexplained).count() as u64;
+    let for_a_person = diffs.iter().filter(|d| d.remedy == Remedy::Person).count() as u64;
     Report {
         summary: Summary {
             source: inputs.source.clone(),
@@ -481,6 +488,7 @@ pub fn compare(inputs: &Inputs, now: DateTime<Utc>) -> Report {
             state_rows: inputs.state.len() as u64,
             counts,
             unexplained,
+            for_a_person,
             repaired: None,
             totals,
         },

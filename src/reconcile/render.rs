@@ -52,8 +52,9 @@ pub fn table(report: &Report) -> String {
     let _ = writeln!(out, "  differences: {}", counts.join(", "));
     let _ = writeln!(
         out,
-        "  unexplained: {}{}",
+        "  unexplained: {}   for a person: {}{}",
         s.unexplained,
+        s.for_a_person,
         match s.repaired {
             Some(n) => format!("   repair: {n} invoices queued for the next cycle"),
             None => String::new(),
