@@ -15,8 +15,8 @@ pub mod domain;
 pub mod failpoints;
 pub mod payments;
 pub mod process;
-#[cfg(feature = "rigs")]
 pub mod reconcile;
+#[cfg(feature = "rigs")]
 pub mod sandbox;
 pub mod schedule;
 pub mod source;

@@ -19,8 +19,8 @@ mod run;
 mod sandbox;
 mod status;
 mod sync;
-#[cfg(feature = "rigs")]
 mod webhooks;
+#[cfg(feature = "rigs")]
 mod with_postgres;
 
 use std::path::PathBuf;
@@ -115,10 +115,10 @@ enum Command {
     /// B2B Edition payments flowing back to the ERP: list, retry.
     #[command(subcommand)]
     Payments(payments::PaymentsCommand),
-    #[cfg(feature = "rigs")]
     /// Alloy webhook subscriptions of a unified source: register this daemon's receiver, list.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    #[cfg(feature = "rigs")]
     /// The whole job end to end against the bundled sandbox: needs only PostgreSQL
     /// (DATABASE_URL), no config file.
     Demo(demo::DemoArgs),

@@ -159,3 +159,24 @@ fn the_scan_sees_imports_and_skips_comments() {
     let found: Vec<String> = imports(text).into_iter().collect();
     assert_eq!(found, ["b2b", "store"]);
 }
+
+#[test]
+fn the_test_rigs_and_only_they_sit_behind_the_rigs_feature() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs reads");
+    let mut gated = BTreeSet::new();
+    let mut previous = "";
+    for line in lib.lines() {
+        if let Some(module) = line.trim().strip_prefix("pub mod ") {
+            if previous.trim() == "#[cfg(feature = \"rigs\")]" {
+                gated.insert(module.trim_end_matches(';').to_owned());
+            }
+        }
+        previous = line;
+    }
+    let rigs: BTreeSet<String> = ["bench", "demo", "sandbox"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(gated, rigs, "lib.rs: the modules behind the rigs feature");
+}
