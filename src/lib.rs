@@ -16,6 +16,7 @@ pub mod failpoints;
 pub mod payments;
 pub mod process;
 pub mod reconcile;
+pub mod response;
 #[cfg(feature = "rigs")]
 pub mod sandbox;
 pub mod schedule;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
@@ -17,7 +17,7 @@ use tracing::Instrument;
 use url::Url;
 
 use super::budget::{RequestBudget, Reservation};
-use super::error::{excerpt, B2bError, Endpoint, Misconfigured};
+use super::error::{B2bError, Endpoint, Misconfigured};
 use super::model::{
     Company, CreatedFromOrder, ExtraFieldConfig, Invoice, InvoiceId, InvoicePdf, InvoiceUpdate,
     NewInvoice, Page, Pagination,
@@ -26,6 +26,7 @@ use super::payments::{Payment, PaymentId, PaymentQuery};
 use super::query::{InvoiceQuery, MAX_PAGE_SIZE};
 use super::retry::backoff;
 use crate::config::{B2bAuth, RetrySettings, StoreSettings};
+use crate::response::excerpt;
 
 const EXCERPT_CHARS: usize = 300;
 /// The smallest page a 400 about `limit` shrinks the page size to.
@@ -33,6 +34,11 @@ const MIN_PAGE_SIZE: u32 = 10;
 /// A `Retry-After` longer than this is treated as this: a misbehaving header must not stall a
 /// store for a day.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// `Retry-After` or BigCommerce's reset header (`crate::response`), capped.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    crate::response::retry_after(headers).map(|d| d.min(MAX_RETRY_AFTER))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
@@ -845,30 +851,6 @@ fn error_message(json: &Value) -> Option<String> {
         .or_else(|| json.get("message").and_then(text))
 }
 
-/// `Retry-After` in seconds or as an HTTP date; BigCommerce's `X-Rate-Limit-Time-Reset-Ms` too.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let wait = if let Some(value) = header(RETRY_AFTER.as_str()) {
-        match value.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
-            _ => {
-                let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-                let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
-                Duration::from_secs(secs.unsigned_abs())
-            }
-        }
-    } else {
-        let ms = header("x-rate-limit-time-reset-ms")?.parse::<u64>().ok()?;
-        Duration::from_millis(ms)
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
-}
-
 fn page<T>(envelope: Envelope<Vec<T>>, offset: u64, limit: u32) -> Page<T> {
     let total_count = envelope
         .meta
@@ -923,6 +905,7 @@ fn flatten_pages<'a, T: 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::RETRY_AFTER;
     use serde_json::json;
 
     fn classify_json(

@@ -226,20 +226,6 @@ impl B2bError {
     }
 }
 
-/// The first `max` characters of a body, on one line, for error messages.
-pub fn excerpt(body: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,11 +246,5 @@ mod tests {
         };
         assert!(!e.is_ambiguous());
         assert!(!e.to_string().contains("may have been applied"));
-    }
-
-    #[test]
-    fn excerpts_are_short_and_single_line() {
-        assert_eq!(excerpt(b"a\nb", 10), "a b");
-        assert_eq!(excerpt(b"abcdef", 3), "abc…");
     }
 }

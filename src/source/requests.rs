@@ -1,7 +1,8 @@
 //! The ERP side's request accounting, in the one place both HTTP adapters (Unified, Rebillia)
 //! report every request they send: `b2bsync_erp_requests_total{source,status}`,
 //! `b2bsync_erp_request_duration_seconds{source}`, `b2bsync_erp_rate_limited_total{source}`, and
-//! the per-source count a cycle reads to report its ERP calls apart from its B2B calls.
+//! the per-source count a cycle reads to report its ERP calls apart from its B2B calls. What an
+//! answer says (its `Retry-After`, a short excerpt of its body) is read by `crate::response`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,114 +71,9 @@ pub fn calls(source: &str) -> u64 {
     counter(source).load(Ordering::Relaxed)
 }
 
-/// Characters of an HTML error page kept in an error or a log line.
-pub const HTML_EXCERPT_CHARS: usize = 120;
-
-/// An HTML error page (a proxy's or load balancer's 502, a login page) in a few words: its
-/// title, else its text without tags, scripts and styles, on one line and at most
-/// [`HTML_EXCERPT_CHARS`] long. `None` when the body is not an HTML page.
-pub fn html_excerpt(body: &str) -> Option<String> {
-    let lower = body.to_ascii_lowercase();
-    let is_page = lower.trim_start().starts_with("<!doctype html")
-        || lower.contains("<title")
-        || lower.contains("<body")
-        || lower.contains("<head");
-    if !is_page {
-        return None;
-    }
-    let title = between(body, &lower, "<title", "</title>").map(strip_tags);
-    let text = title
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| strip_tags(&without_blocks(body)));
-    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = words.chars().take(HTML_EXCERPT_CHARS).collect();
-    if words.chars().count() > HTML_EXCERPT_CHARS {
-        out.push('…');
-    }
-    Some(format!(
-        "an HTML page: {}",
-        if out.is_empty() { "(no text)" } else { &out }
-    ))
-}
-
-/// The text between the first `open` tag (whatever its attributes) and `close`.
-fn between<'a>(body: &'a str, lower: &str, open: &str, close: &str) -> Option<&'a str> {
-    let start = lower.find(open)?;
-    let start = start + lower.get(start..)?.find('>')? + 1;
-    let end = start + lower.get(start..)?.find(close)?;
-    body.get(start..end)
-}
-
-/// `body` without its `<script>` and `<style>` blocks.
-fn without_blocks(body: &str) -> String {
-    let mut out = body.to_owned();
-    for tag in ["script", "style", "head"] {
-        loop {
-            let lower = out.to_ascii_lowercase();
-            let Some(start) = lower.find(&format!("<{tag}")) else {
-                break;
-            };
-            let close = format!("</{tag}>");
-            let end = lower
-                .get(start..)
-                .and_then(|rest| rest.find(&close))
-                .map_or(out.len(), |i| start + i + close.len());
-            out.replace_range(start..end, " ");
-        }
-    }
-    out
-}
-
-/// Text without `<...>` tags.
-fn strip_tags(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_tag = false;
-    for c in text.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_html_error_page_is_reduced_to_a_short_excerpt() {
-        let page = format!(
-            "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title><style>body {{ color: red }}</style>\
-             <script>var x = 1;</script></head><body><h1>502 Bad Gateway</h1><p>{}</p></body></html>",
-            "nginx ".repeat(200)
-        );
-        assert_eq!(
-            html_excerpt(&page).as_deref(),
-            Some("an HTML page: 502 Bad Gateway")
-        );
-        let untitled = format!(
-            "<html><body><h1>Service unavailable</h1>{}</body></html>",
-            "x ".repeat(300)
-        );
-        let short = html_excerpt(&untitled).unwrap_or_default();
-        assert!(
-            short.starts_with("an HTML page: Service unavailable x x"),
-            "{short}"
-        );
-        assert!(short.chars().count() <= HTML_EXCERPT_CHARS + 20, "{short}");
-        assert_eq!(html_excerpt(r#"{"message": "busy"}"#), None);
-        assert_eq!(
-            html_excerpt("<html>\nbusy</html>"),
-            None,
-            "a fragment stays as it is"
-        );
-    }
 
     #[test]
     fn requests_count_per_source() {

@@ -11,6 +11,7 @@ const LAYERS: &[&str] = &[
     "domain",
     "failpoints",
     "process",
+    "response",
     "schedule",
     "telemetry_metrics",
     // Settings, read into domain types.

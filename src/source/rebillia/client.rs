@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -21,6 +21,16 @@ use url::Url;
 use crate::b2b::retry::backoff;
 use crate::config::{RebilliaSettings, RetrySettings};
 use crate::source::{requests, SourceError};
+
+/// A body for an error message (`crate::response`), at Rebillia's length.
+fn excerpt(body: &[u8]) -> String {
+    crate::response::excerpt(body, EXCERPT_CHARS)
+}
+
+/// `Retry-After` (`crate::response`), capped for Rebillia.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    crate::response::retry_after(headers).map(|d| d.min(MAX_RETRY_AFTER))
+}
 
 /// Production API root, `/v1` included.
 pub const DEFAULT_BASE_URL: &str = "https://api.rebillia.com/v1";
@@ -389,33 +399,6 @@ fn error_message(body: &[u8]) -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| excerpt(body))
-}
-
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    if let Some(page) = requests::html_excerpt(&text) {
-        return page;
-    }
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    let mut cut: String = collapsed.chars().take(EXCERPT_CHARS).collect();
-    if cut.len() < collapsed.len() {
-        cut.push('…');
-    }
-    cut
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -28,6 +28,7 @@ use crate::b2b::RequestBudget;
 use crate::config::{
     BudgetSettings, PagingStyle, RetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
 };
+use crate::response::{excerpt, retry_after};
 use crate::source::{requests, SourceError};
 
 /// Characters of a response body quoted in error messages.
@@ -545,40 +546,13 @@ pub(super) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = (at.timestamp() - Utc::now().timestamp()).max(0);
-    Some(Duration::from_secs(secs.unsigned_abs()))
-}
-
-/// The first `max` characters of a body, on one line.
-fn excerpt(body: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(body);
-    if let Some(page) = requests::html_excerpt(&text) {
-        return page;
-    }
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;
 
     use super::*;
     use crate::config::HttpSettings;
+    use reqwest::header::RETRY_AFTER;
 
     fn settings(base: &str, names: UnifiedNames) -> UnifiedSettings {
         UnifiedSettings {
