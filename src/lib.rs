@@ -13,10 +13,10 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod failpoints;
+pub mod outbound;
 pub mod payments;
 pub mod process;
 pub mod reconcile;
-pub mod response;
 #[cfg(feature = "rigs")]
 pub mod sandbox;
 pub mod schedule;

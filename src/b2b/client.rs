@@ -26,7 +26,7 @@ use super::payments::{Payment, PaymentId, PaymentQuery};
 use super::query::{InvoiceQuery, MAX_PAGE_SIZE};
 use super::retry::backoff;
 use crate::config::{B2bAuth, RetrySettings, StoreSettings};
-use crate::response::excerpt;
+use crate::outbound::{error_chain, excerpt};
 
 const EXCERPT_CHARS: usize = 300;
 /// The smallest page a 400 about `limit` shrinks the page size to.
@@ -35,9 +35,9 @@ const MIN_PAGE_SIZE: u32 = 10;
 /// store for a day.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
-/// `Retry-After` or BigCommerce's reset header (`crate::response`), capped.
+/// `Retry-After` or BigCommerce's reset header (`crate::outbound`), capped.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    crate::response::retry_after(headers).map(|d| d.min(MAX_RETRY_AFTER))
+    crate::outbound::retry_after(headers).map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,16 +136,7 @@ impl B2bClient {
         store: &StoreSettings,
         budget: Arc<RequestBudget>,
     ) -> Result<Self, ClientBuildError> {
-        let http = reqwest::Client::builder()
-            .timeout(store.b2b.request_timeout)
-            .connect_timeout(store.b2b.connect_timeout)
-            // The process's name too: which replica sent a request shows in B2B's logs.
-            .user_agent(format!(
-                "b2b-invoice-sync/{} ({})",
-                env!("CARGO_PKG_VERSION"),
-                crate::process::process_name()
-            ))
-            .build()
+        let http = crate::outbound::client(store.b2b.request_timeout, store.b2b.connect_timeout)
             .map_err(|e| ClientBuildError::Http {
                 store: store.name.clone(),
                 reason: e.to_string(),
@@ -724,21 +715,6 @@ fn request_error(endpoint: Endpoint, err: &reqwest::Error, mutating: bool) -> B2
         ambiguous,
         message: error_chain(err),
     }
-}
-
-/// The error and its causes on one line (reqwest's Display alone hides the cause).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn classify<T: DeserializeOwned>(

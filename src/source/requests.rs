@@ -2,7 +2,7 @@
 //! report every request they send: `b2bsync_erp_requests_total{source,status}`,
 //! `b2bsync_erp_request_duration_seconds{source}`, `b2bsync_erp_rate_limited_total{source}`, and
 //! the per-source count a cycle reads to report its ERP calls apart from its B2B calls. What an
-//! answer says (its `Retry-After`, a short excerpt of its body) is read by `crate::response`.
+//! answer says (its `Retry-After`, a short excerpt of its body) is read by `crate::outbound`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,7 +11,7 @@ const LAYERS: &[&str] = &[
     "domain",
     "failpoints",
     "process",
-    "response",
+    "outbound",
     "schedule",
     "telemetry_metrics",
     // Settings, read into domain types.

@@ -22,14 +22,14 @@ use crate::b2b::retry::backoff;
 use crate::config::{RebilliaSettings, RetrySettings};
 use crate::source::{requests, SourceError};
 
-/// A body for an error message (`crate::response`), at Rebillia's length.
+/// A body for an error message (`crate::outbound`), at Rebillia's length.
 fn excerpt(body: &[u8]) -> String {
-    crate::response::excerpt(body, EXCERPT_CHARS)
+    crate::outbound::excerpt(body, EXCERPT_CHARS)
 }
 
-/// `Retry-After` (`crate::response`), capped for Rebillia.
+/// `Retry-After` (`crate::outbound`), capped for Rebillia.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    crate::response::retry_after(headers).map(|d| d.min(MAX_RETRY_AFTER))
+    crate::outbound::retry_after(headers).map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 /// Production API root, `/v1` included.
@@ -187,12 +187,9 @@ impl fmt::Debug for RebilliaClient {
 
 impl RebilliaClient {
     pub(crate) fn new(source: &str, settings: &RebilliaSettings) -> Result<Self, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.http.request_timeout)
-            .connect_timeout(settings.http.connect_timeout)
-            .user_agent(concat!("b2b-invoice-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SourceError::Protocol {
+        let http =
+            crate::outbound::client(settings.http.request_timeout, settings.http.connect_timeout)
+                .map_err(|e| SourceError::Protocol {
                 source_name: source.to_owned(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
@@ -369,16 +366,7 @@ fn classify(
 }
 
 fn transport(err: &reqwest::Error) -> Failure {
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
+    let mut message = crate::outbound::error_chain(err);
     if err.is_timeout() {
         message = format!("timed out: {message}");
     }

@@ -28,7 +28,8 @@ use crate::b2b::RequestBudget;
 use crate::config::{
     BudgetSettings, PagingStyle, RetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
 };
-use crate::response::{excerpt, retry_after};
+pub(super) use crate::outbound::error_chain;
+use crate::outbound::{excerpt, retry_after};
 use crate::source::{requests, SourceError};
 
 /// Characters of a response body quoted in error messages.
@@ -114,12 +115,9 @@ fn budget_settings(api: &UnifiedApi) -> BudgetSettings {
 
 impl UnifiedClient {
     pub(crate) fn new(source: &str, settings: &UnifiedSettings) -> Result<Self, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.http.request_timeout)
-            .connect_timeout(settings.http.connect_timeout)
-            .user_agent(concat!("b2b-invoice-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SourceError::Protocol {
+        let http =
+            crate::outbound::client(settings.http.request_timeout, settings.http.connect_timeout)
+                .map_err(|e| SourceError::Protocol {
                 source_name: source.to_owned(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
@@ -529,21 +527,6 @@ fn transport(err: &reqwest::Error) -> Failure {
         error_chain(err)
     };
     Failure::Transient { message }
-}
-
-/// The error and its causes on one line (reqwest's Display alone hides the cause).
-pub(super) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

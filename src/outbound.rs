@@ -1,11 +1,44 @@
-//! What an HTTP answer says, read one way for every API this daemon calls (B2B Edition, the
-//! unified accounting APIs, Rebillia): how long it asks us to wait (`Retry-After`), and a short
-//! excerpt of its body for an error message or a log line. Each client adds only what differs
-//! (its cap on the wait, the JSON field its errors carry).
+//! What every outbound HTTP client of this daemon shares (B2B Edition, the unified accounting
+//! APIs, Rebillia): one way to build the reqwest client, to name a transport error with its
+//! causes, to read how long an answer asks us to wait (`Retry-After`), and to cut a body to a
+//! short excerpt for an error message or a log line. Each client adds only what differs (its
+//! headers, its cap on the wait, the JSON field its errors carry, what it retries).
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// The HTTP client every API client starts from: rustls, the two timeouts, and a `User-Agent`
+/// naming this release and this process (which replica sent a request shows in the API's logs).
+pub fn client(
+    request_timeout: Duration,
+    connect_timeout: Duration,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(request_timeout)
+        .connect_timeout(connect_timeout)
+        .user_agent(format!(
+            "b2b-invoice-sync/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            crate::process::process_name()
+        ))
+        .build()
+}
+
+/// The error and its causes on one line (reqwest's Display alone hides the cause).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// How long the answer asks us to wait: `Retry-After` in seconds (whole or not) or as an HTTP
 /// date, else BigCommerce's `X-Rate-Limit-Time-Reset-Ms`. `None` when it says nothing usable.
@@ -133,6 +166,27 @@ fn strip_tags(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_is_named_with_its_causes_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert_eq!(error_chain(&e), "error sending request: refused");
+    }
 
     #[test]
     fn excerpts_are_short_and_on_one_line() {
