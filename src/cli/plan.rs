@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use b2b_invoice_sync::config::Settings;
+use b2b_invoice_sync::domain::field_paths::{self, is_empty, is_money};
 use b2b_invoice_sync::domain::Currency;
 use b2b_invoice_sync::sync::engine::{Engine, PlanReport, PlannedInvoice};
 use b2b_invoice_sync::sync::plan::FieldDiff;
@@ -125,77 +126,24 @@ fn entry(invoice: &PlannedInvoice) -> String {
     out
 }
 
-/// Names of the positions in the canonical tuples of `src/domain/fingerprint.rs`, so that a
-/// diff reads `line_items[0].quantity` rather than `line_items[0][4]`. A tuple of another
-/// length (a future canonical form) falls back to positions.
-const LINE_ITEM: &[&str] = &[
-    "sku",
-    "type",
-    "description",
-    "comments",
-    "quantity",
-    "unit_price",
-    "unit_discount",
-    "other",
-];
-const ADDRESS: &[&str] = &[
-    "first_name",
-    "last_name",
-    "street1",
-    "street2",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "other",
-];
-const COST_LINE: &[&str] = &["description", "amount"];
-const CUSTOMER: &[&str] = &["company_id", "external_customer_id"];
-
-/// How a field's canonical value is laid out.
-#[derive(Clone, Copy)]
-struct Shape {
-    /// The value itself is a tuple with these names.
-    tuple: Option<&'static [&'static str]>,
-    /// The value is a list of such tuples.
-    items: Option<&'static [&'static str]>,
-}
-
-fn shape(field: &str) -> Shape {
-    let (tuple, items) = match field {
-        "line_items" => (None, Some(LINE_ITEM)),
-        "cost_lines" => (None, Some(COST_LINE)),
-        "shipping_addresses" => (None, Some(ADDRESS)),
-        "billing_address" => (Some(ADDRESS), None),
-        "customer" => (Some(CUSTOMER), None),
-        _ => (None, None),
-    };
-    Shape { tuple, items }
-}
-
-const PLAIN: Shape = Shape {
-    tuple: None,
-    items: None,
-};
-
 /// Every changed leaf of a field, descending into objects and tuples so that a changed
 /// quantity reads as `line_items[0].quantity: "2" -> "5"` rather than two whole arrays.
 pub fn changes(diff: &FieldDiff) -> Vec<Change> {
-    let mut out = Vec::new();
-    let shape = shape(&diff.field);
-    leaves(
-        &diff.field,
-        diff.old.as_ref(),
-        Some(&diff.new),
-        shape,
-        &mut out,
-    );
+    let mut out: Vec<Change> = field_paths::leaves(&diff.field, diff.old.as_ref(), Some(&diff.new))
+        .into_iter()
+        .map(|l| Change {
+            old: shown(l.old, l.names),
+            new: shown(l.new, l.names),
+            path: l.path,
+        })
+        .collect();
     if out.is_empty() {
         // Equal as JSON but still reported: show the field as a whole.
+        let names = field_paths::tuple_names(&diff.field);
         out.push(Change {
             path: diff.field.clone(),
-            old: shown(diff.old.as_ref(), shape.tuple),
-            new: shown(Some(&diff.new), shape.tuple),
+            old: shown(diff.old.as_ref(), names),
+            new: shown(Some(&diff.new), names),
         });
     }
     out
@@ -213,75 +161,6 @@ fn field_lines(diff: &FieldDiff) -> Vec<String> {
         lines.push(format!("... and {more} more changes in {}", diff.field));
     }
     lines
-}
-
-/// `["USD", "10.5"]`: an amount of the canonical form.
-fn is_money(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Array(a)) if a.len() == 2 => {
-            a[0].as_str()
-                .is_some_and(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()))
-                && a[1].as_str().is_some_and(|n| n.parse::<f64>().is_ok())
-        }
-        _ => false,
-    }
-}
-
-fn leaves(
-    path: &str,
-    old: Option<&Value>,
-    new: Option<&Value>,
-    shape: Shape,
-    out: &mut Vec<Change>,
-) {
-    if old == new {
-        return;
-    }
-    if is_money(old) || is_money(new) {
-        out.push(change(path, shown(old, None), shown(new, None)));
-        return;
-    }
-    match (old, new) {
-        (Some(Value::Object(a)), Some(Value::Object(b))) => {
-            for (key, value) in b {
-                leaves(
-                    &format!("{path}.{key}"),
-                    a.get(key),
-                    Some(value),
-                    PLAIN,
-                    out,
-                );
-            }
-            for (key, value) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
-                leaves(&format!("{path}.{key}"), Some(value), None, PLAIN, out);
-            }
-        }
-        (Some(Value::Array(a)), Some(Value::Array(b))) => match shape.tuple {
-            Some(names) if a.len() == names.len() && b.len() == names.len() => {
-                for (i, name) in names.iter().enumerate() {
-                    leaves(&format!("{path}.{name}"), a.get(i), b.get(i), PLAIN, out);
-                }
-            }
-            _ => {
-                let item = Shape {
-                    tuple: shape.items,
-                    items: None,
-                };
-                for i in 0..a.len().max(b.len()) {
-                    leaves(&format!("{path}[{i}]"), a.get(i), b.get(i), item, out);
-                }
-            }
-        },
-        (a, b) => out.push(change(path, shown(a, shape.tuple), shown(b, shape.tuple))),
-    }
-}
-
-fn change(path: &str, old: String, new: String) -> Change {
-    Change {
-        path: path.to_owned(),
-        old,
-        new,
-    }
 }
 
 /// A value as a diff line shows it: amounts at their currency's minor unit (`USD 10.50`,
@@ -322,17 +201,6 @@ fn money(code: &str, amount: &str) -> String {
     ) {
         (Ok(currency), Ok(value)) => currency.shown(value),
         _ => format!("{code} {amount}"),
-    }
-}
-
-/// Empty parts of a tuple (no comments, no extra keys) are left out of its display.
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cursor;
 pub mod deletion;
+pub mod field_paths;
 pub mod fingerprint;
 pub mod invoice;
 pub mod limits;
