@@ -258,7 +258,7 @@ async fn prepare(
             SourceInvoice::parse(SOURCE, locator, r)
         })
         .collect();
-    let out = prepare_page(parsed, customers, mapping)
+    let out = prepare_page(parsed, customers, mapping, None)
         .await
         .map_err(|e| BenchError::Option(e.to_string()))?;
     out.into_iter()

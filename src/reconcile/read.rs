@@ -16,8 +16,9 @@ use crate::domain::Lifecycle;
 use crate::source::{Cursor, SourceError};
 use crate::store::state;
 use crate::store::{cursors, StoreError};
+use crate::sync::balance::Payments;
 use crate::sync::engine::{Engine, EngineError};
-use crate::sync::prepare::{prepare_page, InvoiceFailure};
+use crate::sync::prepare::{prepare_page, InvoiceFailure, PageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -127,8 +128,20 @@ pub async fn gather(engine: &Engine, source: &str) -> Result<Inputs, ReconcileEr
     let mut erp: BTreeMap<String, ErpInvoice> = BTreeMap::new();
     let mut pages = parts.adapter.pages(&Cursor::default());
     while let Some(page) = pages.next().await {
-        let prepared =
-            prepare_page(page?.records, &parts.customers, &parts.settings.mapping).await?;
+        // What sync would push: the payments the ERP does not show yet kept (nothing recorded).
+        let payments = parts.settings.payments.enabled.then_some(Payments {
+            pool,
+            source,
+            persist: false,
+        });
+        let prepared = prepare_page(
+            page?.records,
+            &parts.customers,
+            &parts.settings.mapping,
+            payments,
+        )
+        .await
+        .map_err(PageError::into_either::<ReconcileError>)?;
         let mut ready = Vec::new();
         for item in prepared {
             match item {
@@ -159,9 +172,6 @@ pub async fn gather(engine: &Engine, source: &str) -> Result<Inputs, ReconcileEr
                     );
                 }
             }
-        }
-        if parts.settings.payments.enabled {
-            crate::sync::balance::adjust_page(pool, source, &mut ready, false).await?;
         }
         for p in ready {
             inputs.erp_retired.remove(p.external_id());

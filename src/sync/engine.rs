@@ -11,12 +11,13 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::balance::Payments;
 use super::execute::{Ctx, Pending, FETCH_BATCH};
 use super::failpoints::Failpoints;
 use super::lookup::Capabilities;
 use super::outcome::{record_failure, CycleError, Outcome, Retry};
 use super::plan::{plan, Action, FieldDiff, SkipReason};
-use super::prepare::{prepare_page, InvoiceFailure};
+use super::prepare::{prepare_page, InvoiceFailure, PageError};
 use super::recover::recover;
 use crate::b2b::{B2bClient, ClientBuildError, RequestBudget};
 use crate::config::{EngineSettings, Settings, SourceSettings};
@@ -643,7 +644,15 @@ impl Engine {
         persist: bool,
     ) -> Result<PagePlan, E> {
         let customers = rt.customers(&self.pool, client)?;
-        let prepared = prepare_page(records, &customers, &rt.settings.mapping).await?;
+        // The payments stage ran first: the fingerprints the plan compares keep its payments.
+        let payments = rt.settings.payments.enabled.then_some(Payments {
+            pool: &self.pool,
+            source: &rt.settings.name,
+            persist,
+        });
+        let prepared = prepare_page(records, &customers, &rt.settings.mapping, payments)
+            .await
+            .map_err(PageError::into_either::<E>)?;
         let mut ready = Vec::new();
         let mut failed = Vec::new();
         for item in prepared {
@@ -651,11 +660,6 @@ impl Engine {
                 Ok(p) => ready.push(p),
                 Err(f) => failed.push(f),
             }
-        }
-        // Before the state read: the fingerprints the plan compares are the adjusted ones.
-        if rt.settings.payments.enabled {
-            crate::sync::balance::adjust_page(&self.pool, &rt.settings.name, &mut ready, persist)
-                .await?;
         }
         let (ids, fingerprints): (Vec<String>, Vec<String>) = ready
             .iter()

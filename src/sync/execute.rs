@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::balance;
 use super::failpoints::Failpoints;
 use super::lookup::{self, LookupError, Wanted};
 use super::outcome::{log_action, note_status, record_failure, CycleError, Outcome, Retry};
@@ -809,19 +810,15 @@ impl Ctx<'_> {
 }
 
 impl Ctx<'_> {
-    /// A payment made in B2B after this cycle read the payment list would be undone by a push
-    /// that raises the balance B2B lowered: before raising it, the invoice's own payments are
-    /// read (one request, only in that case) and kept in the balance.
+    /// [`balance::before_raising`] for this cycle's source.
     async fn payments_guard(
         &self,
         b2b_invoice_id: u64,
-        mut p: Prepared,
+        p: Prepared,
         current: &Invoice,
         written_open: Option<rust_decimal::Decimal>,
     ) -> Result<Result<Prepared, (Prepared, String)>, CycleError> {
-        let now = current.open_balance.value;
-        let lowered_in_b2b = written_open.is_some_and(|w| now < w);
-        if !self.source.payments.enabled || !lowered_in_b2b || p.desired.open_balance <= now {
+        if !self.source.payments.enabled {
             return Ok(Ok(p));
         }
         let ctx = crate::payments::PaymentsCtx {
@@ -833,37 +830,11 @@ impl Ctx<'_> {
             failpoints: self.failpoints,
             fence: self.fence,
         };
-        match crate::payments::detect::check_invoice(&ctx, b2b_invoice_id).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(
-                    payments = n,
-                    "B2B payments made during this cycle found before pushing the balance"
-                );
-                let unacked = crate::payments::events::unacked(
-                    self.pool,
-                    &self.source.name,
-                    &[p.external_id().to_owned()],
-                )
-                .await?;
-                if let Some((_, events)) = unacked.get(p.external_id()) {
-                    crate::sync::balance::apply(
-                        &mut p,
-                        crate::payments::acknowledge::adjustment(events),
-                    );
-                }
-            }
-            Err(crate::payments::PaymentsError::Store(e)) => return Err(e.into()),
-            Err(e) => {
-                let reason = format!(
-                    "B2B shows openBalance {now}, below the {} last written, and its payments could not be read ({e}); \
-                     not pushing a higher balance over a possible payment",
-                    written_open.unwrap_or_default()
-                );
-                return Ok(Err((p, reason)));
-            }
-        }
-        Ok(Ok(p))
+        let open = balance::OpenBalance {
+            in_b2b: current.open_balance.value,
+            last_written: written_open,
+        };
+        Ok(balance::before_raising(&ctx, b2b_invoice_id, p, open).await?)
     }
 }
 

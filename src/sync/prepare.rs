@@ -1,16 +1,22 @@
 //! A page of source records -> invoices ready to plan, or per-invoice failures with reasons.
 //!
-//! This is where an ERP record meets the mapping config and the customer map. Nothing here
-//! fails the page: a bad record, an unmapped customer or a lookup outage becomes a failure of
-//! that invoice alone, named so an operator can find it (source, external id, invoice number).
+//! This is where an ERP record meets the mapping config, the customer map and the B2B payments
+//! the ERP does not show yet: [`Prepared::build`] is the one place the desired invoice and its
+//! fingerprint are computed. Nothing here fails the page: a bad record, an unmapped customer or
+//! a lookup outage becomes a failure of that invoice alone, named so an operator can find it
+//! (source, external id, invoice number).
 
 use std::collections::BTreeSet;
 
+use rust_decimal::Decimal;
+
+use super::balance::{self, Payments};
 use crate::config::MappingSettings;
 use crate::customers::{CustomerError, CustomerMatch, CustomerResolver};
 use crate::domain::{
     fingerprint, map_invoice, DesiredInvoice, Fingerprint, Lifecycle, RecordError, SourceInvoice,
 };
+use crate::store::StoreError;
 
 /// An invoice ready for planning.
 #[derive(Debug, Clone)]
@@ -22,6 +28,23 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// `invoice` as B2B company `company` should hold it, with `unacknowledged` (B2B payments
+    /// the ERP does not show yet) kept off its balance, and the fingerprint of that.
+    pub fn build(
+        invoice: SourceInvoice,
+        company: &str,
+        mapping: &MappingSettings,
+        unacknowledged: Decimal,
+    ) -> Self {
+        let mut desired = map_invoice(&invoice, company, mapping);
+        balance::keep_payments(&mut desired, invoice.open_balance, unacknowledged);
+        Self {
+            fingerprint: fingerprint(&desired),
+            desired,
+            invoice,
+        }
+    }
+
     pub fn lifecycle(&self) -> Lifecycle {
         self.invoice.lifecycle
     }
@@ -46,6 +69,25 @@ impl Prepared {
     }
 }
 
+/// Why a page could not be prepared at all (its invoices' own failures are per invoice).
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Customers(#[from] CustomerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PageError {
+    /// Into a caller's error that holds both kinds.
+    pub fn into_either<E: From<CustomerError> + From<StoreError>>(self) -> E {
+        match self {
+            Self::Customers(e) => E::from(e),
+            Self::Store(e) => E::from(e),
+        }
+    }
+}
+
 /// Why one record did not become a planned invoice.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvoiceFailure {
@@ -60,37 +102,32 @@ pub enum InvoiceFailure {
     },
 }
 
-/// Maps every valid record of a page, resolving all its customers in one batch.
+/// Maps every valid record of a page, resolving all its customers in one batch and, with
+/// `payments`, keeping the B2B payments the ERP does not show yet (one query for the page).
 pub async fn prepare_page(
     records: Vec<Result<SourceInvoice, RecordError>>,
     customers: &CustomerResolver,
     mapping: &MappingSettings,
-) -> Result<Vec<Result<Prepared, InvoiceFailure>>, CustomerError> {
+    payments: Option<Payments<'_>>,
+) -> Result<Vec<Result<Prepared, InvoiceFailure>>, PageError> {
     let ids: BTreeSet<String> = records
         .iter()
         .filter_map(|r| r.as_ref().ok())
         .map(|i| i.external_customer_id.clone())
         .collect();
     let matches = customers.resolve_all(&ids).await?;
-    Ok(records
+    let resolved: Vec<Result<(SourceInvoice, String), InvoiceFailure>> = records
         .into_iter()
         .map(|record| {
             let invoice = record.map_err(InvoiceFailure::Record)?;
             let company = match matches.get(&invoice.external_customer_id) {
-                Some(CustomerMatch::Company(company)) => Some(company.as_str()),
+                Some(CustomerMatch::Company(company)) => Some(company.clone()),
                 // A deleted or voided invoice needs no company: it is removed or forgotten.
-                _ if invoice.lifecycle != Lifecycle::Active => Some(""),
+                _ if invoice.lifecycle != Lifecycle::Active => Some(String::new()),
                 _ => None,
             };
             match company {
-                Some(company) => {
-                    let desired = map_invoice(&invoice, company, mapping);
-                    Ok(Prepared {
-                        fingerprint: fingerprint(&desired),
-                        desired,
-                        invoice,
-                    })
-                }
+                Some(company) => Ok((invoice, company)),
                 None => Err(InvoiceFailure::UnmappedCustomer {
                     reason: match matches.get(&invoice.external_customer_id) {
                         Some(CustomerMatch::Unmapped(reason)) => reason.clone(),
@@ -102,6 +139,28 @@ pub async fn prepare_page(
                     invoice: Box::new(invoice),
                 }),
             }
+        })
+        .collect();
+    let unacknowledged = match payments {
+        Some(payments) => {
+            let ready: Vec<&SourceInvoice> = resolved
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|(invoice, _)| invoice))
+                .collect();
+            balance::unacknowledged(payments, &ready).await?
+        }
+        None => Default::default(),
+    };
+    Ok(resolved
+        .into_iter()
+        .map(|r| {
+            r.map(|(invoice, company)| {
+                let kept = unacknowledged
+                    .get(&invoice.external_id)
+                    .copied()
+                    .unwrap_or_default();
+                Prepared::build(invoice, &company, mapping, kept)
+            })
         })
         .collect())
 }
@@ -147,6 +206,7 @@ mod tests {
             vec![record("A", "C-1"), record("B", "C-404"), bad],
             &resolver,
             &MappingSettings::default(),
+            None,
         )
         .await
         .unwrap();
@@ -169,7 +229,7 @@ mod tests {
         let mut deleted = record("D", "C-404").unwrap().to_raw();
         deleted.deleted = true;
         let deleted = SourceInvoice::parse("erp", RecordLocator::id("D"), deleted);
-        let out = prepare_page(vec![deleted], &resolver, &MappingSettings::default())
+        let out = prepare_page(vec![deleted], &resolver, &MappingSettings::default(), None)
             .await
             .unwrap();
         assert_eq!(
