@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::acknowledge::Unacked;
 use crate::source::write_back::PaymentKind;
+use crate::store::intent::{self, Begun};
 use crate::store::leases::Fence;
 use crate::store::StoreError;
 
@@ -429,40 +430,30 @@ pub async fn erp_seen(
     Ok(seen.unwrap_or((None, None)))
 }
 
-/// The intent, committed before the request: `false` when another process took the event.
-/// [`StoreError::LeaseLost`] when this process no longer holds the source (`fence`).
+/// The intent, committed before the request ([`intent::open`], [`intent::commit`]):
+/// [`Begun::Busy`] when another process took the event.
 pub async fn begin_write(
     pool: &PgPool,
     id: i64,
     target: Decimal,
     before: Option<Decimal>,
     fence: &Fence,
-) -> Result<bool, StoreError> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(StoreError::query("opening a payment intent's transaction"))?;
-    if !fence.holds(&mut tx).await? {
-        return Err(StoreError::LeaseLost {
-            source_name: fence.source().to_owned(),
-        });
-    }
-    let done = sqlx::query(
+) -> Result<Begun, StoreError> {
+    let mut tx = intent::open(pool, fence).await?;
+    let row = sqlx::query_scalar(
         "UPDATE payment_events
             SET write_state = 'in_flight', attempts = attempts + 1, target_balance = $2,
                 before_balance = $3, updated_at = now()
-          WHERE id = $1 AND write_state IN ('pending', 'failed')",
+          WHERE id = $1 AND write_state IN ('pending', 'failed')
+          RETURNING id",
     )
     .bind(id)
     .bind(target)
     .bind(before)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(StoreError::query("recording a payment write-back intent"))?;
-    tx.commit()
-        .await
-        .map_err(StoreError::query("committing a payment write-back intent"))?;
-    Ok(done.rows_affected() == 1)
+    intent::commit(tx, row, "committing a payment write-back intent").await
 }
 
 /// One more attempt, for a failure before any intent was taken (reading the ERP failed).

@@ -12,6 +12,7 @@ use super::events::{self, Event, WriteState};
 use super::{Counts, PaymentsCtx, PaymentsError};
 use crate::domain::money::Currency;
 use crate::source::write_back::{ErpBalance, PaymentWrite, PaymentWriter, WriteBackError};
+use crate::store::intent::{Begun, Settlement};
 
 /// At most this many events per cycle (payments are rare; a backlog drains over cycles).
 const PER_CYCLE: i64 = 500;
@@ -81,24 +82,28 @@ async fn settle_in_flight(
     counts: &mut Counts,
 ) -> Result<Settled, PaymentsError> {
     let request = request(ctx, e, e.target_balance.unwrap_or(Decimal::ZERO))?;
-    let applied = match writer.current(&e.external_id).await {
+    let settlement = match writer.current(&e.external_id).await {
         Ok(Some(now)) => {
             if Some(now.balance) == e.target_balance {
-                Some(true)
+                Settlement::Applied
             } else if Some(now.balance) == e.before_balance {
-                Some(false)
+                Settlement::NotApplied
             } else {
-                None
+                Settlement::Unknown
             }
         }
-        Ok(None) => writer.already_written(&request).await,
+        Ok(None) => match writer.already_written(&request).await {
+            Some(true) => Settlement::Applied,
+            Some(false) => Settlement::NotApplied,
+            None => Settlement::Unknown,
+        },
         Err(err) => {
             tracing::warn!(error = %err, "could not read the ERP to settle an earlier write-back; trying next cycle");
             return Ok(Settled::Done);
         }
     };
-    match applied {
-        Some(true) => {
+    match settlement {
+        Settlement::Applied => {
             let note = "settled: the ERP shows the earlier write";
             events::settle(ctx.pool, e.id, WriteState::Written, Some(note), None, None).await?;
             tracing::info!("an earlier write-back had been applied; not sent again");
@@ -107,7 +112,7 @@ async fn settle_in_flight(
                 .increment(1);
             Ok(Settled::Done)
         }
-        Some(false) => {
+        Settlement::NotApplied => {
             // Back to `failed` so the intent can be taken again below.
             events::settle(
                 ctx.pool,
@@ -120,7 +125,7 @@ async fn settle_in_flight(
             .await?;
             Ok(Settled::NotApplied)
         }
-        None => {
+        Settlement::Unknown => {
             let error = format!(
                 "payment {} on invoice {} (number {}): the outcome of the write-back is unknown and the ERP's \
                  balance shows neither the balance before nor the target {}; check the invoice in the ERP, then \
@@ -223,7 +228,7 @@ async fn write(
         .map(|b| pushed_balance(b, adjustment(&through_this)))
         .unwrap_or(Decimal::ZERO);
     let request = request(ctx, e, target)?;
-    if !events::begin_write(ctx.pool, e.id, target, before, ctx.fence).await? {
+    if events::begin_write(ctx.pool, e.id, target, before, ctx.fence).await? == Begun::Busy {
         return Ok(());
     }
     ctx.failpoints.check("before_payment_write")?;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::intent::{self, Begun};
 use super::leases::Fence;
 use super::StoreError;
 use crate::domain::SourceVersion;
@@ -81,24 +82,12 @@ fn id_param(id: Option<u64>) -> Option<i64> {
     id.and_then(|i| i64::try_from(i).ok())
 }
 
-/// Commits the intent. `Ok(None)`: another mutation of this invoice is still in flight.
-/// [`StoreError::LeaseLost`]: this process no longer holds the source (`fence`), so nothing may
-/// be sent; checked in the intent's own transaction.
-pub async fn begin(
-    pool: &PgPool,
-    i: &Intent<'_>,
-    fence: &Fence,
-) -> Result<Option<i64>, StoreError> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(StoreError::query("opening a ledger transaction"))?;
-    if !fence.holds(&mut tx).await? {
-        return Err(StoreError::LeaseLost {
-            source_name: fence.source().to_owned(),
-        });
-    }
-    let id: Option<i64> = sqlx::query_scalar(
+/// Commits the intent ([`intent::open`], [`intent::commit`]): [`Begun::Busy`] while another
+/// mutation of this invoice is still in flight (the unique index on in-flight rows refuses a
+/// second one).
+pub async fn begin(pool: &PgPool, i: &Intent<'_>, fence: &Fence) -> Result<Begun, StoreError> {
+    let mut tx = intent::open(pool, fence).await?;
+    let row = sqlx::query_scalar(
         "INSERT INTO ledger (source, external_id, invoice_number, op, fingerprint, owned,
                 written_open, state, b2b_invoice_id, request_digest, attempt, run_id, erp_version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_flight', $8, $9, $10, $11, $12)
@@ -120,10 +109,7 @@ pub async fn begin(
     .fetch_optional(&mut *tx)
     .await
     .map_err(StoreError::query("writing a ledger intent"))?;
-    tx.commit()
-        .await
-        .map_err(StoreError::query("committing a ledger intent"))?;
-    Ok(id)
+    intent::commit(tx, row, "committing a ledger intent").await
 }
 
 async fn settle<'e>(

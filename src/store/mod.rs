@@ -3,6 +3,7 @@
 pub mod capabilities;
 pub mod cursors;
 pub mod health;
+pub mod intent;
 pub mod leases;
 pub mod ledger;
 pub mod refused;

@@ -23,6 +23,7 @@ use crate::b2b::{B2bClient, B2bError, InvoiceQuery};
 use crate::config::{MissingPolicy, SourceSettings};
 use crate::domain::fingerprint::canonical;
 use crate::domain::{deletion_action, B2bBalance, DeletionAction};
+use crate::store::intent::Begun;
 use crate::store::ledger::{self, Intent, Op};
 use crate::store::state::{self, StateRow, Synced};
 
@@ -141,7 +142,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// The ledger guard of every B2B mutation: the intent is committed before the request
+    /// The ledger guard of every B2B mutation (`store::intent`'s protocol): the intent is
+    /// committed before the request
     /// ([`Guarded::Go`] with its ledger row), or, when an earlier request for this invoice is
     /// still in flight (its outcome unknown), nothing is sent and the invoice is due next cycle,
     /// once recovery has settled it ([`Guarded::Busy`], the outcome to report).
@@ -174,8 +176,8 @@ impl Ctx<'_> {
         )
         .await?;
         match begun {
-            Some(ledger_id) => Ok(Guarded::Go(ledger_id)),
-            None => Ok(Guarded::Busy(
+            Begun::Go(ledger_id) => Ok(Guarded::Go(ledger_id)),
+            Begun::Busy => Ok(Guarded::Busy(
                 self.fail(p, attempts, IN_FLIGHT.to_owned(), Retry::NextCycle)
                     .await?,
             )),

@@ -2,7 +2,8 @@
 //! cycle and before anything is planned: a create is looked up in B2B by externalId (then by
 //! invoice number) and adopted if it was applied; an update is superseded by a fresh one built
 //! from current state; a delete is checked by id. Until a row is settled, the ledger's unique
-//! index keeps any new request for that invoice from starting.
+//! index keeps any new request for that invoice from starting. (The protocol, shared with the
+//! payment write-backs, is `store::intent`'s.)
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use super::lookup::{self, LookupError, Wanted};
 use super::outcome::CycleError;
 use crate::b2b::model::Invoice;
 use crate::b2b::B2bError;
+use crate::store::intent::Settlement;
 use crate::store::ledger::{self, InFlight, Op};
 use crate::store::state::{self, Synced};
 use crate::store::StoreError;
@@ -66,29 +68,22 @@ pub async fn recover(ctx: &Ctx<'_>) -> Result<Recovery, CycleError> {
 }
 
 impl Recovery {
-    fn count(&mut self, settled: Settled) {
+    fn count(&mut self, settled: Settlement) {
         match settled {
-            Settled::Adopted => self.adopted += 1,
-            Settled::Abandoned => self.abandoned += 1,
-            Settled::Unresolved => self.unresolved += 1,
+            Settlement::Applied => self.adopted += 1,
+            Settlement::NotApplied => self.abandoned += 1,
+            Settlement::Unknown => self.unresolved += 1,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Settled {
-    Adopted,
-    Abandoned,
-    Unresolved,
-}
-
-async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> {
+async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settlement, CycleError> {
     match entry.op {
         // Creates are settled in bulk by `settle_creates`; one alone goes the same way.
         Op::Create => Ok(settle_creates(ctx, std::slice::from_ref(entry))
             .await?
             .pop()
-            .unwrap_or(Settled::Unresolved)),
+            .unwrap_or(Settlement::Unknown)),
         // Re-sending the same update could overwrite a newer edit: a fresh update is built from
         // current B2B state instead, because the invoice is still due (failed) or re-read.
         Op::Update | Op::ZeroBalance => {
@@ -99,12 +94,12 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
             )
             .await?;
             mark_due(ctx, entry).await?;
-            Ok(Settled::Abandoned)
+            Ok(Settlement::NotApplied)
         }
         Op::Delete => {
             let Some(id) = entry.b2b_invoice_id else {
                 ledger::abandon(ctx.pool, entry.id, "no invoice id recorded").await?;
-                return Ok(Settled::Abandoned);
+                return Ok(Settlement::NotApplied);
             };
             match ctx.client.get_invoice(id).await {
                 Err(B2bError::NotFound { .. }) => {
@@ -118,13 +113,13 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
                         version: entry.erp_version.as_ref(),
                     };
                     state::deleted_from_b2b(ctx.pool, &deletion).await?;
-                    Ok(Settled::Adopted)
+                    Ok(Settlement::Applied)
                 }
                 Ok(_) => {
                     ledger::abandon(ctx.pool, entry.id, "recovered: the delete was not applied")
                         .await?;
                     mark_due(ctx, entry).await?;
-                    Ok(Settled::Abandoned)
+                    Ok(Settlement::NotApplied)
                 }
                 Err(e) => unresolved(ctx, &e),
             }
@@ -132,12 +127,12 @@ async fn settle(ctx: &Ctx<'_>, entry: &InFlight) -> Result<Settled, CycleError> 
     }
 }
 
-fn unresolved(ctx: &Ctx<'_>, e: &B2bError) -> Result<Settled, CycleError> {
+fn unresolved(ctx: &Ctx<'_>, e: &B2bError) -> Result<Settlement, CycleError> {
     if let Some(stop) = ctx.client.misconfigured(e) {
         return Err(stop.into());
     }
     tracing::warn!(error = %e, "could not settle an in-flight request; left for the next cycle");
-    Ok(Settled::Unresolved)
+    Ok(Settlement::Unknown)
 }
 
 /// A failed row becomes due now, so the invoice is attempted again in this cycle.
@@ -155,7 +150,10 @@ async fn mark_due(ctx: &Ctx<'_>, entry: &InFlight) -> Result<(), CycleError> {
 /// where the store's filter cannot take the ids): found ones are adopted; the others were not
 /// applied (a store's answer never leaves out an invoice that holds the id: an ignored filter is
 /// detected and the numbers are searched instead).
-async fn settle_creates(ctx: &Ctx<'_>, entries: &[InFlight]) -> Result<Vec<Settled>, CycleError> {
+async fn settle_creates(
+    ctx: &Ctx<'_>,
+    entries: &[InFlight],
+) -> Result<Vec<Settlement>, CycleError> {
     let wanted: Vec<Wanted> = entries
         .iter()
         .map(|e| Wanted {
@@ -171,7 +169,7 @@ async fn settle_creates(ctx: &Ctx<'_>, entries: &[InFlight]) -> Result<Vec<Settl
                 return Err(stop.into());
             }
             tracing::warn!(error = %e, invoices = entries.len(), "could not look up in-flight creates; left for the next cycle");
-            return Ok(vec![Settled::Unresolved; entries.len()]);
+            return Ok(vec![Settlement::Unknown; entries.len()]);
         }
     };
     let mut by_id: HashMap<&str, Vec<Invoice>> = HashMap::new();
@@ -201,7 +199,7 @@ async fn settle_create(
     ctx: &Ctx<'_>,
     entry: &InFlight,
     mut found: Vec<Invoice>,
-) -> Result<Settled, CycleError> {
+) -> Result<Settlement, CycleError> {
     found.sort_by_key(|i| i.id);
     let Some(invoice) = found.first() else {
         ledger::abandon(
@@ -211,7 +209,7 @@ async fn settle_create(
         )
         .await?;
         mark_due(ctx, entry).await?;
-        return Ok(Settled::Abandoned);
+        return Ok(Settlement::NotApplied);
     };
     if found.len() > 1 {
         tracing::error!(ids = ?found.iter().map(|i| i.id).collect::<Vec<_>>(), "several B2B invoices carry this externalId; adopting the oldest");
@@ -251,5 +249,5 @@ async fn settle_create(
         b2b_invoice_id = invoice.id,
         "adopted an invoice whose create was applied"
     );
-    Ok(Settled::Adopted)
+    Ok(Settlement::Applied)
 }
