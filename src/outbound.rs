@@ -1,8 +1,11 @@
 //! What every outbound HTTP client of this daemon shares (B2B Edition, the unified accounting
 //! APIs, Rebillia): one way to build the reqwest client, to name a transport error with its
 //! causes, to read how long an answer asks us to wait (`Retry-After`), and to cut a body to a
-//! short excerpt for an error message or a log line. Each client adds only what differs (its
-//! headers, its cap on the wait, the JSON field its errors carry, what it retries).
+//! short excerpt for an error message or a log line, and to send a request again ([`retry`]).
+//! Each client adds only what differs (its headers, its cap on the wait, the JSON field its
+//! errors carry, how it sorts a failure).
+
+pub mod retry;
 
 use std::time::Duration;
 

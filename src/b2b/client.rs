@@ -13,7 +13,6 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::Instrument;
 use url::Url;
 
 use super::budget::{RequestBudget, Reservation};
@@ -24,8 +23,8 @@ use super::model::{
 };
 use super::payments::{Payment, PaymentId, PaymentQuery};
 use super::query::{InvoiceQuery, MAX_PAGE_SIZE};
-use super::retry::backoff;
 use crate::config::{B2bAuth, RetrySettings, StoreSettings};
+use crate::outbound::retry::{self, Verdict, Wait};
 use crate::outbound::{error_chain, excerpt};
 
 const EXCERPT_CHARS: usize = 300;
@@ -512,74 +511,73 @@ impl B2bClient {
     }
 
     /// [`Self::execute`], with when the attempt that succeeded was sent.
+    ///
+    /// The loop is `outbound::retry`'s; a mutation is retried only when it certainly was not
+    /// applied (429, refused connection), everything ambiguous goes back to the caller's ledger.
     async fn execute_at<T: DeserializeOwned>(
         &self,
         call: Call,
     ) -> Result<(Envelope<T>, tokio::time::Instant), B2bError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let span = tracing::debug_span!(
-                "b2b_request",
-                store = %self.store,
-                endpoint = call.endpoint,
-                attempt,
-            );
-            let permit = self
-                .budget
-                .acquire_with(self.reservation.as_deref())
-                .instrument(span.clone())
-                .await;
-            let sent_at = tokio::time::Instant::now();
-            if !self.budget.is_open() {
-                return Err(B2bError::Fenced {
-                    endpoint: call.endpoint,
-                });
-            }
-            if call.not_after.is_some_and(|t| sent_at > t) {
-                // Its turn came too late: nothing is sent (the cell is spent all the same).
-                return Err(B2bError::Expired {
-                    endpoint: call.endpoint,
-                });
-            }
-            self.calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let store = self.store.to_string();
-            metrics::counter!(crate::telemetry_metrics::BUDGET_GRANTED, "store" => store.clone())
-                .increment(1);
-            let in_flight = metrics::gauge!(crate::telemetry_metrics::BUDGET_IN_FLIGHT, "store" => store.clone());
-            in_flight.increment(1.0);
-            let started = tokio::time::Instant::now();
-            let result = self.send_once(&call).instrument(span.clone()).await;
-            in_flight.decrement(1.0);
-            record_request(&store, call.endpoint, &result, started.elapsed());
-            drop(permit);
-            let err = match result {
-                Ok(envelope) => return Ok((envelope, sent_at)),
-                Err(err) => err,
-            };
-            if let B2bError::RateLimited { retry_after, .. } = &err {
-                self.budget.pause_for(*retry_after);
-            }
-            // A mutation is retried only when it certainly was not applied (429, refused
-            // connection); everything ambiguous goes back to the caller's ledger.
-            let retryable = err.is_transient() && !err.is_ambiguous();
-            if !retryable || attempt >= self.retry.max_attempts {
-                span.in_scope(|| {
-                    tracing::warn!(error = %err, ambiguous = err.is_ambiguous(), "B2B request failed")
-                });
-                return Err(err);
-            }
-            // After a 429 the budget's pause is the wait; otherwise back off with jitter.
-            let wait = match err {
-                B2bError::RateLimited { .. } => Duration::ZERO,
-                _ => backoff(&self.retry, attempt),
-            };
-            span.in_scope(|| {
-                tracing::info!(error = %err, wait_ms = wait.as_millis() as u64, "retrying B2B request")
+        let policy = retry::Policy {
+            settings: &self.retry,
+            api: "B2B",
+            read: !call.mutating(),
+            max_rate_limited: 0,
+        };
+        retry::send(
+            policy,
+            |attempt| {
+                tracing::debug_span!(
+                    "b2b_request",
+                    store = %self.store,
+                    endpoint = call.endpoint,
+                    attempt,
+                )
+            },
+            || self.attempt(&call),
+            verdict,
+            // The error as it is: its kind says whether it may have been applied.
+            |err, _, _| err,
+        )
+        .await
+    }
+
+    /// One attempt: a permit of the budget (unless the store is fenced or the call's time is
+    /// up), the request, its metrics; a 429 pauses the whole budget for its `Retry-After`.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+    ) -> Result<(Envelope<T>, tokio::time::Instant), B2bError> {
+        let permit = self.budget.acquire_with(self.reservation.as_deref()).await;
+        let sent_at = tokio::time::Instant::now();
+        if !self.budget.is_open() {
+            return Err(B2bError::Fenced {
+                endpoint: call.endpoint,
             });
-            tokio::time::sleep(wait).await;
         }
+        if call.not_after.is_some_and(|t| sent_at > t) {
+            // Its turn came too late: nothing is sent (the cell is spent all the same).
+            return Err(B2bError::Expired {
+                endpoint: call.endpoint,
+            });
+        }
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let store = self.store.to_string();
+        metrics::counter!(crate::telemetry_metrics::BUDGET_GRANTED, "store" => store.clone())
+            .increment(1);
+        let in_flight =
+            metrics::gauge!(crate::telemetry_metrics::BUDGET_IN_FLIGHT, "store" => store.clone());
+        in_flight.increment(1.0);
+        let started = tokio::time::Instant::now();
+        let result = self.send_once(call).await;
+        in_flight.decrement(1.0);
+        record_request(&store, call.endpoint, &result, started.elapsed());
+        drop(permit);
+        if let Err(B2bError::RateLimited { retry_after, .. }) = &result {
+            self.budget.pause_for(*retry_after);
+        }
+        Ok((result?, sent_at))
     }
 
     async fn send_once<T: DeserializeOwned>(&self, call: &Call) -> Result<Envelope<T>, B2bError> {
@@ -631,6 +629,19 @@ impl B2bClient {
             call.mutating(),
             default_pause,
         )
+    }
+}
+
+/// What a failed attempt means for sending it again.
+fn verdict(err: &B2bError) -> Verdict {
+    match err {
+        // The attempt paused the budget for the Retry-After: that pause is the wait (it still
+        // uses an attempt).
+        B2bError::RateLimited { .. } => Verdict::Retry(Wait::Budget),
+        // Only a mutation's failure is ever ambiguous.
+        e if e.is_ambiguous() => Verdict::Ambiguous,
+        e if e.is_transient() => Verdict::Retry(Wait::Backoff),
+        _ => Verdict::Permanent,
     }
 }
 

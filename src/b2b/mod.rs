@@ -4,7 +4,6 @@
 //! - [`model`]: request and response types; `details` is kept whole so nothing is lost.
 //! - [`payments`]: payments buyers made in B2B Edition, and the filters of their list.
 //! - [`error`]: what went wrong, and whether a failed mutation may have been applied.
-//! - [`retry`]: backoff with full jitter for transient failures.
 
 pub mod budget;
 pub mod client;
@@ -12,7 +11,6 @@ pub mod error;
 pub mod model;
 pub mod payments;
 pub mod query;
-pub mod retry;
 mod wire;
 
 pub use budget::{BudgetStats, RequestBudget, Reservation};

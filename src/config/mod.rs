@@ -172,14 +172,9 @@ pub struct BudgetSettings {
     pub default_retry_after: Duration,
 }
 
-/// Backoff for transient failures: exponential with full jitter, `min(max_delay, base_delay * 2^n)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrySettings {
-    /// Attempts in all, the first included (default 5, at least 1).
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
+/// Backoff for transient failures (`[stores.<name>.retry]`, `[sources.<name>.*.retry]`): the
+/// type lives with the one send-with-retry loop that reads it, below the settings.
+pub use crate::outbound::retry::RetrySettings;
 
 /// The schema's defaults (`schema::budget`): written once, there.
 impl Default for BudgetSettings {

@@ -9,7 +9,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::config::HttpSettings;
+use crate::source::SourceError;
 use crate::telemetry_metrics as m;
+
+/// The HTTP client of `source`'s ERP adapter (`crate::outbound::client` with its timeouts).
+pub fn client(source: &str, http: &HttpSettings) -> Result<reqwest::Client, SourceError> {
+    crate::outbound::client(http.request_timeout, http.connect_timeout).map_err(|e| {
+        SourceError::Protocol {
+            source_name: source.to_owned(),
+            message: format!("cannot build the HTTP client: {e}"),
+        }
+    })
+}
 
 /// How a request to the ERP ended, as the `status` label shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,11 +15,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tracing::Instrument;
 use url::Url;
 
-use crate::b2b::retry::backoff;
 use crate::config::{RebilliaSettings, RetrySettings};
+use crate::outbound::retry::{self, GaveUp, Verdict, Wait};
 use crate::source::{requests, SourceError};
 
 /// A body for an error message (`crate::outbound`), at Rebillia's length.
@@ -164,6 +163,31 @@ enum Failure {
     },
 }
 
+impl Failure {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Final(_) => Verdict::Permanent,
+            // A 429 (the only answer with a Retry-After here) was not applied, whatever the
+            // method; Rebillia has no shared budget to pause, so the wait is taken here.
+            Self::Transient {
+                retry_after: Some(at_least),
+                ..
+            } => Verdict::Retry(Wait::AtLeast(*at_least)),
+            Self::Transient { sent: false, .. } => Verdict::Retry(Wait::Backoff),
+            Self::Transient { sent: true, .. } => Verdict::Ambiguous,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Final(err) => err.fmt(f),
+            Self::Transient { message, .. } => f.write_str(message),
+        }
+    }
+}
+
 /// The Rebillia client of one source.
 #[derive(Clone)]
 pub(crate) struct RebilliaClient {
@@ -187,12 +211,7 @@ impl fmt::Debug for RebilliaClient {
 
 impl RebilliaClient {
     pub(crate) fn new(source: &str, settings: &RebilliaSettings) -> Result<Self, SourceError> {
-        let http =
-            crate::outbound::client(settings.http.request_timeout, settings.http.connect_timeout)
-                .map_err(|e| SourceError::Protocol {
-                source_name: source.to_owned(),
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let http = requests::client(source, &settings.http)?;
         let mut token = HeaderValue::from_str(settings.token.expose_secret()).map_err(|_| {
             SourceError::Unauthorized {
                 source_name: source.to_owned(),
@@ -214,48 +233,37 @@ impl RebilliaClient {
 
     /// Sends `request`, retrying what can be retried; the answer's JSON (`Null` for no body).
     pub(crate) async fn send(&self, request: &Request) -> Result<Value, ClientError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let span = tracing::debug_span!(
-                "rebillia_request",
-                source = %self.source,
-                endpoint = request.label,
-                attempt,
-            );
-            let failure = match self.send_once(request).instrument(span.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(failure) => failure,
-            };
-            let (message, sent, retry_after) = match failure {
-                Failure::Final(err) => {
-                    span.in_scope(|| tracing::warn!(error = %err, "Rebillia request refused"));
-                    return Err(err);
-                }
-                Failure::Transient {
-                    message,
-                    sent,
-                    retry_after,
-                } => (message, sent, retry_after),
-            };
-            let is_read = request.method == Method::GET;
-            let repeatable = is_read || !sent || retry_after.is_some();
-            if !repeatable || attempt >= self.retry.max_attempts.max(1) {
-                let err = ClientError::Unavailable {
+        let policy = retry::Policy {
+            settings: &self.retry,
+            api: "Rebillia",
+            read: request.method == Method::GET,
+            max_rate_limited: 0,
+        };
+        retry::send(
+            policy,
+            |attempt| {
+                tracing::debug_span!(
+                    "rebillia_request",
+                    source = %self.source,
+                    endpoint = request.label,
+                    attempt,
+                )
+            },
+            || self.send_once(request),
+            Failure::verdict,
+            |failure, why, attempts| match failure {
+                Failure::Final(err) => err,
+                Failure::Transient { message, .. } => ClientError::Unavailable {
                     label: request.label,
-                    attempts: attempt,
+                    attempts,
                     message,
-                    maybe_applied: !is_read && sent && retry_after.is_none(),
-                };
-                span.in_scope(|| tracing::warn!(error = %err, "Rebillia request failed"));
-                return Err(err);
-            }
-            let wait = backoff(&self.retry, attempt).max(retry_after.unwrap_or_default());
-            span.in_scope(|| {
-                tracing::info!(error = %message, wait_ms = wait.as_millis() as u64, "retrying Rebillia request")
-            });
-            tokio::time::sleep(wait).await;
-        }
+                    // Only a mutation that may have been applied is handed back as ambiguous;
+                    // what was retried until the attempts ran out certainly was not applied.
+                    maybe_applied: why == GaveUp::Ambiguous,
+                },
+            },
+        )
+        .await
     }
 
     async fn send_once(&self, request: &Request) -> Result<Value, Failure> {

@@ -11,23 +11,26 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tracing::Instrument;
 use url::Url;
 
 use super::client::{error_chain, Answer, UnifiedClient};
-use crate::b2b::retry::backoff;
+use crate::outbound::retry::{self, GaveUp, Verdict, Wait};
 
 /// Why a write-back request did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(super) enum CallError {
     /// A definite refusal (4xx other than 408 and 429), with the API's words.
+    #[error("{message}")]
     Refused { status: u16, message: String },
     /// Certainly not applied (no connection, 408, 429, 503), after the retries.
+    #[error("{message}")]
     NotSent { message: String },
     /// May have been applied (a mutation that timed out after sending, lost its connection, or
     /// got a 5xx other than 503). Never returned for a `GET`, whose failures are all retried.
+    #[error("{message} (it may have been applied)")]
     Unknown { message: String },
     /// A 2xx whose body is not JSON (for a mutation: applied all the same).
+    #[error("{message}")]
     Unreadable { message: String },
 }
 
@@ -55,70 +58,79 @@ pub(super) async fn call(
     url: Url,
     body: Option<&[u8]>,
 ) -> Result<Value, CallError> {
-    let is_read = method == Method::GET;
-    let max_attempts = client.retry().max_attempts.max(1);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let span = tracing::debug_span!(
-            "unified_write_back_request",
-            source = client.source_name(),
-            endpoint,
-            attempt,
-        );
-        let outcome = client
-            .exchange(method.clone(), url.clone(), body)
-            .instrument(span.clone())
-            .await;
-        let failure = match outcome {
-            Ok(answer) => match sort_answer(client, &answer) {
-                Ok(()) => {
-                    return serde_json::from_slice(&answer.body).map_err(|e| {
-                        CallError::Unreadable {
-                            message: format!("{endpoint}: the answer is not JSON ({e})"),
-                        }
-                    })
-                }
-                Err(failure) => failure,
-            },
-            Err(err) => sort_transport(&err),
-        };
-        let (message, retry_after) = match failure {
-            Attempt::Refused { status, message } => {
-                return Err(CallError::Refused {
-                    status,
-                    message: format!("{endpoint}: {message}"),
-                })
-            }
-            // A read changes nothing: an unknown outcome is one more transient failure.
-            Attempt::Unknown { message } if is_read => (message, None),
-            Attempt::Unknown { message } => {
-                span.in_scope(|| {
-                    tracing::warn!(error = %message, "unified write may or may not have been applied")
-                });
-                return Err(CallError::Unknown {
-                    message: format!("{endpoint}: {message}"),
-                });
-            }
-            Attempt::NotSent {
-                message,
-                retry_after,
-            } => (message, retry_after),
-        };
-        if attempt >= max_attempts {
-            return Err(CallError::NotSent {
-                message: format!("{endpoint}: {message} (gave up after {attempt} attempts)"),
-            });
-        }
-        let wait = retry_after.unwrap_or_else(|| backoff(client.retry(), attempt));
-        span.in_scope(|| {
-            tracing::info!(
-                error = %message,
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "retrying unified write-back request"
+    let policy = retry::Policy {
+        settings: client.retry(),
+        api: "unified write-back",
+        read: method == Method::GET,
+        max_rate_limited: 0,
+    };
+    let answer = retry::send(
+        policy,
+        |attempt| {
+            tracing::debug_span!(
+                "unified_write_back_request",
+                source = client.source_name(),
+                endpoint,
+                attempt,
             )
-        });
-        tokio::time::sleep(wait).await;
+        },
+        || async {
+            match client.exchange(method.clone(), url.clone(), body).await {
+                Ok(answer) => sort_answer(client, &answer).map(|()| answer),
+                Err(err) => Err(sort_transport(&err)),
+            }
+        },
+        Attempt::verdict,
+        |failure, why, attempts| give_up(endpoint, failure, why, attempts),
+    )
+    .await?;
+    serde_json::from_slice(&answer.body).map_err(|e| CallError::Unreadable {
+        message: format!("{endpoint}: the answer is not JSON ({e})"),
+    })
+}
+
+impl Attempt {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Refused { .. } => Verdict::Permanent,
+            // A 429 paused the source's budget for its Retry-After (`UnifiedClient::exchange`):
+            // the next attempt's permit waits it out.
+            Self::NotSent {
+                retry_after: Some(_),
+                ..
+            } => Verdict::Retry(Wait::Budget),
+            Self::NotSent {
+                retry_after: None, ..
+            } => Verdict::Retry(Wait::Backoff),
+            // A read changes nothing: the loop retries it like any transient failure.
+            Self::Unknown { .. } => Verdict::Ambiguous,
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused { message, .. }
+            | Self::NotSent { message, .. }
+            | Self::Unknown { message } => f.write_str(message),
+        }
+    }
+}
+
+/// The error of a request [`call`] gave up on.
+fn give_up(endpoint: &str, failure: Attempt, why: GaveUp, attempts: u32) -> CallError {
+    match failure {
+        Attempt::Refused { status, message } => CallError::Refused {
+            status,
+            message: format!("{endpoint}: {message}"),
+        },
+        Attempt::Unknown { message } if why == GaveUp::Ambiguous => CallError::Unknown {
+            message: format!("{endpoint}: {message}"),
+        },
+        Attempt::NotSent { message, .. } | Attempt::Unknown { message } => CallError::NotSent {
+            message: format!("{endpoint}: {message} (gave up after {attempts} attempts)"),
+        },
     }
 }
 

@@ -20,15 +20,14 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tracing::Instrument;
 use url::Url;
 
-use crate::b2b::retry::backoff;
 use crate::b2b::RequestBudget;
 use crate::config::{
     BudgetSettings, PagingStyle, RetrySettings, UnifiedApi, UnifiedNames, UnifiedSettings,
 };
 pub(super) use crate::outbound::error_chain;
+use crate::outbound::retry::{self, GaveUp, Verdict, Wait};
 use crate::outbound::{excerpt, retry_after};
 use crate::source::{requests, SourceError};
 
@@ -93,6 +92,25 @@ enum Failure {
     Final(SourceError),
 }
 
+impl Failure {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Transient { .. } => Verdict::Retry(Wait::Backoff),
+            Self::RateLimited { .. } => Verdict::RateLimited,
+            Self::Final(_) => Verdict::Permanent,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient { message } | Self::RateLimited { message } => f.write_str(message),
+            Self::Final(err) => err.fmt(f),
+        }
+    }
+}
+
 /// The source's budget: `requests_per_minute` with no burst, paced so that no 60 s window
 /// (sliding, not only aligned minutes) holds more than that many requests.
 fn budget_settings(api: &UnifiedApi) -> BudgetSettings {
@@ -115,12 +133,7 @@ fn budget_settings(api: &UnifiedApi) -> BudgetSettings {
 
 impl UnifiedClient {
     pub(crate) fn new(source: &str, settings: &UnifiedSettings) -> Result<Self, SourceError> {
-        let http =
-            crate::outbound::client(settings.http.request_timeout, settings.http.connect_timeout)
-                .map_err(|e| SourceError::Protocol {
-                source_name: source.to_owned(),
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let http = requests::client(source, &settings.http)?;
         let mut auth = HeaderValue::from_str(&format!(
             "Bearer {}",
             settings.api_key.expose_secret().trim()
@@ -304,69 +317,45 @@ impl UnifiedClient {
         let body = body.map(serde_json::to_vec).transpose().map_err(|e| {
             self.protocol(format!("{endpoint}: cannot encode the request body: {e}"))
         })?;
-        let max_attempts = self.retry.max_attempts.max(1);
-        let mut attempt = 0;
-        let mut limited = 0;
-        loop {
-            let span = tracing::debug_span!(
-                "unified_request",
-                source = %self.source,
-                endpoint,
-                attempt = attempt + 1,
-            );
-            let result = self
-                .send_once(endpoint, method.clone(), url.clone(), body.as_deref())
-                .instrument(span.clone())
-                .await;
-            let message = match result {
-                Ok(value) => return Ok(value),
-                Err(Failure::Final(err)) => {
-                    span.in_scope(|| tracing::warn!(error = %err, "unified API request failed"));
-                    return Err(err);
-                }
-                Err(Failure::RateLimited { message }) => {
-                    limited += 1;
-                    if limited > MAX_RATE_LIMITED {
-                        let err = SourceError::Unavailable {
-                            source_name: self.source.to_string(),
-                            message: format!(
-                                "{endpoint}: {message} ({limited} times in a row; the API's \
-                                 rate limit is shared with something else, or \
-                                 requests_per_minute is above the plan's)"
-                            ),
-                        };
-                        span.in_scope(
-                            || tracing::warn!(error = %err, "unified API request failed"),
-                        );
-                        return Err(err);
-                    }
-                    span.in_scope(|| {
-                        tracing::info!(error = %message, limited, "rate limited by the unified API: the source's budget waits")
-                    });
-                    // The budget was paused for the Retry-After: the next acquire waits it out.
-                    continue;
-                }
-                Err(Failure::Transient { message }) => message,
-            };
-            limited = 0;
-            attempt += 1;
-            if attempt >= max_attempts {
-                let err = SourceError::Unavailable {
-                    source_name: self.source.to_string(),
-                    message: format!("{endpoint}: {message} (gave up after {attempt} attempts)"),
-                };
-                span.in_scope(|| tracing::warn!(error = %err, "unified API request failed"));
-                return Err(err);
-            }
-            let wait = backoff(&self.retry, attempt);
-            span.in_scope(|| {
-                tracing::info!(
-                    error = %message,
-                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "retrying unified API request"
+        let policy = retry::Policy {
+            settings: &self.retry,
+            api: "unified API",
+            read: method == Method::GET,
+            max_rate_limited: MAX_RATE_LIMITED,
+        };
+        retry::send(
+            policy,
+            |attempt| {
+                tracing::debug_span!(
+                    "unified_request",
+                    source = %self.source,
+                    endpoint,
+                    attempt,
                 )
-            });
-            tokio::time::sleep(wait).await;
+            },
+            || self.send_once(endpoint, method.clone(), url.clone(), body.as_deref()),
+            Failure::verdict,
+            |failure, why, attempts| self.give_up(endpoint, failure, why, attempts),
+        )
+        .await
+    }
+
+    /// The error of a read that [`Self::send`] gave up on.
+    fn give_up(&self, endpoint: &str, failure: Failure, why: GaveUp, attempts: u32) -> SourceError {
+        let message = match failure {
+            Failure::Final(err) => return err,
+            Failure::Transient { message } | Failure::RateLimited { message } => message,
+        };
+        let message = match why {
+            GaveUp::RateLimited { in_a_row } => format!(
+                "{endpoint}: {message} ({in_a_row} times in a row; the API's rate limit is \
+                 shared with something else, or requests_per_minute is above the plan's)"
+            ),
+            _ => format!("{endpoint}: {message} (gave up after {attempts} attempts)"),
+        };
+        SourceError::Unavailable {
+            source_name: self.source.to_string(),
+            message,
         }
     }
 
