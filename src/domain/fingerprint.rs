@@ -12,8 +12,8 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::document::{Address, Amount, CostLine, LineItem};
 use super::mapping::DesiredInvoice;
-use crate::b2b::model::{Address, Amount, CostLine, LineItem};
 use crate::domain::policy::OwnedField;
 
 /// Bump when the canonical form changes: every invoice then differs once, deliberately.

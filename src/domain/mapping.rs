@@ -10,12 +10,11 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use super::document::{
+    details_path, Address, Amount, CostLine, InvoiceDetails, InvoiceStatus, LineItem,
+};
 use super::invoice::{PostalAddress, SourceInvoice, SourceLineItem};
 use super::money::Currency;
-use crate::b2b::model::{
-    details_path, Address, Amount, CostLine, ExtraFieldValue, InvoiceDetails, InvoiceSource,
-    InvoiceStatus, InvoiceUpdate, LineItem, NewInvoice,
-};
 use crate::domain::policy::{MappingSettings, OwnedField, SourceField};
 
 /// The B2B invoice the ERP's invoice should become.
@@ -223,100 +222,12 @@ fn unit_discount(line: &SourceLineItem) -> Option<Decimal> {
     (exact.checked_mul(line.quantity)? == off).then(|| exact.normalize())
 }
 
+/// The create and update requests for B2B Edition are built from a desired invoice one layer up,
+/// in `b2b::requests` (`to_new_invoice`, `to_update`); what stays here is the rule both keep:
+/// write the owned parts of `details` and leave every other key as it is.
 impl DesiredInvoice {
-    fn amount(&self, value: Decimal) -> Amount {
-        Amount::new(self.currency.code(), value)
-    }
-
-    fn extra_field_values(&self) -> Vec<ExtraFieldValue> {
-        self.extra_fields
-            .iter()
-            .map(|(name, value)| ExtraFieldValue {
-                field_name: name.clone(),
-                field_value: Some(value.clone()),
-            })
-            .collect()
-    }
-
-    /// Everything mapped, for `POST /invoices` (a create writes all fields, owned or not).
-    pub fn to_new_invoice(&self) -> NewInvoice {
-        let mut details = InvoiceDetails::default();
-        self.write_details(&mut details, &OwnedField::ALL.into_iter().collect());
-        NewInvoice {
-            invoice_number: self.invoice_number.clone(),
-            original_balance: self.amount(self.original_balance),
-            open_balance: self.amount(self.open_balance),
-            customer_id: self.customer_id.clone(),
-            kind: Some(self.kind.clone()),
-            due_date: self.due_date,
-            status: Some(self.status),
-            order_number: self.order_number.clone(),
-            purchase_order_number: self.purchase_order_number.clone(),
-            issued_at: self.issued_at,
-            details: Some(details),
-            source: Some(InvoiceSource::External),
-            external_id: Some(self.external_id.clone()),
-            external_customer_id: Some(self.external_customer_id.clone()),
-            channel_id: self.channel_id,
-            external_pdf_url: self.external_pdf_url.clone(),
-            terms_conditions: self.terms_conditions.clone(),
-            extra_fields: self.extra_field_values(),
-        }
-    }
-
-    /// The owned fields, for `PUT /invoices/{id}`, starting from the invoice's `current` details
-    /// in B2B so that keys a person or another app added there are kept.
-    pub fn to_update(&self, current: &InvoiceDetails) -> InvoiceUpdate {
-        let owns = |f| self.owned.contains(&f);
-        let mut update = InvoiceUpdate::default();
-        if owns(OwnedField::InvoiceNumber) {
-            update.invoice_number = Some(self.invoice_number.clone());
-        }
-        if owns(OwnedField::Customer) {
-            update.customer_id = Some(self.customer_id.clone());
-            update.external_customer_id = Some(self.external_customer_id.clone());
-        }
-        if owns(OwnedField::Type) {
-            update.kind = Some(self.kind.clone());
-        }
-        if owns(OwnedField::DueDate) {
-            update.due_date = self.due_date;
-        }
-        if owns(OwnedField::OriginalBalance) {
-            update.original_balance = Some(self.amount(self.original_balance));
-        }
-        if owns(OwnedField::OpenBalance) {
-            update.open_balance = Some(self.amount(self.open_balance));
-        }
-        if owns(OwnedField::Status) {
-            update.status = Some(self.status);
-        }
-        if owns(OwnedField::PurchaseOrderNumber) {
-            update.purchase_order_number = self.purchase_order_number.clone();
-        }
-        if owns(OwnedField::ExternalPdfUrl) {
-            // An empty string removes a PDF link the ERP no longer has.
-            update.external_pdf_url = Some(self.external_pdf_url.clone().unwrap_or_default());
-        }
-        if owns(OwnedField::ExtraFields) {
-            update.extra_fields = Some(self.extra_field_values());
-        }
-        let detail_parts = [
-            OwnedField::CostLines,
-            OwnedField::BillingAddress,
-            OwnedField::ShippingAddresses,
-            OwnedField::LineItems,
-        ];
-        if detail_parts.into_iter().any(owns) {
-            let mut details = current.clone();
-            self.write_details(&mut details, &self.owned);
-            update.details = Some(details);
-        }
-        update
-    }
-
     /// Replaces the owned parts of `details`, leaving every other key as it is.
-    fn write_details(&self, details: &mut InvoiceDetails, owned: &BTreeSet<OwnedField>) {
+    pub fn write_details(&self, details: &mut InvoiceDetails, owned: &BTreeSet<OwnedField>) {
         let set = |details: &mut InvoiceDetails, path: &[&str], value: Value| {
             details.set_path(path, value);
         };
@@ -360,5 +271,7 @@ mod erased {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,9 @@
-//! Pure types and rules, no I/O: the canonical invoice, money, mapping to B2B and fingerprints.
+//! Pure types and rules, no I/O: the canonical invoice, money, the invoice document B2B Edition
+//! stores, mapping to it and fingerprints.
 
 pub mod cursor;
 pub mod deletion;
+pub mod document;
 pub mod field_paths;
 pub mod fingerprint;
 pub mod invoice;
