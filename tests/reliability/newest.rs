@@ -14,7 +14,7 @@ use crate::world::{seed_for, World, SOURCE, STORE, STORE_HASH, TOKEN};
 const BIN: &str = env!("CARGO_BIN_EXE_b2b-invoice-sync");
 
 /// The row's world as an operator would configure it, with the export folder as the source.
-fn files_config_toml(world: &World, dir: &std::path::Path) -> String {
+pub(crate) fn files_config_toml(world: &World, dir: &std::path::Path) -> String {
     let customers = (1..=10)
         .map(|i| format!("\"CUST-{i:05}\" = \"{i}\""))
         .collect::<Vec<_>>()
