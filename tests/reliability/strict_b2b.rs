@@ -218,7 +218,7 @@ async fn update_all_in_a_new_process(world: &mut World, k: u64) -> Vec<(String, 
     filtered_reads(world)
 }
 
-/// Whether the store's stored reading is `reading` and was checked in the last minute.
+/// The store's stored reading, and whether it was checked in the last minute.
 async fn stored_reading(world: &World) -> (String, bool) {
     sqlx::query_as(
         "SELECT external_id_filter, checked_at > now() - interval '1 minute' FROM b2b_capabilities",
