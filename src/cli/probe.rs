@@ -164,8 +164,8 @@ async fn probe_source(settings: &Settings, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A Rebillia source: the credentials and the first page, and the amount units its invoices
-/// show (read-only: one `GET /invoices`).
+/// A Rebillia source: the credentials and the first page, the paging it answers with and the
+/// amount units its invoices show (read-only: one `GET /invoices`).
 async fn probe_rebillia(
     name: &str,
     rebillia: &b2b_invoice_sync::config::RebilliaSettings,
@@ -173,8 +173,10 @@ async fn probe_rebillia(
 ) -> anyhow::Result<()> {
     let adapter =
         b2b_invoice_sync::source::rebillia::RebilliaSource::new(name, rebillia, source.overlap)?;
-    match adapter.detect_amount_unit().await {
-        Ok(found) => {
+    match adapter.probe().await {
+        Ok(probe) => {
+            let found = probe.amounts;
+            println!("source {name}: {}", probe.paging);
             println!("source {name}: {found}");
             if found.conflicts() {
                 println!(

@@ -380,6 +380,41 @@ fn range_errors_name_key_and_bounds() {
 }
 
 #[test]
+fn b2b_page_size_has_a_safe_default_and_stays_below_the_specs_250() {
+    // The default asks for pages a live server is known to answer in full (one public client
+    // pages by 100), below the spec's cap.
+    let default = acme_of(&ok(MINIMAL, &[])).b2b.page_size;
+    assert_eq!(default, DEFAULT_B2B_PAGE_SIZE);
+    assert!((2..250).contains(&default), "{default}");
+    // The spec's pagination model: 1 < limit < 250; both ends are taken as given.
+    for size in [2, 249] {
+        let settings = ok(&format!("{MINIMAL}page_size = {size}\n"), &[]);
+        assert_eq!(acme_of(&settings).b2b.page_size, size);
+    }
+    // Outside it, the key is named with the range, from the file or from the environment.
+    for size in ["1", "250", "0", "-5"] {
+        let errors = problems_of(&format!("{MINIMAL}page_size = {size}\n"), &[]);
+        assert_eq!(keys(&errors), ["stores.acme.b2b.page_size"], "{size}");
+        assert!(
+            message(&errors, "stores.acme.b2b.page_size")
+                .starts_with(&format!("must be between 2 and 249 (got {size})")),
+            "{size}: {errors}"
+        );
+    }
+    let errors = problems_of(MINIMAL, &[("B2BSYNC__STORES__ACME__B2B__PAGE_SIZE", "250")]);
+    assert!(
+        errors
+            .to_string()
+            .contains("B2BSYNC__STORES__ACME__B2B__PAGE_SIZE"),
+        "{errors}"
+    );
+    assert!(
+        message(&errors, "stores.acme.b2b.page_size").contains("between 2 and 249"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn max_delay_must_not_be_below_base_delay() {
     let errors = problems_of(
         &format!("{MINIMAL}\n[stores.acme.retry]\nbase_delay_ms = 500\nmax_delay_ms = 400\n"),

@@ -25,7 +25,7 @@ use crate::store::capabilities::{self, ExternalIdFilter};
 use crate::store::StoreError;
 
 /// How long a learned reading is trusted before it is checked again.
-const RECHECK: Duration = Duration::from_secs(24 * 3600);
+pub const RECHECK: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {

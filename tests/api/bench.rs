@@ -134,3 +134,45 @@ async fn alloy_scan_reads_every_page_and_calls_b2b_for_nothing_unchanged() {
         "{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_updates_every_invoice_within_each_bound_and_a_wider_bound_reads_no_more() {
+    use b2b_invoice_sync::bench::freshness::{self, FreshnessOptions};
+    // Small: at the default budget (120 a minute) each bound's cycle takes about n / 2 s.
+    let n = 12;
+    let bounds = [Duration::from_millis(500), Duration::from_secs(10)];
+    let opts = FreshnessOptions {
+        invoices: n,
+        bounds: bounds.to_vec(),
+        latency: Duration::from_millis(5),
+        jitter: Duration::ZERO,
+        database_url: server_url(),
+        launch: SandboxLaunch::Processes { exe: BIN.into() },
+    };
+    let report = freshness::run(&opts).await.expect("the benchmark runs");
+    let table = report.markdown();
+    assert_eq!(report.results.len(), bounds.len(), "{table}");
+    for (result, bound) in report.results.iter().zip(bounds) {
+        assert_eq!(result.bound, bound, "{table}");
+        assert!(result.failures.is_empty(), "{table}");
+        // Every changed invoice updated once, each PUT preceded by a bulk read of its state.
+        assert_eq!(result.updated, n as u64, "{table}");
+        assert_eq!(result.puts, result.updated, "{table}");
+        assert!(result.reads >= 1, "{table}");
+        assert!(result.calls >= result.reads + result.puts, "{table}");
+        assert!(result.calls_per_update() >= 1.0, "{table}");
+        // What the bound promises: no PUT built from state older than the bound.
+        let bound_ms = i64::try_from(bound.as_millis()).expect("ms");
+        assert!(
+            (0..=bound_ms).contains(&result.age_max_ms),
+            "{bound:?}: {table}"
+        );
+        assert!(result.age_p99_ms <= result.age_max_ms, "{table}");
+        assert!(result.age_median_ms <= result.age_p99_ms, "{table}");
+    }
+    // A wider bound groups more updates per read: never more reads than a narrower one.
+    assert!(
+        report.results[1].reads <= report.results[0].reads,
+        "{table}"
+    );
+}

@@ -447,9 +447,14 @@ async fn probe_source_tells_the_amount_units_of_a_rebillia_source() {
     use b2b_invoice_sync::sandbox::rebillia::{self, AmountStyle, RebilliaSandboxConfig};
     const REBILLIA: &str = "rebillia_PROBE_SECRET_77";
     let dir = tempfile::tempdir().expect("tempdir");
+    // Pages smaller than the list, so the paging the first page answers with says more follows.
+    const INVOICES: usize = 25;
+    const PAGE: usize = 10;
     for (amounts, configured, says, code) in [
         (AmountStyle::Cents, "auto", "whole numbers are cents", 0),
         (AmountStyle::Dollars, "auto", "dollar strings", 0),
+        // Dollar strings for lines, cents for shipping (the documented request forms).
+        (AmountStyle::Documented, "auto", "dollar strings", 0),
         // Forced to dollars while the invoices add up in cents: said, and a failed probe.
         (AmountStyle::Cents, "dollars", "contradicts", 1),
     ] {
@@ -457,6 +462,7 @@ async fn probe_source_tells_the_amount_units_of_a_rebillia_source() {
             RebilliaSandboxConfig {
                 token: REBILLIA.to_owned(),
                 amounts,
+                seed_invoices: INVOICES,
                 ..RebilliaSandboxConfig::default()
             },
             "127.0.0.1:0".parse().expect("addr"),
@@ -469,7 +475,7 @@ async fn probe_source_tells_the_amount_units_of_a_rebillia_source() {
             &format!(
                 "[stores.acme.b2b]\nbase_url = \"http://127.0.0.1:9/api/v3/io\"\nstore_hash = \"{STORE_HASH}\"\ntoken = \"{TOKEN}\"\n\n\
                  [sources.billing]\nkind = \"rebillia\"\nstore = \"acme\"\n\
-                 [sources.billing.rebillia]\nbase_url = \"{}\"\ntoken = \"{REBILLIA}\"\namount_unit = \"{configured}\"\n",
+                 [sources.billing.rebillia]\nbase_url = \"{}\"\ntoken = \"{REBILLIA}\"\namount_unit = \"{configured}\"\npage_size = {PAGE}\n",
                 sandbox.base_url()
             ),
         );
@@ -481,6 +487,25 @@ async fn probe_source_tells_the_amount_units_of_a_rebillia_source() {
             "[{amounts:?}/{configured}] {stdout}"
         );
         assert!(stdout.contains(says), "[{amounts:?}/{configured}] {stdout}");
+        // The paging the first page answered with: the page size asked, what came, and the
+        // envelope's own fields, as the sandbox's list holds them.
+        let paging = format!(
+            "source billing: paging: asked {PAGE} a page (itemPerPage), got {PAGE} invoice(s) on page 1; \
+             itemsPerPage {PAGE}, totalItems {INVOICES}, totalPages {}",
+            INVOICES.div_ceil(PAGE)
+        );
+        assert!(
+            stdout.lines().any(|line| line == paging),
+            "[{amounts:?}/{configured}] wants {paging:?} in {stdout}"
+        );
+        assert!(!stdout.contains("caps pages"), "no cap below 250: {stdout}");
         assert!(!stdout.contains(REBILLIA), "the token never shows");
+        // Read-only: one list page and nothing else.
+        let stats = sandbox.control().stats();
+        assert_eq!(
+            (stats.count("GET /invoices", Some(200)), stats.total),
+            (1, 1),
+            "[{amounts:?}/{configured}] {stdout}"
+        );
     }
 }

@@ -330,3 +330,102 @@ async fn every_customer_strategy_maps_the_erp_customer_number() {
         }
     }
 }
+
+/// What the adapter keeps in PostgreSQL serves a new process (a new Engine on the same
+/// database, nothing in memory): Alloy's ids (`unified_refs`) address an invoice a webhook
+/// names without a scan, and the customers (`unified_customers`) resolve without a customer
+/// read; once the list is older than `customers_refresh_secs`, the next scan reads it whole
+/// again, once.
+#[tokio::test]
+async fn alloy_ids_and_customers_kept_in_postgres_serve_a_new_process_until_the_refresh_is_due() {
+    const ONE: &str = "GET /accounting/invoices/{id}";
+    const CUSTOMER: &str = "GET /accounting/customers/{id}";
+    let (invoices, customers) = (30usize, 10usize);
+    let world = AlloyWorld::new(AlloyVersion::V2024_03, invoices, customers, |_| {}).await;
+    let erp = world.erp.control();
+    let every = match &world.settings.sources[SOURCE].adapter {
+        b2b_invoice_sync::config::AdapterSettings::Unified(u) => u
+            .api
+            .customer_lookup
+            .expect("the Alloy presets resolve customers"),
+        _ => panic!("an Alloy source"),
+    };
+
+    let first = world.engine().run_cycle(SOURCE).await.expect("first cycle");
+    assert_eq!(first.counts.created as usize, invoices, "{first:?}");
+    let list_reads = erp.stats().route_total(CUSTOMERS);
+    assert!(list_reads >= 1, "the first scan reads the customers list");
+    let kept: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM unified_refs WHERE source = $1),
+                (SELECT count(*) FROM unified_customers WHERE source = $1)",
+    )
+    .bind(SOURCE)
+    .fetch_one(&world.db.pool)
+    .await
+    .expect("count kept rows");
+    assert_eq!(kept, (invoices as i64, customers as i64));
+
+    // A new process: a webhook names one changed invoice. It is read by its Alloy id (kept) and
+    // its customer resolved from the kept ones: one ERP request, no list, no customer read.
+    let i = 7u64;
+    erp.update_invoice(
+        &alloy_remote_id(i),
+        &json!({ "purchaseOrders": [{ "number": "PO-KEPT-7" }] }),
+    )
+    .expect("ERP change");
+    erp.reset_stats();
+    let named = world
+        .engine()
+        .sync_invoices(SOURCE, &[alloy_remote_id(i)])
+        .await
+        .expect("a cycle over one invoice");
+    assert_eq!(
+        (named.counts.updated, named.counts.failed),
+        (1, 0),
+        "{named:?}"
+    );
+    let stats = erp.stats();
+    assert_eq!(stats.route_total(ONE), 1, "{stats:?}");
+    assert_eq!(stats.total, 1, "nothing but the invoice itself: {stats:?}");
+    assert_eq!(
+        world.b2b_by_external_id()[&alloy_remote_id(i)]["purchaseOrderNumber"],
+        "PO-KEPT-7"
+    );
+
+    // Another new process's full scan: the customers are kept, none is read.
+    erp.reset_stats();
+    let idle = world.engine().run_cycle(SOURCE).await.expect("idle cycle");
+    assert_eq!(idle.counts.unchanged as usize, invoices, "{idle:?}");
+    let stats = erp.stats();
+    assert_eq!(
+        (stats.route_total(CUSTOMERS), stats.route_total(CUSTOMER)),
+        (0, 0),
+        "{stats:?}"
+    );
+
+    // The list read longer ago than customers_refresh_secs: the next scan reads it whole, once.
+    sqlx::query(
+        "UPDATE unified_customer_refreshes SET refreshed_at = now() - make_interval(secs => $2)
+          WHERE source = $1",
+    )
+    .bind(SOURCE)
+    .bind(every.as_secs_f64() + 60.0)
+    .execute(&world.db.pool)
+    .await
+    .expect("age the customer list");
+    erp.reset_stats();
+    let due = world
+        .engine()
+        .run_cycle(SOURCE)
+        .await
+        .expect("refresh cycle");
+    assert_eq!(due.counts.failed, 0, "{due:?}");
+    assert_eq!(erp.stats().route_total(CUSTOMERS), list_reads);
+    erp.reset_stats();
+    world.engine().run_cycle(SOURCE).await.expect("next cycle");
+    assert_eq!(
+        erp.stats().route_total(CUSTOMERS),
+        0,
+        "refreshed: not read again until due"
+    );
+}

@@ -158,6 +158,123 @@ async fn a_misconfigured_store_stops_the_cycle_with_one_error_and_charges_no_inv
     world.finish().await;
 }
 
+/// A server that refuses every request with a 403, as B2B Edition does for a token without
+/// the B2B Edition scope. Returns its `/api/v3/io` base URL.
+async fn forbidding_server() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "code": 403,
+                "message": "You don't have the required scopes to access this resource"
+            })),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/api/v3/io")
+}
+
+/// The real binary: `sync --once` against a store whose credentials are refused (401 from the
+/// sandbox for a wrong token, 403 for a token without the scope) exits 1 with one run that
+/// failed with one error naming the store and the key to fix, and charges no invoice.
+#[tokio::test]
+async fn sync_against_a_store_refusing_the_credentials_exits_1_with_one_error() {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use crate::world::TOKEN;
+
+    let row = "misconfigured_store_binary";
+    let seed = seed_for(row);
+    let mut world = World::new(row, seed, Erp::files()).await;
+    world
+        .erp
+        .folder()
+        .write(&(0..10).map(ndjson_invoice).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = crate::newest::files_config_toml(&world, &world.erp_dir());
+    let sandbox = world.b2b.base_url().to_string();
+    let forbidding = forbidding_server().await;
+    let cases = [
+        (
+            "wrong token",
+            good.replace(&format!("token = \"{TOKEN}\""), "token = \"not-the-token\""),
+            401,
+        ),
+        (
+            "token without the scope",
+            good.replace(&sandbox, &forbidding),
+            403,
+        ),
+    ];
+    for (case, config, status) in cases {
+        assert_ne!(config, good, "[{case}] the config differs");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &config).expect("config");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_b2b-invoice-sync"))
+            .args([
+                "sync",
+                "--once",
+                "--json",
+                "--log-format",
+                "json",
+                "--config",
+            ])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sync starts");
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("sync ends")
+            .expect("sync runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "[{case}] {stdout}\n{stderr}");
+        let reports: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("[{case}] sync --json prints JSON ({e}): {stdout}"));
+        let runs = reports.as_array().expect("an array");
+        assert_eq!(runs.len(), 1, "[{case}] one run, not repeated: {stdout}");
+        assert_eq!(runs[0]["outcome"], "failed", "[{case}] {stdout}");
+        let error = runs[0]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("store acme: B2B Edition refused the credentials")
+                && error.contains(&format!("HTTP {status}"))
+                && error.contains("stores.acme.b2b.token"),
+            "[{case}] one error naming the store, the answer and the key: {error}"
+        );
+        assert_eq!(
+            runs[0]["counts"]["failed"], 0,
+            "[{case}] no per-invoice failure: {stdout}"
+        );
+        assert_eq!(
+            charged(&world).await,
+            0,
+            "[{case}] no invoice is charged an attempt"
+        );
+        // The token never shows, right or wrong.
+        for text in [&stdout, &stderr] {
+            assert!(
+                !text.contains(TOKEN) && !text.contains("not-the-token"),
+                "[{case}] {text}"
+            );
+        }
+    }
+    // The right config: everything syncs, nothing was burnt on the way.
+    let engine = world.engine();
+    world.until_quiet(&engine, 3).await;
+    world.finish().await;
+}
+
 /// Two apps on one store (limit 150 a minute): this daemon (its share 120 a minute) creating
 /// invoices, another app reading at 60 a minute. Returns the 429s each met over ten minutes.
 async fn share_a_store_for_ten_minutes() -> (usize, usize, u64) {
@@ -287,6 +404,16 @@ async fn a_cycle_that_loses_its_lease_stops_before_its_next_change() {
             .filter(|r| r.route == "POST /ip/invoices")
             .count()
     };
+    // The cycles' log lines (both engines run on this test's thread), as JSON in a file.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log_path = logs.path().join("cycles.log");
+    let subscriber = b2b_invoice_sync::telemetry::subscriber(
+        b2b_invoice_sync::config::LogFormat::Json,
+        // Info, as the daemon's default: the cycle's span (an info span) carries its fields.
+        tracing_subscriber::EnvFilter::new("info"),
+        std::sync::Arc::new(std::fs::File::create(&log_path).expect("log file")),
+    );
+    let logging = tracing::subscriber::set_default(subscriber);
     let first = a.run_cycle(crate::world::SOURCE);
     let takeover = async {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -308,6 +435,7 @@ async fn a_cycle_that_loses_its_lease_stops_before_its_next_change() {
         b.run_cycle(crate::world::SOURCE).await
     };
     let (first, second) = tokio::join!(first, takeover);
+    drop(logging);
     let (first, second) = (first.expect("A's cycle"), second.expect("B's cycle"));
     world.reports.push(first.clone());
     world.reports.push(second.clone());
@@ -319,6 +447,21 @@ async fn a_cycle_that_loses_its_lease_stops_before_its_next_change() {
             .is_some_and(|e| e.contains("lost its store's lease")),
         "A says it lost its lease: {first:#?}"
     );
+    // ... and says so at WARN, once, in A's cycle (its run id and source on the line).
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    let lost: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("lost the store's lease mid-cycle"))
+        })
+        .collect();
+    assert_eq!(lost.len(), 1, "one WARN line for the lost lease: {log}");
+    assert_eq!(lost[0]["level"], "WARN", "{log}");
+    assert_eq!(lost[0]["source"], crate::world::SOURCE, "{log}");
+    assert_eq!(lost[0]["run_id"], first.run_id.to_string(), "{log}");
     assert_ne!(
         second.outcome,
         Outcome::Skipped,

@@ -14,7 +14,7 @@ use crate::world::{seed_for, World, SOURCE, STORE, STORE_HASH, TOKEN};
 const BIN: &str = env!("CARGO_BIN_EXE_b2b-invoice-sync");
 
 /// The row's world as an operator would configure it, with the export folder as the source.
-fn files_config_toml(world: &World, dir: &std::path::Path) -> String {
+pub(crate) fn files_config_toml(world: &World, dir: &std::path::Path) -> String {
     let customers = (1..=10)
         .map(|i| format!("\"CUST-{i:05}\" = \"{i}\""))
         .collect::<Vec<_>>()
@@ -74,7 +74,7 @@ async fn an_older_export_read_again_after_a_kill_never_replaces_a_newer_version(
     };
     let mut world = World::with_b2b(row, seed, Erp::files(), b2b).await;
     let v1: Vec<String> = (0..n).map(ndjson_invoice).collect();
-    world.erp.folder().write(&v1);
+    let v1_file = world.erp.folder().write(&v1);
     let first: Vec<SourceInvoice> = world
         .erp
         .expected(SOURCE)
@@ -82,7 +82,14 @@ async fn an_older_export_read_again_after_a_kill_never_replaces_a_newer_version(
         .live
         .into_values()
         .collect();
-    world.erp.folder().write(&changed_export(&first, 1));
+    let v2_file = world.erp.folder().write(&changed_export(&first, 1));
+    let name = |path: &std::path::Path| {
+        path.file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (v1_name, v2_name) = (name(&v1_file), name(&v2_file));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.toml");
@@ -115,9 +122,30 @@ async fn an_older_export_read_again_after_a_kill_never_replaces_a_newer_version(
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 
-    // A clean run reads v1 again (it never reached processed/) and then v2.
+    // Progress is durable per file: v1 was settled (its creates done, the page that ends it
+    // flushed) before v2's batch began, so it is in processed/ although the cycle never ended,
+    // and only v2, whose batch the kill cut short, still waits in the folder.
+    let folder_dir = world.erp.folder().dir.path().to_owned();
+    let waiting = world.erp.folder().waiting();
+    assert!(
+        folder_dir.join("processed").join(&v1_name).is_file() && !waiting.contains(&v1_name),
+        "the export settled before the kill is in processed/ (waiting: {waiting:?}): {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        waiting.contains(&v2_name),
+        "the export the kill cut short is read again (waiting: {waiting:?})"
+    );
+
+    // A clean run reads v2 again (not v1) and settles it; whatever the folder hands out, no
+    // invoice goes back to v1.
     let engine = world.engine();
     world.until_quiet(&engine, 6).await;
+    assert!(
+        world.erp.folder().waiting().is_empty(),
+        "every export is settled: {:?}",
+        world.erp.folder().waiting()
+    );
     world.finish().await;
 }
 

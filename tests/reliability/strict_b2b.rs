@@ -191,3 +191,104 @@ async fn friendly_external_ids_with_pages_of_100() {
         applied_then_dropped_under("friendly_external_ids", ExternalIdFilter::Strings).await;
     assert!(per_update <= 1.1, "{per_update:.3} calls per update");
 }
+
+/// The `externalId[]` reads since the stats were reset: (target, status).
+fn filtered_reads(world: &World) -> Vec<(String, Option<u16>)> {
+    world
+        .b2b
+        .control()
+        .requests()
+        .iter()
+        .filter(|r| r.route == "GET /ip/invoices")
+        .filter_map(|r| r.target.clone().map(|t| (t, r.status)))
+        .filter(|(t, _)| t.contains("externalId"))
+        .collect()
+}
+
+/// The ERP changes every invoice and a new process (a new Engine: nothing in memory, the same
+/// database) updates them, reading their current B2B state first. Returns its filtered reads.
+async fn update_all_in_a_new_process(world: &mut World, k: u64) -> Vec<(String, Option<u16>)> {
+    let now = live(world).await;
+    let n = now.len();
+    world.erp.folder().write(&changed(&now, k));
+    world.b2b.control().reset_stats();
+    let engine = world.engine();
+    let report = world.cycle(&engine).await;
+    assert_eq!(report.counts.updated, n as i32, "{report:#?}");
+    filtered_reads(world)
+}
+
+/// The store's stored reading, and whether it was checked in the last minute.
+async fn stored_reading(world: &World) -> (String, bool) {
+    sqlx::query_as(
+        "SELECT external_id_filter, checked_at > now() - interval '1 minute' FROM b2b_capabilities",
+    )
+    .fetch_one(&world.db.pool)
+    .await
+    .expect("the reading is stored")
+}
+
+#[tokio::test]
+async fn the_learned_reading_is_kept_in_postgres_for_a_new_process_and_learned_again_once_aged() {
+    use b2b_invoice_sync::sync::lookup::RECHECK;
+
+    let row = "reading_kept_and_rechecked";
+    let seed = seed_for(row);
+    let refused =
+        |reads: &[(String, Option<u16>)]| reads.iter().filter(|(_, s)| *s == Some(400)).count();
+    let mut world = World::with_b2b(
+        row,
+        seed,
+        Erp::files(),
+        strict(ExternalIdFilter::Numeric400),
+    )
+    .await;
+    world
+        .erp
+        .folder()
+        .write(&(0..5).map(ndjson_invoice).collect::<Vec<_>>());
+    let first = world.engine();
+    world.until_quiet(&first, 3).await;
+
+    // The first process meets the 400 once and learns the reading; the store's row says so.
+    let reads = update_all_in_a_new_process(&mut world, 1).await;
+    assert_eq!(
+        refused(&reads),
+        1,
+        "learned from one refused read: {reads:#?}"
+    );
+    assert_eq!(
+        stored_reading(&world).await,
+        ("numbers_only".to_owned(), true)
+    );
+
+    // A new process takes the stored reading: no `externalId[]` read at all, the invoices are
+    // found by number at once.
+    let reads = update_all_in_a_new_process(&mut world, 2).await;
+    assert!(reads.is_empty(), "the stored reading is used: {reads:#?}");
+
+    // A reading older than RECHECK is not trusted: the next process asks again (one refused
+    // read) and stores the answer afresh.
+    let aged = RECHECK.as_secs_f64() + 3600.0;
+    sqlx::query("UPDATE b2b_capabilities SET checked_at = now() - make_interval(secs => $1)")
+        .bind(aged)
+        .execute(&world.db.pool)
+        .await
+        .expect("age the reading");
+    assert_eq!(
+        stored_reading(&world).await,
+        ("numbers_only".to_owned(), false)
+    );
+    let reads = update_all_in_a_new_process(&mut world, 3).await;
+    assert_eq!(
+        refused(&reads),
+        1,
+        "an aged reading is learned again: {reads:#?}"
+    );
+    assert_eq!(
+        stored_reading(&world).await,
+        ("numbers_only".to_owned(), true),
+        "the re-learned reading is stored with a new checked_at"
+    );
+    world.finish().await;
+}

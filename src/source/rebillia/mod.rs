@@ -133,6 +133,67 @@ impl fmt::Display for AmountDetection {
     }
 }
 
+/// What `probe` finds on a Rebillia source's first page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebilliaProbe {
+    pub paging: PagingSeen,
+    pub amounts: AmountDetection,
+}
+
+/// The paging the first page of `GET /invoices` answered with (for `probe`): the walk relies
+/// on it (`totalPages` for its audit page and its end, `totalItems` to notice a list that
+/// shrank mid-walk, `itemsPerPage` to step back), so an operator sees what it will have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagingSeen {
+    /// `itemPerPage` asked (`sources.<name>.rebillia.page_size`, at most 250).
+    pub asked: u32,
+    /// Invoices on the first page.
+    pub received: usize,
+    pub items_per_page: Option<u64>,
+    pub total_items: Option<u64>,
+    pub total_pages: Option<u64>,
+}
+
+impl PagingSeen {
+    /// The server answered with pages smaller than asked while it has more: its own cap.
+    pub fn cap(&self) -> Option<u64> {
+        let received = u64::try_from(self.received).unwrap_or(u64::MAX);
+        let asked = u64::from(self.asked);
+        let more = self.total_items.is_some_and(|t| t > received)
+            || self.total_pages.is_some_and(|p| p > 1);
+        match self.items_per_page {
+            Some(per_page) if per_page > 0 && per_page < asked => Some(per_page),
+            _ if more && received > 0 && received < asked => Some(received),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PagingSeen {
+    /// `paging: asked 10 a page, got 10 invoices; itemsPerPage 10, totalItems 25, totalPages 3`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field =
+            |value: Option<u64>| value.map_or_else(|| "missing".to_owned(), |n| n.to_string());
+        write!(
+            f,
+            "paging: asked {} a page (itemPerPage), got {} invoice(s) on page 1; itemsPerPage {}, totalItems {}, totalPages {}",
+            self.asked,
+            self.received,
+            field(self.items_per_page),
+            field(self.total_items),
+            field(self.total_pages),
+        )?;
+        if let Some(cap) = self.cap() {
+            write!(f, "; the server caps pages at {cap}")?;
+        }
+        if self.total_pages.is_none() {
+            // Without it a cycle that stops early cannot pick an audit page (see `walk`).
+            f.write_str("; without totalPages the walk reads on to an empty page")?;
+        }
+        Ok(())
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -221,12 +282,26 @@ impl RebilliaSource {
     }
 
     /// The amount units the first page of invoices shows, read-only (one `GET /invoices`).
-    /// What `probe` reports for a Rebillia source.
     pub async fn detect_amount_unit(&self) -> Result<AmountDetection, SourceError> {
+        Ok(self.probe().await?.amounts)
+    }
+
+    /// What `probe` reports for a Rebillia source, read-only (one `GET /invoices`): the paging
+    /// the first page answers with and the amount units its invoices show.
+    pub async fn probe(&self) -> Result<RebilliaProbe, SourceError> {
         let page = self.list_page(1).await?;
-        Ok(AmountDetection {
-            configured: self.amount_unit,
-            evidence: amount_evidence(&page.data),
+        Ok(RebilliaProbe {
+            paging: PagingSeen {
+                asked: self.page_size,
+                received: page.data.len(),
+                items_per_page: page.items_per_page,
+                total_items: page.total_items,
+                total_pages: page.total_pages,
+            },
+            amounts: AmountDetection {
+                configured: self.amount_unit,
+                evidence: amount_evidence(&page.data),
+            },
         })
     }
 
