@@ -982,6 +982,28 @@ mod tests {
     }
 
     #[test]
+    fn a_mutation_is_sent_again_only_when_it_certainly_was_not_applied() {
+        let verdict_of = |status, mutating| {
+            classify_json(status, json!({}), mutating)
+                .err()
+                .map(|e| verdict(&e))
+        };
+        assert_eq!(verdict_of(500, true), Some(Verdict::Ambiguous));
+        assert_eq!(verdict_of(500, false), Some(Verdict::Retry(Wait::Backoff)));
+        assert_eq!(verdict_of(429, true), Some(Verdict::Retry(Wait::Budget)));
+        assert_eq!(verdict_of(400, false), Some(Verdict::Permanent));
+        let refused = B2bError::Unreachable {
+            endpoint: "POST /ip/invoices",
+            message: "refused".to_owned(),
+        };
+        assert_eq!(verdict(&refused), Verdict::Retry(Wait::Backoff));
+        let fenced = B2bError::Fenced {
+            endpoint: "POST /ip/invoices",
+        };
+        assert_eq!(verdict(&fenced), Verdict::Permanent);
+    }
+
+    #[test]
     fn retry_after_reads_seconds_dates_and_reset_ms() {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));

@@ -447,6 +447,17 @@ mod tests {
     }
 
     #[test]
+    fn only_what_certainly_was_not_applied_is_sent_again_as_a_mutation() {
+        assert_eq!(failure(500, "{}").verdict(), Verdict::Ambiguous);
+        assert_eq!(failure(503, "{}").verdict(), Verdict::Retry(Wait::Backoff));
+        assert_eq!(
+            failure(429, "").verdict(),
+            Verdict::Retry(Wait::AtLeast(Duration::ZERO))
+        );
+        assert_eq!(failure(404, "{}").verdict(), Verdict::Permanent);
+    }
+
+    #[test]
     fn success_bodies_are_json_or_nothing() {
         let ok = |body: &str| classify("x", StatusCode::OK, None, body.as_bytes()).ok();
         assert_eq!(ok(r#"{"a":1}"#), Some(serde_json::json!({"a": 1})));

@@ -702,6 +702,37 @@ mod tests {
     }
 
     #[test]
+    fn a_read_that_gives_up_says_why_and_after_how_many_tries() {
+        let client = UnifiedClient::new(
+            "erp",
+            &settings("https://h.example/", UnifiedNames::default()),
+        )
+        .unwrap();
+        let transient = Failure::Transient {
+            message: "HTTP 502: busy".to_owned(),
+        };
+        assert!(matches!(
+            client.give_up("GET /x", transient, GaveUp::Exhausted, 5),
+            SourceError::Unavailable { ref message, .. }
+                if message == "GET /x: HTTP 502: busy (gave up after 5 attempts)"
+        ));
+        let limited = Failure::RateLimited {
+            message: "HTTP 429: slow down".to_owned(),
+        };
+        let why = GaveUp::RateLimited { in_a_row: 21 };
+        assert!(matches!(
+            client.give_up("GET /x", limited, why, 1),
+            SourceError::Unavailable { ref message, .. }
+                if message.starts_with("GET /x: HTTP 429: slow down (21 times in a row; ")
+        ));
+        let refused = Failure::Final(client.protocol("GET /x: refused".to_owned()));
+        assert!(matches!(
+            client.give_up("GET /x", refused, GaveUp::Permanent, 1),
+            SourceError::Protocol { ref message, .. } if message == "GET /x: refused"
+        ));
+    }
+
+    #[test]
     fn retry_after_reads_seconds_and_dates() {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
