@@ -9,7 +9,7 @@ pub mod retry;
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 
 /// The HTTP client every API client starts from: rustls, the two timeouts, and a `User-Agent`
 /// naming this release and this process (which replica sent a request shows in the API's logs).
@@ -26,6 +26,23 @@ pub fn client(
             crate::process::process_name()
         ))
         .build()
+}
+
+/// `request` as every API here takes it: asking for JSON, with `query`'s pairs (when there are
+/// any) and `body`, JSON already encoded, with its `Content-Type` (when there is one).
+pub fn json_request<B: Into<reqwest::Body>>(
+    mut request: reqwest::RequestBuilder,
+    query: &[(&str, String)],
+    body: Option<B>,
+) -> reqwest::RequestBuilder {
+    request = request.header(ACCEPT, "application/json");
+    if !query.is_empty() {
+        request = request.query(query);
+    }
+    if let Some(body) = body {
+        request = request.header(CONTENT_TYPE, "application/json").body(body);
+    }
+    request
 }
 
 /// The error and its causes on one line (reqwest's Display alone hides the cause).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
@@ -25,7 +25,7 @@ use super::payments::{Payment, PaymentId, PaymentQuery};
 use super::query::{InvoiceQuery, MAX_PAGE_SIZE};
 use crate::config::{B2bAuth, RetrySettings, StoreSettings};
 use crate::outbound::retry::{self, Verdict, Wait};
-use crate::outbound::{error_chain, excerpt};
+use crate::outbound::{error_chain, excerpt, json_request};
 
 const EXCERPT_CHARS: usize = 300;
 /// The smallest page a 400 about `limit` shrinks the page size to.
@@ -590,19 +590,13 @@ impl B2bClient {
                 ambiguous: false,
                 message: format!("cannot build the URL: {e}"),
             })?;
-        let mut request = self
-            .http
-            .request(call.method.clone(), url)
-            .headers(self.auth.clone())
-            .header(ACCEPT, "application/json");
-        if !call.query.is_empty() {
-            request = request.query(&call.query);
-        }
-        if let Some(body) = &call.body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
+        let request = json_request(
+            self.http
+                .request(call.method.clone(), url)
+                .headers(self.auth.clone()),
+            &call.query,
+            call.body.clone(),
+        );
         let started = tokio::time::Instant::now();
         let response = request
             .send()
@@ -979,6 +973,28 @@ mod tests {
         assert!(classify_json(500, json!({}), false)
             .err()
             .is_some_and(|e| !e.is_ambiguous()));
+    }
+
+    #[test]
+    fn a_mutation_is_sent_again_only_when_it_certainly_was_not_applied() {
+        let verdict_of = |status, mutating| {
+            classify_json(status, json!({}), mutating)
+                .err()
+                .map(|e| verdict(&e))
+        };
+        assert_eq!(verdict_of(500, true), Some(Verdict::Ambiguous));
+        assert_eq!(verdict_of(500, false), Some(Verdict::Retry(Wait::Backoff)));
+        assert_eq!(verdict_of(429, true), Some(Verdict::Retry(Wait::Budget)));
+        assert_eq!(verdict_of(400, false), Some(Verdict::Permanent));
+        let refused = B2bError::Unreachable {
+            endpoint: "POST /ip/invoices",
+            message: "refused".to_owned(),
+        };
+        assert_eq!(verdict(&refused), Verdict::Retry(Wait::Backoff));
+        let fenced = B2bError::Fenced {
+            endpoint: "POST /ip/invoices",
+        };
+        assert_eq!(verdict(&fenced), Verdict::Permanent);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -278,19 +278,13 @@ impl RebilliaClient {
             })?
             .pop_if_empty()
             .extend(&request.segments);
-        let mut builder = self
-            .http
-            .request(request.method.clone(), url)
-            .headers(self.auth.clone())
-            .header(ACCEPT, "application/json");
-        if !request.query.is_empty() {
-            builder = builder.query(&request.query);
-        }
-        if let Some(body) = &request.body {
-            builder = builder
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
+        let builder = crate::outbound::json_request(
+            self.http
+                .request(request.method.clone(), url)
+                .headers(self.auth.clone()),
+            &request.query,
+            request.body.as_ref().map(Value::to_string),
+        );
         let started = tokio::time::Instant::now();
         let response = builder.send().await.map_err(|e| {
             requests::record(
@@ -444,6 +438,17 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn only_what_certainly_was_not_applied_is_sent_again_as_a_mutation() {
+        assert_eq!(failure(500, "{}").verdict(), Verdict::Ambiguous);
+        assert_eq!(failure(503, "{}").verdict(), Verdict::Retry(Wait::Backoff));
+        assert_eq!(
+            failure(429, "").verdict(),
+            Verdict::Retry(Wait::AtLeast(Duration::ZERO))
+        );
+        assert_eq!(failure(404, "{}").verdict(), Verdict::Permanent);
     }
 
     #[test]

@@ -227,4 +227,39 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_write_back_that_gives_up_says_whether_it_may_have_been_applied() {
+        let unknown = || Attempt::Unknown {
+            message: "HTTP 502: busy".to_owned(),
+        };
+        assert_eq!(
+            give_up("PUT /i/{id}", unknown(), GaveUp::Ambiguous, 1),
+            CallError::Unknown {
+                message: "PUT /i/{id}: HTTP 502: busy".to_owned()
+            }
+        );
+        assert_eq!(
+            give_up("GET /i/{id}", unknown(), GaveUp::Exhausted, 5),
+            CallError::NotSent {
+                message: "GET /i/{id}: HTTP 502: busy (gave up after 5 attempts)".to_owned()
+            },
+            "a read's unknown outcomes are retried until the attempts run out"
+        );
+        let refused = Attempt::Refused {
+            status: 422,
+            message: "HTTP 422: bad".to_owned(),
+        };
+        assert_eq!(
+            give_up("PUT /i/{id}", refused, GaveUp::Permanent, 1),
+            CallError::Refused {
+                status: 422,
+                message: "PUT /i/{id}: HTTP 422: bad".to_owned()
+            }
+        );
+        assert_eq!(unknown().verdict(), Verdict::Ambiguous);
+        assert_eq!(sorted(429).verdict(), Verdict::Retry(Wait::Budget));
+        assert_eq!(sorted(503).verdict(), Verdict::Retry(Wait::Backoff));
+        assert_eq!(sorted(404).verdict(), Verdict::Permanent);
+    }
 }

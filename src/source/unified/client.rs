@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -366,16 +366,13 @@ impl UnifiedClient {
         url: Url,
         body: Option<&[u8]>,
     ) -> Result<Answer, reqwest::Error> {
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, self.auth.clone())
-            .header(ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
-        }
+        let request = crate::outbound::json_request(
+            self.http
+                .request(method, url)
+                .header(AUTHORIZATION, self.auth.clone()),
+            &[],
+            body.map(<[u8]>::to_vec),
+        );
         let permit = self.budget.acquire().await;
         let started = tokio::time::Instant::now();
         let response = match request.send().await {
@@ -542,6 +539,14 @@ mod tests {
         }
     }
 
+    fn client() -> UnifiedClient {
+        UnifiedClient::new(
+            "erp",
+            &settings("https://h.example/", UnifiedNames::default()),
+        )
+        .unwrap()
+    }
+
     fn after() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-21T09:55:00.250Z")
             .unwrap()
@@ -654,11 +659,7 @@ mod tests {
 
     #[test]
     fn the_key_is_sensitive_and_never_in_debug_output() {
-        let client = UnifiedClient::new(
-            "erp",
-            &settings("https://h.example/", UnifiedNames::default()),
-        )
-        .unwrap();
+        let client = client();
         assert!(client.auth.is_sensitive());
         let debug = format!("{client:?}");
         assert!(!debug.contains("key_SECRET_123"), "{debug}");
@@ -670,11 +671,7 @@ mod tests {
 
     #[test]
     fn error_messages_come_from_the_body_or_an_excerpt() {
-        let client = UnifiedClient::new(
-            "erp",
-            &settings("https://h.example/", UnifiedNames::default()),
-        )
-        .unwrap();
+        let client = client();
         assert_eq!(
             client.error_message(br#"{"error":{"message":"credential not found"}}"#),
             "credential not found"
@@ -699,6 +696,33 @@ mod tests {
             client.error_message(page.as_bytes()),
             "an HTML page: 502 Bad Gateway"
         );
+    }
+
+    #[test]
+    fn a_read_that_gives_up_says_why_and_after_how_many_tries() {
+        let client = client();
+        let transient = Failure::Transient {
+            message: "HTTP 502: busy".to_owned(),
+        };
+        assert!(matches!(
+            client.give_up("GET /x", transient, GaveUp::Exhausted, 5),
+            SourceError::Unavailable { ref message, .. }
+                if message == "GET /x: HTTP 502: busy (gave up after 5 attempts)"
+        ));
+        let limited = Failure::RateLimited {
+            message: "HTTP 429: slow down".to_owned(),
+        };
+        let why = GaveUp::RateLimited { in_a_row: 21 };
+        assert!(matches!(
+            client.give_up("GET /x", limited, why, 1),
+            SourceError::Unavailable { ref message, .. }
+                if message.starts_with("GET /x: HTTP 429: slow down (21 times in a row; ")
+        ));
+        let refused = Failure::Final(client.protocol("GET /x: refused".to_owned()));
+        assert!(matches!(
+            client.give_up("GET /x", refused, GaveUp::Permanent, 1),
+            SourceError::Protocol { ref message, .. } if message == "GET /x: refused"
+        ));
     }
 
     #[test]
