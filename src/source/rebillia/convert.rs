@@ -302,36 +302,26 @@ impl Reader<'_> {
     fn wire_line(&self, index: usize, line: &Value) -> Checked<WireLine> {
         let field = |name: &str| format!("line_items[{index}].{name}");
         let wire = |name: &str| format!("detail[{index}].{name}");
-        let quantity = line
-            .get("qty")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| {
+        // A line's key, present and not null, or the record fails naming both sides' fields.
+        let required = |key: &str, canonical: &str| {
+            line.get(key).filter(|v| !v.is_null()).ok_or_else(|| {
+                self.fail(
+                    &field(canonical),
+                    format!("Rebillia `{}` is missing", wire(key)),
+                )
+            })
+        };
+        let quantity = required("qty", "quantity").and_then(|v| {
+            whole(v, "quantity").map_err(|reason| {
                 self.fail(
                     &field("quantity"),
-                    format!("Rebillia `{}` is missing", wire("qty")),
+                    format!("Rebillia `{}`: {reason}", wire("qty")),
                 )
             })
-            .and_then(|v| {
-                whole(v, "quantity").map_err(|reason| {
-                    self.fail(
-                        &field("quantity"),
-                        format!("Rebillia `{}`: {reason}", wire("qty")),
-                    )
-                })
-            })?;
-        let amount = line
-            .get("amount")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| {
-                self.fail(
-                    &field("unit_price"),
-                    format!("Rebillia `{}` is missing", wire("amount")),
-                )
-            })
-            .and_then(|v| {
-                Wire::read(v, &wire("amount"))
-                    .map_err(|reason| self.fail(&field("unit_price"), reason))
-            })?;
+        })?;
+        let amount = required("amount", "unit_price").and_then(|v| {
+            Wire::read(v, &wire("amount")).map_err(|reason| self.fail(&field("unit_price"), reason))
+        })?;
         Ok(WireLine {
             qty: quantity,
             amount,
