@@ -126,14 +126,18 @@ pub fn invoice_with(
 
 /// The invoice's amounts as the wire wrote them (`None`: they cannot be read).
 pub(super) fn wire_amounts(record: &Value) -> Option<WireAmounts> {
+    with_bare_reader(record, |reader| reader.wire_amounts().ok())
+}
+
+/// Reads `record` outside a page (no source, no currency checked): for its amounts alone.
+fn with_bare_reader<T>(record: &Value, read: impl FnOnce(&Reader<'_>) -> T) -> T {
     let locator = RecordLocator::id("");
-    let reader = Reader {
+    read(&Reader {
         source: "",
         locator: &locator,
         record,
         currency: None,
-    };
-    reader.wire_amounts().ok()
+    })
 }
 
 /// The invoice's total and balance due as `policy` reads them (the payments write-back: it
@@ -142,18 +146,11 @@ pub(super) fn balance_amounts(
     record: &Value,
     policy: AmountPolicy,
 ) -> Result<(Decimal, Decimal), String> {
-    let locator = RecordLocator::id("");
-    let reader = Reader {
-        source: "",
-        locator: &locator,
-        record,
-        currency: None,
-    };
     let reason = |e: RecordError| match e.field {
         Some(field) => format!("{field}: {}", e.reason),
         None => e.reason.into(),
     };
-    let reading = reader.reading(policy).map_err(reason)?;
+    let reading = with_bare_reader(record, |reader| reader.reading(policy)).map_err(reason)?;
     let required = |value: Option<Decimal>, wire: &str| {
         value.ok_or_else(|| format!("Rebillia `{wire}` is missing"))
     };
