@@ -128,19 +128,11 @@ pub struct Invoice {
     pub terms_conditions: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_string")]
     pub external_pdf_url: Option<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "wire::null_as_empty")]
     pub extra_fields: Vec<ExtraFieldValue>,
     /// Keys this client does not model (e.g. `issuedAt`), kept as sent.
     #[serde(flatten)]
     pub other: Map<String, Value>,
-}
-
-fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `POST /invoices`. Required: number, balances, company; the rest is optional.
@@ -303,7 +295,7 @@ pub struct ExtraFieldConfig {
     pub visible_to_enduser: Option<bool>,
     #[serde(default, deserialize_with = "wire::opt_string")]
     pub default_value: Option<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "wire::null_as_empty")]
     pub list_of_value: Vec<String>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -321,7 +313,7 @@ pub struct Company {
     pub company_email: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_string")]
     pub company_status: Option<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "wire::null_as_empty")]
     pub extra_fields: Vec<ExtraFieldValue>,
     #[serde(flatten)]
     pub other: Map<String, Value>,

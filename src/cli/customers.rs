@@ -27,12 +27,7 @@ pub async fn run(settings: &Settings, cmd: CustomersCommand) -> anyhow::Result<(
             let Some(src) = settings.sources.get(&source) else {
                 bail!(
                     "--source {source}: no such source in the config (configured: {})",
-                    settings
-                        .sources
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    super::configured_sources(settings)
                 );
             };
             if let CustomerMapping::Static(_) = src.customers {

@@ -316,19 +316,22 @@ pub async fn database(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
+/// The configured sources' names, for a message that names them: `a, b`.
+pub(crate) fn configured_sources(settings: &Settings) -> String {
+    settings
+        .sources
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The sources a command works on: `--source NAME`, or every configured one.
 pub fn selected_sources(
     settings: &Settings,
     only: Option<&str>,
 ) -> Result<Vec<String>, UsageError> {
-    let configured = || {
-        settings
-            .sources
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let configured = || configured_sources(settings);
     match only {
         Some(name) if settings.sources.contains_key(name) => Ok(vec![name.to_owned()]),
         Some(name) if settings.sources.is_empty() => Err(UsageError(format!(

@@ -184,17 +184,33 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    /// The schedule every test runs: every five minutes, in UTC.
+    fn every_five_minutes() -> CronSchedule {
+        CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap()
+    }
+
+    /// A stop token that cancels itself after `minutes` of (paused) time.
+    fn stop_after(minutes: u64) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
+            stopper.cancel();
+        });
+        stop
+    }
+
+    /// A liveness pulse no test trips (an hour of grace).
+    fn pulse() -> SourcePulse {
+        crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn fires_on_schedule_and_stops_when_told() {
         let clock = TokioClock::starting_at(start());
-        let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
-        let stop = CancellationToken::new();
+        let schedule = every_five_minutes();
         let times = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(16 * 60)).await;
-            stopper.cancel();
-        });
+        let stop = stop_after(16);
         let t = times.clone();
         let stats = run_loop(
             "erp",
@@ -203,7 +219,7 @@ mod tests {
             false,
             &clock,
             &stop,
-            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
+            &pulse(),
             None,
             |_| {
                 t.lock().unwrap().push(clock.now());
@@ -224,16 +240,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_cycle_skips_firings_instead_of_overlapping() {
         let clock = TokioClock::starting_at(start());
-        let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
-        let stop = CancellationToken::new();
+        let schedule = every_five_minutes();
         let running = Arc::new(AtomicBool::new(false));
         let overlaps = Arc::new(AtomicU32::new(0));
         let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(40 * 60)).await;
-            stopper.cancel();
-        });
+        let stop = stop_after(40);
         let (r, o, s) = (running.clone(), overlaps.clone(), starts.clone());
         let stats = run_loop(
             "erp",
@@ -242,7 +253,7 @@ mod tests {
             true,
             &clock,
             &stop,
-            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
+            &pulse(),
             None,
             |_| {
                 if r.swap(true, Ordering::SeqCst) {
@@ -270,7 +281,7 @@ mod tests {
     async fn a_trigger_runs_a_cycle_at_once_and_the_schedule_still_fires() {
         use crate::daemon::trigger::{Requested, SourceTrigger};
         let clock = TokioClock::starting_at(start());
-        let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
+        let schedule = every_five_minutes();
         let stop = CancellationToken::new();
         let trigger = Arc::new(SourceTrigger::default());
         trigger.attach(true);
@@ -293,7 +304,7 @@ mod tests {
             false,
             &clock,
             &stop,
-            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
+            &pulse(),
             Some(&trigger),
             |wake| {
                 w.lock()
@@ -321,14 +332,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn jitter_delays_the_start_within_its_bound() {
         let clock = TokioClock::starting_at(start());
-        let schedule = CronSchedule::parse("*/5 * * * *", chrono_tz::UTC).unwrap();
-        let stop = CancellationToken::new();
+        let schedule = every_five_minutes();
         let times = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(6 * 60)).await;
-            stopper.cancel();
-        });
+        let stop = stop_after(6);
         let t = times.clone();
         run_loop(
             "erp",
@@ -337,7 +343,7 @@ mod tests {
             false,
             &clock,
             &stop,
-            &crate::daemon::liveness::Liveness::new(Duration::from_secs(3600)).source("erp"),
+            &pulse(),
             None,
             |_| {
                 t.lock().unwrap().push(clock.now());

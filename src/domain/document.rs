@@ -102,20 +102,9 @@ impl<'de> Deserialize<'de> for InvoiceDetails {
             Value::Array(items) if items.is_empty() => Ok(Self::default()),
             other => Err(serde::de::Error::custom(format!(
                 "details must be an object, found {}",
-                kind_of(&other)
+                wire::kind_of(&other)
             ))),
         }
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

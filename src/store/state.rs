@@ -138,6 +138,14 @@ fn row(r: Raw) -> StateRow {
     }
 }
 
+/// Rows read for a page, by their ERP id.
+fn by_external_id(rows: Vec<Raw>) -> HashMap<String, StateRow> {
+    rows.into_iter()
+        .map(row)
+        .map(|r| (r.external_id.clone(), r))
+        .collect()
+}
+
 /// The rows of `source` for these ERP ids, in one query.
 pub async fn load(
     pool: &PgPool,
@@ -152,11 +160,7 @@ pub async fn load(
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("reading invoice_state"))?;
-    Ok(rows
-        .into_iter()
-        .map(row)
-        .map(|r| (r.external_id.clone(), r))
-        .collect())
+    Ok(by_external_id(rows))
 }
 
 /// The rows of `source` for a page being planned: `(external_id, fingerprint)` per invoice, in
@@ -189,11 +193,7 @@ pub async fn load_for_plan(
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("reading invoice_state"))?;
-    Ok(rows
-        .into_iter()
-        .map(row)
-        .map(|r| (r.external_id.clone(), r))
-        .collect())
+    Ok(by_external_id(rows))
 }
 
 /// Failed invoices of `source` whose retry time has come and whose ERP record is kept.

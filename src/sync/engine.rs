@@ -75,17 +75,23 @@ impl RunReport {
     /// A cycle that could not start at all (the database unreachable when taking the lock or
     /// recording the run): failed, with why, so `sync --json` still says so.
     pub fn not_started(source: &str, error: String) -> Self {
+        Self::without_work(Uuid::new_v4(), source, RunOutcome::Failed, error)
+    }
+
+    /// A cycle that did no work (it did not start, or was skipped): nothing counted, no calls,
+    /// only its outcome and why.
+    fn without_work(run_id: Uuid, source: &str, outcome: RunOutcome, why: String) -> Self {
         Self {
-            run_id: Uuid::new_v4(),
+            run_id,
             source: source.to_owned(),
-            outcome: RunOutcome::Failed,
+            outcome,
             counts: Counts::default(),
             b2b_calls: 0,
             erp_calls: 0,
             failures: Vec::new(),
             notices: Vec::new(),
             payments: crate::payments::Counts::default(),
-            error: Some(error),
+            error: Some(why),
             duration_ms: 0,
         }
     }
@@ -400,19 +406,7 @@ impl Engine {
             tracing::info!(parent: &span, reason = %why, "skipped");
             metrics::counter!(crate::telemetry_metrics::CYCLES, "source" => source.to_owned(), "outcome" => RunOutcome::Skipped.as_str())
                 .increment(1);
-            RunReport {
-                run_id,
-                source: source.to_owned(),
-                outcome: RunOutcome::Skipped,
-                counts: Counts::default(),
-                b2b_calls: 0,
-                erp_calls: 0,
-                failures: Vec::new(),
-                notices: Vec::new(),
-                payments: crate::payments::Counts::default(),
-                error: Some(why),
-                duration_ms: 0,
-            }
+            RunReport::without_work(run_id, source, RunOutcome::Skipped, why)
         };
         let Some(_running) = Running::claim(&self.running, source) else {
             return Ok(skipped(

@@ -162,6 +162,28 @@ pub fn opt_unix_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<
     }
 }
 
+/// A list that may arrive as null: read as empty.
+pub fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Ok(<Option<Vec<T>> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
+}
+
+/// What kind of JSON value this is, for error messages: "a string", "an array", ...
+pub fn kind_of(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Writes an optional timestamp as Unix seconds, the form B2B Edition takes.
 pub fn opt_unix_time_out<S: Serializer>(
     t: &Option<DateTime<Utc>>,

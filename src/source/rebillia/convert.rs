@@ -126,14 +126,18 @@ pub fn invoice_with(
 
 /// The invoice's amounts as the wire wrote them (`None`: they cannot be read).
 pub(super) fn wire_amounts(record: &Value) -> Option<WireAmounts> {
+    with_bare_reader(record, |reader| reader.wire_amounts().ok())
+}
+
+/// Reads `record` outside a page (no source, no currency checked): for its amounts alone.
+fn with_bare_reader<T>(record: &Value, read: impl FnOnce(&Reader<'_>) -> T) -> T {
     let locator = RecordLocator::id("");
-    let reader = Reader {
+    read(&Reader {
         source: "",
         locator: &locator,
         record,
         currency: None,
-    };
-    reader.wire_amounts().ok()
+    })
 }
 
 /// The invoice's total and balance due as `policy` reads them (the payments write-back: it
@@ -142,18 +146,11 @@ pub(super) fn balance_amounts(
     record: &Value,
     policy: AmountPolicy,
 ) -> Result<(Decimal, Decimal), String> {
-    let locator = RecordLocator::id("");
-    let reader = Reader {
-        source: "",
-        locator: &locator,
-        record,
-        currency: None,
-    };
     let reason = |e: RecordError| match e.field {
         Some(field) => format!("{field}: {}", e.reason),
         None => e.reason.into(),
     };
-    let reading = reader.reading(policy).map_err(reason)?;
+    let reading = with_bare_reader(record, |reader| reader.reading(policy)).map_err(reason)?;
     let required = |value: Option<Decimal>, wire: &str| {
         value.ok_or_else(|| format!("Rebillia `{wire}` is missing"))
     };
@@ -302,36 +299,26 @@ impl Reader<'_> {
     fn wire_line(&self, index: usize, line: &Value) -> Checked<WireLine> {
         let field = |name: &str| format!("line_items[{index}].{name}");
         let wire = |name: &str| format!("detail[{index}].{name}");
-        let quantity = line
-            .get("qty")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| {
+        // A line's key, present and not null, or the record fails naming both sides' fields.
+        let required = |key: &str, canonical: &str| {
+            line.get(key).filter(|v| !v.is_null()).ok_or_else(|| {
+                self.fail(
+                    &field(canonical),
+                    format!("Rebillia `{}` is missing", wire(key)),
+                )
+            })
+        };
+        let quantity = required("qty", "quantity").and_then(|v| {
+            whole(v, "quantity").map_err(|reason| {
                 self.fail(
                     &field("quantity"),
-                    format!("Rebillia `{}` is missing", wire("qty")),
+                    format!("Rebillia `{}`: {reason}", wire("qty")),
                 )
             })
-            .and_then(|v| {
-                whole(v, "quantity").map_err(|reason| {
-                    self.fail(
-                        &field("quantity"),
-                        format!("Rebillia `{}`: {reason}", wire("qty")),
-                    )
-                })
-            })?;
-        let amount = line
-            .get("amount")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| {
-                self.fail(
-                    &field("unit_price"),
-                    format!("Rebillia `{}` is missing", wire("amount")),
-                )
-            })
-            .and_then(|v| {
-                Wire::read(v, &wire("amount"))
-                    .map_err(|reason| self.fail(&field("unit_price"), reason))
-            })?;
+        })?;
+        let amount = required("amount", "unit_price").and_then(|v| {
+            Wire::read(v, &wire("amount")).map_err(|reason| self.fail(&field("unit_price"), reason))
+        })?;
         Ok(WireLine {
             qty: quantity,
             amount,

@@ -25,6 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::config::{PagingStyle, UnifiedNames};
+use crate::domain::document::wire::kind_of;
 use crate::domain::{amount_text, Currency, RawInvoice, RawLineItem, RecordError, RecordLocator};
 
 /// Seconds beyond this are taken as milliseconds (in seconds it is about the year 5138).
@@ -80,14 +81,17 @@ pub(crate) fn list_page_in(
     list_field: &str,
 ) -> Result<ListPage, String> {
     let Value::Object(mut object) = body else {
-        return Err(format!("the list answer is {}, not an object", kind(&body)));
+        return Err(format!(
+            "the list answer is {}, not an object",
+            kind_of(&body)
+        ));
     };
     let records = match object.remove(list_field) {
         Some(Value::Array(records)) => records,
         Some(other) => {
             return Err(format!(
                 "`{list_field}` is {}, not an array of records",
-                kind(&other)
+                kind_of(&other)
             ))
         }
         None => {
@@ -134,7 +138,10 @@ fn cursor_value(value: &Value, name: &str) -> Result<Option<String>, String> {
         Value::String(text) => Ok(Some(text.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Null => Ok(None),
-        other => Err(format!("`{name}` is {}, not a cursor string", kind(other))),
+        other => Err(format!(
+            "`{name}` is {}, not a cursor string",
+            kind_of(other)
+        )),
     }
 }
 
@@ -151,7 +158,7 @@ fn body_cursor(
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(other) => {
-                return Err(format!("`{flag}` is {}, not true or false", kind(other)));
+                return Err(format!("`{flag}` is {}, not true or false", kind_of(other)));
             }
         },
     };
@@ -202,7 +209,7 @@ pub(crate) fn single(body: Value, names: &UnifiedNames) -> Result<Value, String>
 /// Reads a single-record envelope `{"<field>": {...}}` (`invoice`, `customer`).
 pub(crate) fn single_in(body: Value, field: &str) -> Result<Value, String> {
     let Value::Object(mut object) = body else {
-        return Err(format!("the answer is {}, not an object", kind(&body)));
+        return Err(format!("the answer is {}, not an object", kind_of(&body)));
     };
     object.remove(field).ok_or_else(|| {
         format!(
@@ -279,7 +286,7 @@ pub(crate) fn raw_invoice_by(
         return Err(RecordError::whole(
             source,
             locator.clone(),
-            format!("the invoice is {}, not an object", kind(record)),
+            format!("the invoice is {}, not an object", kind_of(record)),
         ));
     };
     let r = Reader {
@@ -347,7 +354,7 @@ fn line_items(
         Some(other) => {
             return Err(r.fail(
                 "line_items",
-                format!("`lineItems` is {}, not an array", kind(other)),
+                format!("`lineItems` is {}, not an array", kind_of(other)),
             ))
         }
     };
@@ -368,7 +375,7 @@ fn line_item(
     let Value::Object(object) = line else {
         return Err(r.fail(
             &prefix,
-            format!("`lineItems[{index}]` is {}, not an object", kind(line)),
+            format!("`lineItems[{index}]` is {}, not an object", kind_of(line)),
         ));
     };
     let l = Reader {
@@ -416,7 +423,7 @@ fn po_number(r: &Reader<'_>) -> Result<Option<String>, RecordError> {
         Some(other) => {
             return Err(r.fail(
                 "po_number",
-                format!("`purchaseOrders` is {}, not an array", kind(other)),
+                format!("`purchaseOrders` is {}, not an array", kind_of(other)),
             ))
         }
     };
@@ -444,7 +451,7 @@ fn extra_fields(r: &Reader<'_>) -> Result<std::collections::BTreeMap<String, Str
             .collect()),
         Some(other) => Err(r.fail(
             "extra_fields",
-            format!("`remoteFields` is {}, not an object", kind(other)),
+            format!("`remoteFields` is {}, not an object", kind_of(other)),
         )),
     }
 }
@@ -477,7 +484,10 @@ impl Reader<'_> {
         match self.get(key) {
             None => Ok(None),
             Some(value) => scalar_text(value).map(Some).ok_or_else(|| {
-                self.fail(field, format!("`{key}` is {}, expected text", kind(value)))
+                self.fail(
+                    field,
+                    format!("`{key}` is {}, expected text", kind_of(value)),
+                )
             }),
         }
     }
@@ -491,7 +501,7 @@ impl Reader<'_> {
                     field,
                     format!(
                         "`{key}` is {}, expected a number or a decimal string",
-                        kind(value)
+                        kind_of(value)
                     ),
                 )
             }),
@@ -524,7 +534,7 @@ impl Reader<'_> {
             },
             other => Err(self.fail(
                 field,
-                format!("`{key}` is {}, expected a date", kind(other)),
+                format!("`{key}` is {}, expected a date", kind_of(other)),
             )),
         }
     }
@@ -541,7 +551,7 @@ impl Reader<'_> {
         let bad = |value: &Value| {
             self.fail(
                 field,
-                format!("`{key}` is {}, expected true or false", kind(value)),
+                format!("`{key}` is {}, expected true or false", kind_of(value)),
             )
         };
         match self.get(key) {
@@ -576,7 +586,7 @@ fn timestamp_text(value: &Value) -> Result<Option<String>, String> {
                 .map(|t| Some(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
                 .ok_or_else(|| format!("`{secs}` is out of range"))
         }
-        other => Err(format!("a timestamp cannot be {}", kind(other))),
+        other => Err(format!("a timestamp cannot be {}", kind_of(other))),
     }
 }
 
@@ -594,17 +604,6 @@ fn scalar_text(value: &Value) -> Option<String> {
         Value::String(text) => Some(text.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
