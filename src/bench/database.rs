@@ -123,7 +123,23 @@ impl BenchDatabase {
             db.drop_database().await;
             return Err(e.into());
         }
+        tracing::info!(database = %db.name, "created the benchmark database");
         Ok(db)
+    }
+
+    /// Runs `work` (which uses this database) until it ends or `stop` completes, then drops the
+    /// database whatever happened: every benchmark's database is removed after it.
+    pub async fn run_then_drop<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, BenchError>>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<T, BenchError> {
+        let result = tokio::select! {
+            result = work => result,
+            () = stop => Err(BenchError::Interrupted),
+        };
+        self.drop_database().await;
+        result
     }
 
     async fn admin_connection(&self) -> Result<PgConnection, BenchError> {

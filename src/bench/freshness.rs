@@ -67,8 +67,9 @@ pub async fn run(opts: &FreshnessOptions) -> Result<FreshnessReport, BenchError>
     let mut results = Vec::new();
     for bound in &opts.bounds {
         let db = BenchDatabase::create(&opts.database_url).await?;
-        let result = one_bound(opts, &db, *bound).await;
-        db.drop_database().await;
+        let result = db
+            .run_then_drop(one_bound(opts, &db, *bound), std::future::pending())
+            .await;
         results.push(result?);
     }
     Ok(FreshnessReport {

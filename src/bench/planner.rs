@@ -168,13 +168,7 @@ pub async fn run_until(
         ));
     }
     let db = BenchDatabase::create(&opts.database_url).await?;
-    tracing::info!(database = %db.name, "created the benchmark database");
-    let result = tokio::select! {
-        result = with_database(opts, &db) => result,
-        () = stop => Err(BenchError::Interrupted),
-    };
-    db.drop_database().await;
-    result
+    db.run_then_drop(with_database(opts, &db), stop).await
 }
 
 async fn with_database(

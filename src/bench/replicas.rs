@@ -117,11 +117,9 @@ pub async fn run_until(
             "bench replicas: starting a run"
         );
         let db = BenchDatabase::create(&opts.database_url).await?;
-        let result = tokio::select! {
-            r = one_run(opts, n, &db) => r,
-            () = &mut interrupted => Err(BenchError::Interrupted),
-        };
-        db.drop_database().await;
+        let result = db
+            .run_then_drop(one_run(opts, n, &db), &mut interrupted)
+            .await;
         runs.push(result?);
     }
     Ok(ReplicasReport {

@@ -47,6 +47,17 @@ pub enum BenchCommand {
     Replicas(ReplicasArgs),
 }
 
+/// The B2B sandbox's latency, as the realistic runs take it (B2B Edition's own, about 80 ms).
+#[derive(Debug, clap::Args)]
+pub struct LatencyArgs {
+    /// Latency of every B2B call in milliseconds.
+    #[arg(long, default_value_t = 80)]
+    latency_ms: u64,
+    /// Uniform random extra latency in milliseconds.
+    #[arg(long, default_value_t = 40)]
+    jitter_ms: u64,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ReplicasArgs {
     /// Stores (each with one `files` source).
@@ -58,12 +69,8 @@ pub struct ReplicasArgs {
     /// One run per count of replicas.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
     replicas: Vec<usize>,
-    /// Latency of every B2B call in milliseconds.
-    #[arg(long, default_value_t = 80)]
-    latency_ms: u64,
-    /// Uniform random extra latency in milliseconds.
-    #[arg(long, default_value_t = 40)]
-    jitter_ms: u64,
+    #[command(flatten)]
+    latency: LatencyArgs,
     /// A PostgreSQL server (the benchmark creates its own database per run and drops it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
@@ -100,12 +107,8 @@ pub struct FreshnessArgs {
     /// The bounds, in seconds (update_freshness_secs).
     #[arg(long, value_delimiter = ',', default_values_t = [0.5, 2.0, 5.0, 10.0])]
     bounds: Vec<f64>,
-    /// Latency of every B2B call in milliseconds.
-    #[arg(long, default_value_t = 80)]
-    latency_ms: u64,
-    /// Uniform random extra latency in milliseconds.
-    #[arg(long, default_value_t = 40)]
-    jitter_ms: u64,
+    #[command(flatten)]
+    latency: LatencyArgs,
     /// A PostgreSQL server (the benchmark creates its own database per bound and drops it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
@@ -227,8 +230,8 @@ pub async fn run(cmd: BenchCommand, format: Option<LogFormat>) -> anyhow::Result
                 stores: args.stores,
                 invoices_per_store: args.invoices,
                 replicas: args.replicas,
-                latency: Duration::from_millis(args.latency_ms),
-                jitter: Duration::from_millis(args.jitter_ms),
+                latency: Duration::from_millis(args.latency.latency_ms),
+                jitter: Duration::from_millis(args.latency.jitter_ms),
                 ..ReplicasOptions::new(&args.database_url, exe)
             };
             let report = replicas::run_until(&opts, interrupted())
@@ -248,8 +251,8 @@ pub async fn run(cmd: BenchCommand, format: Option<LogFormat>) -> anyhow::Result
             let opts = FreshnessOptions {
                 invoices: args.invoices,
                 bounds,
-                latency: Duration::from_millis(args.latency_ms),
-                jitter: Duration::from_millis(args.jitter_ms),
+                latency: Duration::from_millis(args.latency.latency_ms),
+                jitter: Duration::from_millis(args.latency.jitter_ms),
                 database_url: args.database_url,
                 launch: SandboxLaunch::Processes { exe },
             };
