@@ -8,8 +8,10 @@ pub mod rebillia;
 pub mod serve;
 pub mod unified;
 
-// Shared by every fake: the same fault injection, request log and fixed-window rate limit.
+// Shared by every fake: one harness (per-request latency, faults, rate limit and request log;
+// the common controls; start-up), the fault injection, request log and fixed-window rate limit.
 pub mod faults;
+pub mod harness;
 pub mod ratelimit;
 pub mod stats;
 

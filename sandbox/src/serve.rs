@@ -7,7 +7,7 @@
 //! socket when it fires.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -159,5 +159,18 @@ fn log_connection_end(result: Result<(), hyper::Error>) {
     // Clients hanging up mid-request is normal here (timeouts are part of the tests).
     if let Err(err) = result {
         tracing::debug!(error = %err, "sandbox connection ended with an error");
+    }
+}
+
+/// An address clients can connect to: a wildcard bind is reached over loopback.
+pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
     }
 }

@@ -1,35 +1,23 @@
-//! The test controls over HTTP, under `/__sandbox/`: no auth, not rate limited, not counted.
-//! Each handler only decodes JSON and calls the matching [`SandboxControl`] method.
-
-use std::time::Duration;
+//! The B2B sandbox's own test controls over HTTP, under `/__sandbox/` (beside those of every
+//! fake: latency, error rates, faults, rate limit, stats; see `crate::harness::admin`): no auth,
+//! not rate limited, not counted. Each handler only decodes JSON and calls the matching
+//! [`SandboxControl`] method.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use super::control::{SandboxControl, SandboxError};
 use super::money::parse_amount;
-use crate::faults::{ErrorRates, FaultRule};
+use crate::harness::admin::{decode, ok, AdminResult};
 
 pub(crate) fn routes() -> Router<SandboxControl> {
     Router::new()
-        .route("/__sandbox/latency", put(set_latency))
-        .route("/__sandbox/error-rates", put(set_error_rates))
-        .route(
-            "/__sandbox/faults",
-            post(push_faults).get(pending_faults).delete(clear_faults),
-        )
-        .route("/__sandbox/rate-limit", put(set_rate_limit))
-        .route("/__sandbox/stats", get(stats))
-        .route("/__sandbox/requests", get(requests))
-        .route("/__sandbox/reset-stats", post(reset_stats))
         .route("/__sandbox/stores/{hash}/invoices", get(invoices))
         .route(
             "/__sandbox/stores/{hash}/invoices/{id}",
@@ -64,128 +52,6 @@ pub(crate) fn routes() -> Router<SandboxControl> {
             "/__sandbox/stores/{hash}/payments/{id}/status",
             put(set_payment_status),
         )
-}
-
-/// A control request that could not be carried out: `{"error": "..."}`.
-struct AdminError(StatusCode, String);
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<SandboxError> for AdminError {
-    fn from(error: SandboxError) -> Self {
-        let status = match error {
-            SandboxError::Invalid(_) => StatusCode::BAD_REQUEST,
-            SandboxError::UnknownStore(_)
-            | SandboxError::UnknownInvoice { .. }
-            | SandboxError::UnknownPayment { .. } => StatusCode::NOT_FOUND,
-        };
-        Self(status, error.to_string())
-    }
-}
-
-type AdminResult = Result<Response, AdminError>;
-
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body)
-        .map_err(|err| AdminError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))
-}
-
-fn ok() -> AdminResult {
-    Ok(Json(json!({ "ok": true })).into_response())
-}
-
-#[derive(Deserialize)]
-struct LatencyBody {
-    #[serde(default)]
-    fixed_ms: u64,
-    #[serde(default)]
-    jitter_ms: u64,
-}
-
-/// `PUT /__sandbox/latency` `{"fixed_ms": 100, "jitter_ms": 50}`.
-async fn set_latency(State(control): State<SandboxControl>, body: Bytes) -> AdminResult {
-    let body: LatencyBody = decode(&body)?;
-    control.set_latency(
-        Duration::from_millis(body.fixed_ms),
-        Duration::from_millis(body.jitter_ms),
-    );
-    ok()
-}
-
-/// `PUT /__sandbox/error-rates` `{"status_500": 0.1, "status_503": 0.05, "status_429": 0}`.
-async fn set_error_rates(State(control): State<SandboxControl>, body: Bytes) -> AdminResult {
-    control.set_error_rates(decode::<ErrorRates>(&body)?)?;
-    ok()
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    Many(Vec<FaultRule>),
-    One(FaultRule),
-}
-
-/// `POST /__sandbox/faults` with one rule or a list, e.g.
-/// `{"method": "PUT", "path_contains": "/ip/invoices/", "fault": {"kind": "ApplyThenDrop"}, "count": 1}`.
-async fn push_faults(State(control): State<SandboxControl>, body: Bytes) -> AdminResult {
-    let rules = match decode::<OneOrMany>(&body)? {
-        OneOrMany::Many(rules) => rules,
-        OneOrMany::One(rule) => vec![rule],
-    };
-    for rule in rules {
-        control.push_fault(rule);
-    }
-    ok()
-}
-
-async fn pending_faults(State(control): State<SandboxControl>) -> Response {
-    Json(control.pending_faults()).into_response()
-}
-
-async fn clear_faults(State(control): State<SandboxControl>) -> AdminResult {
-    control.clear_faults();
-    ok()
-}
-
-#[derive(Deserialize)]
-struct RateLimitBody {
-    limit: u32,
-    #[serde(default = "default_window_ms")]
-    window_ms: u64,
-}
-
-fn default_window_ms() -> u64 {
-    60_000
-}
-
-/// `PUT /__sandbox/rate-limit` `{"limit": 150, "window_ms": 60000}` (limit 0: unlimited).
-async fn set_rate_limit(State(control): State<SandboxControl>, body: Bytes) -> AdminResult {
-    let body: RateLimitBody = decode(&body)?;
-    if body.window_ms == 0 {
-        return Err(AdminError(
-            StatusCode::BAD_REQUEST,
-            "window_ms must be positive".into(),
-        ));
-    }
-    control.set_rate_limit(body.limit, Duration::from_millis(body.window_ms));
-    ok()
-}
-
-async fn stats(State(control): State<SandboxControl>) -> Response {
-    Json(control.stats()).into_response()
-}
-
-async fn requests(State(control): State<SandboxControl>) -> Response {
-    Json(control.requests()).into_response()
-}
-
-async fn reset_stats(State(control): State<SandboxControl>) -> AdminResult {
-    control.reset_stats();
-    ok()
 }
 
 async fn invoices(State(control): State<SandboxControl>, Path(hash): Path<String>) -> AdminResult {

@@ -1,16 +1,13 @@
 //! [`SandboxControl`]: the in-process test controls. The HTTP controls under `/__sandbox/`
 //! (see `admin`) call these same methods.
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::person;
 use super::render;
 use super::state::{lock, Shared, StoreData};
-use crate::faults::{ErrorRates, FaultRule};
-use crate::stats::{RequestRecord, SandboxStats};
+use crate::harness::{Control, ControlError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SandboxError {
@@ -24,68 +21,25 @@ pub enum SandboxError {
     Invalid(String),
 }
 
-/// A cloneable handle on a running sandbox for tests, the demo and benchmarks.
-#[derive(Clone, Debug)]
-pub struct SandboxControl {
-    pub(crate) shared: Arc<Shared>,
+/// A cloneable handle on a running B2B sandbox for tests, the demo and benchmarks: the controls
+/// of every fake ([`Control`]: latency, faults, rate limit, stats) and the B2B sandbox's own below.
+pub type SandboxControl = Control<Shared>;
+
+impl ControlError for SandboxError {
+    fn status(&self) -> StatusCode {
+        match self {
+            SandboxError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SandboxError::UnknownStore(_)
+            | SandboxError::UnknownInvoice { .. }
+            | SandboxError::UnknownPayment { .. } => StatusCode::NOT_FOUND,
+        }
+    }
 }
 
-impl SandboxControl {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-
-    /// Every API request takes `fixed` plus a uniform random share of `jitter`.
-    pub fn set_latency(&self, fixed: Duration, jitter: Duration) {
-        lock(&self.shared.faults).set_latency(fixed, jitter);
-    }
-
-    pub fn set_error_rates(&self, rates: ErrorRates) -> Result<(), SandboxError> {
-        lock(&self.shared.faults)
-            .set_error_rates(rates)
-            .map_err(SandboxError::Invalid)
-    }
-
-    /// Queues a fault rule behind those already queued.
-    pub fn push_fault(&self, rule: FaultRule) {
-        lock(&self.shared.faults).push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        lock(&self.shared.faults).clear();
-    }
-
-    /// Rules not yet used up, in queue order.
-    pub fn pending_faults(&self) -> Vec<FaultRule> {
-        lock(&self.shared.faults).pending()
-    }
-
-    /// `limit` requests per `window` per store (0: unlimited); restarts every window.
-    pub fn set_rate_limit(&self, limit: u32, window: Duration) {
-        lock(&self.shared.limiter).configure(limit, window);
-    }
-
-    pub fn stats(&self) -> SandboxStats {
-        lock(&self.shared.stats).snapshot()
-    }
-
-    /// The request log, oldest first (the latest 100 000 requests).
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.stats).requests()
-    }
-
-    pub fn reset_stats(&self) {
-        lock(&self.shared.stats).reset();
-    }
-
-    /// Time since the sandbox started, on the clock of [`RequestRecord::at`] (tokio's).
-    pub fn since_start(&self) -> std::time::Duration {
-        self.shared.clock.since_start()
-    }
-
+impl Control<Shared> {
     /// The sandbox's clock in unix seconds (follows a paused tokio clock).
     pub fn now_unix(&self) -> i64 {
-        self.shared.clock.now_unix()
+        self.shared.harness.clock.now_unix()
     }
 
     pub fn store_hashes(&self) -> Vec<String> {

@@ -42,7 +42,7 @@ mod tests;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -53,11 +53,9 @@ pub use person::PersonEdit;
 pub use seed::ERP_CUSTOMER_ID_FIELD;
 
 use self::seed::SeedCounts;
-use self::state::{Clock, Shared};
-use crate::faults::FaultState;
-use crate::ratelimit::RateLimiter;
-use crate::serve::Server;
-use crate::stats::Stats;
+pub use self::state::Shared;
+use crate::harness::{Harness, HarnessConfig, Running};
+use crate::serve::reachable;
 
 /// How a sandbox starts.
 #[derive(Clone, Debug)]
@@ -168,13 +166,19 @@ impl fmt::Debug for SandboxStore {
 /// Starts a sandbox on `addr` (port 0 picks a free port); returns once the socket is bound.
 pub async fn start(config: B2bSandboxConfig, addr: SocketAddr) -> io::Result<RunningB2bSandbox> {
     validate(&config)?;
-    let clock = Clock::new();
+    let harness = Harness::new(HarnessConfig {
+        rate_limit: config.rate_limit,
+        rate_window: config.rate_window,
+        latency: config.latency,
+        latency_jitter: config.latency_jitter,
+        rng_seed: config.rng_seed,
+    })?;
     let counts = SeedCounts {
         companies: config.seed_companies,
         invoices: config.seed_invoices,
         orders: config.seed_orders,
     };
-    let now = clock.now_unix();
+    let now = harness.clock.now_unix();
     let stores: BTreeMap<_, _> = config
         .stores
         .iter()
@@ -186,25 +190,20 @@ pub async fn start(config: B2bSandboxConfig, addr: SocketAddr) -> io::Result<Run
         })
         .collect();
     let shared = Arc::new(Shared {
-        clock,
+        harness,
         credentials: config.stores.clone(),
         stores: Mutex::new(stores),
-        limiter: Mutex::new(RateLimiter::new(config.rate_limit, config.rate_window)),
-        faults: Mutex::new(FaultState::new(
-            config.latency,
-            config.latency_jitter,
-            config.rng_seed,
-        )),
-        stats: Mutex::new(Stats::default()),
         public_base: OnceLock::new(),
         readings: config.readings,
     });
     let control = SandboxControl::new(Arc::clone(&shared));
-    let server = Server::bind(addr, routes::router(control.clone())).await?;
-    let origin = format!("http://{}", reachable(server.local_addr()));
+    let router = routes::router(control.clone());
+    // `http://127.0.0.1:PORT/api/v3/io/`, the equivalent of `https://api-b2b.bigcommerce.com/api/v3/io/`.
+    let running = Running::bind(addr, router, control, "/api/v3/io/".to_owned()).await?;
+    let origin = format!("http://{}", reachable(running.addr()));
     // Only set here, right after the bind and before anyone knows the port.
     let _ = shared.public_base.set(origin);
-    Ok(RunningB2bSandbox { server, control })
+    Ok(running)
 }
 
 fn validate(config: &B2bSandboxConfig) -> io::Result<()> {
@@ -231,53 +230,8 @@ fn validate(config: &B2bSandboxConfig) -> io::Result<()> {
             return invalid("sandbox legacy tokens must be unique");
         }
     }
-    if config.rate_window.is_zero() {
-        return invalid("the sandbox rate window must be positive");
-    }
     Ok(())
 }
 
-/// An address clients can connect to: a wildcard bind is reached over loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
-    }
-}
-
-/// A sandbox serving on its port.
-#[derive(Debug)]
-pub struct RunningB2bSandbox {
-    server: Server,
-    control: SandboxControl,
-}
-
-impl RunningB2bSandbox {
-    pub fn addr(&self) -> SocketAddr {
-        self.server.local_addr()
-    }
-
-    /// `http://127.0.0.1:PORT/api/v3/io/`, the equivalent of `https://api-b2b.bigcommerce.com/api/v3/io/`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/api/v3/io/", reachable(self.addr()))
-    }
-
-    pub fn control(&self) -> SandboxControl {
-        self.control.clone()
-    }
-
-    /// Graceful shutdown: stops accepting and waits for open connections.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-
-    /// Serves until ctrl-c, then shuts down gracefully (for the CLI).
-    pub async fn wait(self) {
-        self.server.wait().await;
-    }
-}
+/// A B2B sandbox serving on its port; `base_url()` is `http://127.0.0.1:PORT/api/v3/io/`.
+pub type RunningB2bSandbox = Running<Shared>;

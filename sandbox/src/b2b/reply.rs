@@ -1,63 +1,12 @@
 //! Responses in the API's envelope: `{"code": <status>, "data": ..., "meta": {"message": ...}}`.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::harness::reply::Reply;
+
 /// A finished API answer, not yet turned into an HTTP response (so stats can read its status).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ApiReply {
-    pub status: StatusCode,
-    pub body: ReplyBody,
-    /// `Retry-After` in whole seconds.
-    pub retry_after: Option<u64>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum ReplyBody {
-    Json(Value),
-    /// What a load balancer in front of the API answers: not JSON at all.
-    Html(&'static str),
-}
-
-impl ApiReply {
-    fn json(status: StatusCode, body: Value) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Json(body),
-            retry_after: None,
-        }
-    }
-
-    /// The JSON body, for tests and for reading `data` back.
-    #[cfg(test)]
-    pub(crate) fn json_body(&self) -> &Value {
-        match &self.body {
-            ReplyBody::Json(value) => value,
-            ReplyBody::Html(_) => &Value::Null,
-        }
-    }
-}
-
-impl IntoResponse for ApiReply {
-    fn into_response(self) -> Response {
-        let mut response = match self.body {
-            ReplyBody::Json(value) => (self.status, axum::Json(value)).into_response(),
-            ReplyBody::Html(page) => (
-                self.status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                page,
-            )
-                .into_response(),
-        };
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
+pub(crate) type ApiReply = Reply;
 
 fn envelope(status: StatusCode, data: Value, message: &str) -> ApiReply {
     ApiReply::json(
@@ -158,18 +107,14 @@ pub(crate) fn internal_error() -> ApiReply {
 /// 503s come from the edge, not the application, so they are HTML: a client must not assume
 /// every error body is the JSON envelope.
 pub(crate) fn unavailable() -> ApiReply {
-    ApiReply {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        body: ReplyBody::Html(
-            "<html><head><title>503 Service Temporarily Unavailable</title></head>\
-             <body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>",
-        ),
-        retry_after: None,
-    }
+    Reply::edge_unavailable()
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+
     use super::*;
 
     #[test]

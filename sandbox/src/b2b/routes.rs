@@ -9,7 +9,7 @@ use axum::Router;
 
 use super::admin;
 use super::control::SandboxControl;
-use super::pipeline::{run, unmatched, ApiCall, Op};
+use super::pipeline::{run, Call, Op};
 use super::state::lock;
 
 pub(crate) fn router(control: SandboxControl) -> Router {
@@ -17,43 +17,41 @@ pub(crate) fn router(control: SandboxControl) -> Router {
     let api = Router::new()
         .route(
             "/api/v3/io/ip/invoices",
-            post(|call: ApiCall| run(call, Op::CreateInvoice))
-                .get(|call: ApiCall| run(call, Op::ListInvoices)),
+            post(|call: Call| run(call, Op::CreateInvoice))
+                .get(|call: Call| run(call, Op::ListInvoices)),
         )
         .route(
             "/api/v3/io/ip/invoices/extra-fields",
-            get(|call: ApiCall| run(call, Op::ListExtraFields)),
+            get(|call: Call| run(call, Op::ListExtraFields)),
         )
         .route(
             "/api/v3/io/ip/invoices/{id}",
-            get(|Path(id): Path<String>, call: ApiCall| run(call, Op::GetInvoice(id)))
-                .put(|Path(id): Path<String>, call: ApiCall| run(call, Op::UpdateInvoice(id)))
-                .delete(|Path(id): Path<String>, call: ApiCall| run(call, Op::DeleteInvoice(id))),
+            get(|Path(id): Path<String>, call: Call| run(call, Op::GetInvoice(id)))
+                .put(|Path(id): Path<String>, call: Call| run(call, Op::UpdateInvoice(id)))
+                .delete(|Path(id): Path<String>, call: Call| run(call, Op::DeleteInvoice(id))),
         )
         .route(
             "/api/v3/io/ip/invoices/{id}/download-pdf",
-            get(|Path(id): Path<String>, call: ApiCall| run(call, Op::DownloadPdf(id))),
+            get(|Path(id): Path<String>, call: Call| run(call, Op::DownloadPdf(id))),
         )
         .route(
             "/api/v3/io/ip/orders/{id}/invoices",
-            post(|Path(id): Path<String>, call: ApiCall| run(call, Op::CreateFromOrder(id))),
+            post(|Path(id): Path<String>, call: Call| run(call, Op::CreateFromOrder(id))),
         )
         .route(
             "/api/v3/io/ip/payments",
-            get(|call: ApiCall| run(call, Op::ListPayments)),
+            get(|call: Call| run(call, Op::ListPayments)),
         )
         .route(
             "/api/v3/io/ip/payments/{id}",
-            get(|Path(id): Path<String>, call: ApiCall| run(call, Op::GetPayment(id))),
+            get(|Path(id): Path<String>, call: Call| run(call, Op::GetPayment(id))),
         )
         .route(
             "/api/v3/io/companies",
-            get(|call: ApiCall| run(call, Op::ListCompanies)),
+            get(|call: Call| run(call, Op::ListCompanies)),
         );
-    api.merge(admin::routes())
-        .route("/sandbox-pdf/{store}/{file}", get(pdf))
-        .fallback(unmatched)
-        .with_state(control)
+    let own = admin::routes().route("/sandbox-pdf/{store}/{file}", get(pdf));
+    crate::harness::pipeline::router(control, api, own)
 }
 
 /// The smallest PDF readers accept; enough for a client that downloads the link.

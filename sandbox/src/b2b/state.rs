@@ -1,56 +1,19 @@
 //! What the sandbox holds: per-store companies, orders, invoices, payments and invoice
-//! extra-field configs, plus the shared runtime state (limiter, faults, stats) behind small mutexes.
+//! extra-field configs, plus the harness (limiter, faults, stats) and small mutexes.
 //!
 //! Every mutex here guards plain data and is only held for synchronous work: no guard ever
 //! lives across an `.await`.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
 
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::payments::PaymentRecord;
 use super::SandboxStore;
-use crate::faults::FaultState;
-use crate::ratelimit::RateLimiter;
-use crate::stats::Stats;
-
-/// Locks a sandbox mutex. A panic while holding one (only possible in a test assertion)
-/// leaves plain data behind that is still usable, so poisoning is ignored.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Wall-clock seconds that advance with the tokio clock.
-///
-/// Tests run the sandbox under a paused tokio clock; deriving timestamps from
-/// `tokio::time::Instant` makes `createdAt`/`updatedAt` move only when the test moves time.
-#[derive(Debug)]
-pub(crate) struct Clock {
-    start: Instant,
-    start_unix: i64,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            start_unix: chrono::Utc::now().timestamp(),
-        }
-    }
-
-    pub(crate) fn since_start(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.start)
-    }
-
-    pub(crate) fn now_unix(&self) -> i64 {
-        let elapsed = i64::try_from(self.since_start().as_secs()).unwrap_or(i64::MAX);
-        self.start_unix.saturating_add(elapsed)
-    }
-}
+pub(crate) use crate::harness::lock;
+use crate::harness::Harness;
 
 /// An amount in a currency, e.g. `{"code":"USD","value":"349.5000"}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,20 +172,18 @@ impl StoreData {
     }
 }
 
-/// Everything a running sandbox shares between connections and the control handle.
+/// Everything a running B2B sandbox shares between connections and the control handle (the
+/// state behind [`SandboxControl`](super::SandboxControl)).
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub clock: Clock,
+pub struct Shared {
+    pub(crate) harness: Harness,
     /// Fixed at start; never logged (the `Debug` of `SandboxStore` redacts tokens).
-    pub credentials: Vec<SandboxStore>,
-    pub stores: Mutex<BTreeMap<String, StoreData>>,
-    pub limiter: Mutex<RateLimiter>,
-    pub faults: Mutex<FaultState>,
-    pub stats: Mutex<Stats>,
+    pub(crate) credentials: Vec<SandboxStore>,
+    pub(crate) stores: Mutex<BTreeMap<String, StoreData>>,
     /// `http://host:port` of the bound socket, for the PDF links; set once after binding.
-    pub public_base: OnceLock<String>,
+    pub(crate) public_base: OnceLock<String>,
     /// How open points of the documents are read; fixed at start.
-    pub readings: super::Readings,
+    pub(crate) readings: super::Readings,
 }
 
 impl Shared {

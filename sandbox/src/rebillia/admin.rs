@@ -1,5 +1,7 @@
-//! The test controls over HTTP, under `/__sandbox/`: no auth, not counted. Each handler only
-//! decodes JSON and calls the matching [`RebilliaSandboxControl`] method.
+//! The Rebillia sandbox's own test controls over HTTP, under `/__sandbox/`, beside those of every
+//! fake (latency, error rates, faults, stats: `crate::harness::admin`): no auth, not counted.
+//! Each handler only decodes JSON and calls the matching [`RebilliaSandboxControl`] method.
+//! (No `rate-limit`: Rebillia publishes none.)
 //!
 //! | route | body |
 //! |---|---|
@@ -19,36 +21,23 @@
 //! | `PUT /__sandbox/charges/hold` | `{"hold": true}` |
 //! | `POST /__sandbox/charges/acknowledge` | (answers `{"booked": n}`) |
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::control::{InvoiceEdit, NewInvoice, RebilliaSandboxControl, RebilliaSandboxError};
 use super::state::{AmountStyle, ListOrder};
-use crate::faults::{ErrorRates, FaultRule};
+use crate::harness::admin::{decode, ok, AdminResult};
 
 type Control = State<RebilliaSandboxControl>;
 
 pub(crate) fn routes() -> Router<RebilliaSandboxControl> {
     Router::new()
-        .route("/__sandbox/latency", put(set_latency))
-        .route("/__sandbox/error-rates", put(set_error_rates))
         .route("/__sandbox/modes", put(set_modes))
-        .route(
-            "/__sandbox/faults",
-            post(push_faults).get(pending_faults).delete(clear_faults),
-        )
-        .route("/__sandbox/stats", get(stats))
-        .route("/__sandbox/requests", get(requests))
-        .route("/__sandbox/reset-stats", post(reset_stats))
         .route("/__sandbox/invoices", get(invoices).post(add_invoice))
         .route("/__sandbox/invoices/malformed", post(insert_malformed))
         .route(
@@ -62,57 +51,6 @@ pub(crate) fn routes() -> Router<RebilliaSandboxControl> {
         .route("/__sandbox/charges", get(charges))
         .route("/__sandbox/charges/hold", put(hold_charges))
         .route("/__sandbox/charges/acknowledge", post(acknowledge_charges))
-}
-
-struct AdminError(StatusCode, String);
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<RebilliaSandboxError> for AdminError {
-    fn from(error: RebilliaSandboxError) -> Self {
-        let status = match error {
-            RebilliaSandboxError::Invalid(_) => StatusCode::BAD_REQUEST,
-            RebilliaSandboxError::UnknownInvoice(_) => StatusCode::NOT_FOUND,
-        };
-        Self(status, error.to_string())
-    }
-}
-
-type AdminResult = Result<Response, AdminError>;
-
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body)
-        .map_err(|err| AdminError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))
-}
-
-fn ok() -> AdminResult {
-    Ok(Json(json!({ "ok": true })).into_response())
-}
-
-#[derive(Deserialize)]
-struct LatencyBody {
-    #[serde(default)]
-    fixed_ms: u64,
-    #[serde(default)]
-    jitter_ms: u64,
-}
-
-async fn set_latency(State(control): Control, body: Bytes) -> AdminResult {
-    let body: LatencyBody = decode(&body)?;
-    control.set_latency(
-        Duration::from_millis(body.fixed_ms),
-        Duration::from_millis(body.jitter_ms),
-    );
-    ok()
-}
-
-async fn set_error_rates(State(control): Control, body: Bytes) -> AdminResult {
-    control.set_error_rates(decode::<ErrorRates>(&body)?)?;
-    ok()
 }
 
 #[derive(Deserialize)]
@@ -130,46 +68,6 @@ async fn set_modes(State(control): Control, body: Bytes) -> AdminResult {
     if let Some(order) = body.list_order {
         control.set_list_order(order);
     }
-    ok()
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    Many(Vec<FaultRule>),
-    One(FaultRule),
-}
-
-async fn push_faults(State(control): Control, body: Bytes) -> AdminResult {
-    let rules = match decode::<OneOrMany>(&body)? {
-        OneOrMany::Many(rules) => rules,
-        OneOrMany::One(rule) => vec![rule],
-    };
-    for rule in rules {
-        control.push_fault(rule);
-    }
-    ok()
-}
-
-async fn pending_faults(State(control): Control) -> Response {
-    Json(control.pending_faults()).into_response()
-}
-
-async fn clear_faults(State(control): Control) -> AdminResult {
-    control.clear_faults();
-    ok()
-}
-
-async fn stats(State(control): Control) -> Response {
-    Json(control.stats()).into_response()
-}
-
-async fn requests(State(control): Control) -> Response {
-    Json(control.requests()).into_response()
-}
-
-async fn reset_stats(State(control): Control) -> AdminResult {
-    control.reset_stats();
     ok()
 }
 

@@ -4,8 +4,7 @@
 //! Changes made here are the billing system's own (a bill run, an operator in Rebillia's UI):
 //! they bypass the API's rules and move the invoice's `updatedAt`.
 
-use std::sync::Arc;
-use std::time::Duration;
+use axum::http::StatusCode;
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -15,8 +14,7 @@ use super::api::settle_charge;
 use super::render;
 use super::seed::{self, INVOICE_ID_BASE};
 use super::state::{lock, AmountStyle, Data, Invoice, Line, ListOrder, Shared, CURRENCIES};
-use crate::faults::{ErrorRates, FaultRule};
-use crate::stats::{RequestRecord, SandboxStats};
+use crate::harness::{Control, ControlError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RebilliaSandboxError {
@@ -81,53 +79,21 @@ impl Default for NewInvoice {
     }
 }
 
-/// A cloneable handle on a running Rebillia sandbox.
-#[derive(Clone, Debug)]
-pub struct RebilliaSandboxControl {
-    pub(crate) shared: Arc<Shared>,
+/// A cloneable handle on a running Rebillia sandbox: the controls of every fake
+/// ([`Control`]) and the Rebillia sandbox's own below. Fault rules see paths like
+/// `/v1/invoices/1001`.
+pub type RebilliaSandboxControl = Control<Shared>;
+
+impl ControlError for RebilliaSandboxError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RebilliaSandboxError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RebilliaSandboxError::UnknownInvoice(_) => StatusCode::NOT_FOUND,
+        }
+    }
 }
 
-impl RebilliaSandboxControl {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-
-    /// Every API request takes `fixed` plus a uniform random share of `jitter`.
-    pub fn set_latency(&self, fixed: Duration, jitter: Duration) {
-        lock(&self.shared.faults).set_latency(fixed, jitter);
-    }
-
-    pub fn set_error_rates(&self, rates: ErrorRates) -> Result<()> {
-        lock(&self.shared.faults)
-            .set_error_rates(rates)
-            .map_err(RebilliaSandboxError::Invalid)
-    }
-
-    /// Queues a fault rule behind those already queued (paths look like `/v1/invoices/1001`).
-    pub fn push_fault(&self, rule: FaultRule) {
-        lock(&self.shared.faults).push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        lock(&self.shared.faults).clear();
-    }
-
-    pub fn pending_faults(&self) -> Vec<FaultRule> {
-        lock(&self.shared.faults).pending()
-    }
-
-    pub fn stats(&self) -> SandboxStats {
-        lock(&self.shared.stats).snapshot()
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.stats).requests()
-    }
-
-    pub fn reset_stats(&self) {
-        lock(&self.shared.stats).reset();
-    }
-
+impl Control<Shared> {
     /// How answers write amounts from now on (the invoices themselves do not change).
     pub fn set_amount_style(&self, style: AmountStyle) {
         lock(&self.shared.data).amounts = style;
@@ -140,7 +106,7 @@ impl RebilliaSandboxControl {
 
     /// The sandbox's clock in unix seconds (follows a paused tokio clock).
     pub fn now_unix(&self) -> i64 {
-        self.shared.clock.now_unix()
+        self.shared.harness.clock.now_unix()
     }
 
     /// Every invoice as `GET /invoices/{id}?include=detail` renders it, by id.

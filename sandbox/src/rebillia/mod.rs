@@ -44,7 +44,7 @@ mod update;
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,10 +55,8 @@ pub use control::{
 };
 pub use state::{AmountStyle, ListOrder};
 
-use self::state::{Clock, Shared};
-use crate::faults::FaultState;
-use crate::serve::Server;
-use crate::stats::Stats;
+pub use self::state::Shared;
+use crate::harness::{Harness, HarnessConfig, Running};
 
 /// How a Rebillia sandbox starts. `Debug` never shows the token.
 #[derive(Clone)]
@@ -124,72 +122,31 @@ pub async fn start(
             "the Rebillia sandbox token must not be empty",
         ));
     }
-    let clock = Clock::new();
+    let harness = Harness::new(HarnessConfig {
+        rate_limit: 0,
+        rate_window: Duration::from_secs(60),
+        latency: config.latency,
+        latency_jitter: config.latency_jitter,
+        rng_seed: config.rng_seed,
+    })?;
     let mut data = seed::build(
         config.seed_customers,
         config.seed_invoices,
-        clock.now_unix(),
+        harness.clock.now_unix(),
     );
     data.amounts = config.amounts;
     data.list_order = config.list_order;
     let shared = Arc::new(Shared {
-        clock,
+        harness,
         token: config.token,
         company: config.company,
         data: Mutex::new(data),
-        faults: Mutex::new(FaultState::new(
-            config.latency,
-            config.latency_jitter,
-            config.rng_seed,
-        )),
-        stats: Mutex::new(Stats::default()),
     });
     let control = RebilliaSandboxControl::new(shared);
-    let server = Server::bind(addr, routes::router(control.clone())).await?;
-    Ok(RunningRebilliaSandbox { server, control })
+    let router = routes::router(control.clone());
+    // `http://127.0.0.1:PORT/v1`, the equivalent of `https://api.rebillia.com/v1`.
+    Running::bind(addr, router, control, "/v1".to_owned()).await
 }
 
-/// A wildcard bind is reached over loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
-    }
-}
-
-/// A Rebillia sandbox serving on its port.
-#[derive(Debug)]
-pub struct RunningRebilliaSandbox {
-    server: Server,
-    control: RebilliaSandboxControl,
-}
-
-impl RunningRebilliaSandbox {
-    pub fn addr(&self) -> SocketAddr {
-        self.server.local_addr()
-    }
-
-    /// `http://127.0.0.1:PORT/v1`, the equivalent of `https://api.rebillia.com/v1`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/v1", reachable(self.addr()))
-    }
-
-    pub fn control(&self) -> RebilliaSandboxControl {
-        self.control.clone()
-    }
-
-    /// Graceful shutdown: stops accepting and waits for open connections.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-
-    /// Serves until ctrl-c, then shuts down gracefully (for the CLI).
-    pub async fn wait(self) {
-        self.server.wait().await;
-    }
-}
+/// A Rebillia sandbox serving on its port; `base_url()` is `http://127.0.0.1:PORT/v1`.
+pub type RunningRebilliaSandbox = Running<Shared>;

@@ -7,29 +7,27 @@ use axum::Router;
 
 use super::admin;
 use super::control::RebilliaSandboxControl;
-use super::pipeline::{run, unmatched, ApiCall, Op};
+use super::pipeline::{run, Call, Op};
 
 pub(crate) fn router(control: RebilliaSandboxControl) -> Router {
-    Router::new()
+    let api = Router::new()
         .route(
             "/v1/invoices",
-            get(|call: ApiCall| run(call, Op::ListInvoices)),
+            get(|call: Call| run(call, Op::ListInvoices)),
         )
         .route(
             "/v1/invoices/{id}",
-            get(|Path(id): Path<String>, call: ApiCall| run(call, Op::GetInvoice(id)))
-                .put(|Path(id): Path<String>, call: ApiCall| run(call, Op::UpdateInvoice(id)))
-                .delete(|Path(id): Path<String>, call: ApiCall| run(call, Op::DeleteInvoice(id))),
+            get(|Path(id): Path<String>, call: Call| run(call, Op::GetInvoice(id)))
+                .put(|Path(id): Path<String>, call: Call| run(call, Op::UpdateInvoice(id)))
+                .delete(|Path(id): Path<String>, call: Call| run(call, Op::DeleteInvoice(id))),
         )
         .route(
             "/v1/invoices/{id}/void",
-            put(|Path(id): Path<String>, call: ApiCall| run(call, Op::VoidInvoice(id))),
+            put(|Path(id): Path<String>, call: Call| run(call, Op::VoidInvoice(id))),
         )
         .route(
             "/v1/invoices/{id}/charge",
-            post(|Path(id): Path<String>, call: ApiCall| run(call, Op::ChargeInvoice(id))),
-        )
-        .merge(admin::routes())
-        .fallback(unmatched)
-        .with_state(control)
+            post(|Path(id): Path<String>, call: Call| run(call, Op::ChargeInvoice(id))),
+        );
+    crate::harness::pipeline::router(control, api, admin::routes())
 }

@@ -3,45 +3,13 @@
 //! across an `.await`.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
-use crate::faults::FaultState;
-use crate::stats::Stats;
-
-/// Poisoning only follows a panic in a test assertion; the plain data behind it is still usable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Wall-clock seconds that advance with the tokio clock, so paused-clock tests control time.
-#[derive(Debug)]
-pub(crate) struct Clock {
-    start: Instant,
-    start_unix: i64,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            start_unix: chrono::Utc::now().timestamp(),
-        }
-    }
-
-    pub(crate) fn since_start(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.start)
-    }
-
-    pub(crate) fn now_unix(&self) -> i64 {
-        let elapsed = i64::try_from(self.since_start().as_secs()).unwrap_or(i64::MAX);
-        self.start_unix.saturating_add(elapsed)
-    }
-}
+pub(crate) use crate::harness::lock;
+use crate::harness::Harness;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Customer {
@@ -231,15 +199,14 @@ impl Data {
     }
 }
 
-/// Everything a running sandbox shares between connections and the control handle.
+/// Everything a running Rebillia sandbox shares between connections and the control handle
+/// (the state behind [`RebilliaSandboxControl`](super::RebilliaSandboxControl)).
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub clock: Clock,
+pub struct Shared {
+    pub(crate) harness: Harness,
     /// The accepted `X-AUTH-TOKEN`; never logged (see the config's `Debug`).
-    pub token: String,
+    pub(crate) token: String,
     /// The company the token belongs to, in the request log.
-    pub company: String,
-    pub data: Mutex<Data>,
-    pub faults: Mutex<FaultState>,
-    pub stats: Mutex<Stats>,
+    pub(crate) company: String,
+    pub(crate) data: Mutex<Data>,
 }

@@ -16,7 +16,7 @@ fn data() -> Data {
 
 fn list(data: &Data, query: &str) -> (StatusCode, Value) {
     let reply = api::list(data, &Params::parse(Some(query)));
-    (reply.status, reply.json().clone())
+    (reply.status, reply.json_body().clone())
 }
 
 fn body(value: Value) -> Map<String, Value> {
@@ -82,7 +82,7 @@ fn bad_paging_and_sorting_are_refused() {
 fn rendered_invoices_carry_cents_and_the_customer() {
     let data = data();
     let reply = api::get(&data, "1004", &Params::parse(Some("include=detail")));
-    let invoice = reply.json();
+    let invoice = reply.json_body();
     assert_eq!(invoice["currency"]["iso3"], "EUR");
     assert_eq!(invoice["customer"]["customerId"], "CUST-00001");
     assert_eq!(invoice["shippingAmount"], 1500);
@@ -119,8 +119,8 @@ fn updates_take_only_posted_or_request_payment_invoices() {
         })),
         NOW + 60,
     );
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
-    let invoice = reply.json();
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json_body());
+    let invoice = reply.json_body();
     assert_eq!(invoice["detail"][0]["amount"], 4100);
     assert_eq!(invoice["detail"][1]["qty"], 1);
     assert_eq!(invoice["total"], 4100 * 3 + 990);
@@ -143,7 +143,7 @@ fn update_bodies_are_checked_field_by_field() {
         NOW,
     );
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    let message = reply.json_body()["message"].as_str().unwrap().to_owned();
     for field in [
         "billingAddress",
         "customerName",
@@ -208,7 +208,7 @@ fn amounts_are_written_in_cents_dollars_or_as_documented() {
     let mut data = data();
     let read = |data: &Data| {
         api::get(data, "1004", &Params::parse(Some("include=detail")))
-            .json()
+            .json_body()
             .clone()
     };
     let cents = read(&data);
@@ -243,7 +243,7 @@ fn amounts_are_written_in_cents_dollars_or_as_documented() {
         &body(json!({"amount": due, "paymentType": "offlinePaymentProvider"})),
         NOW,
     );
-    assert_eq!(reply.json()["amount"], due);
+    assert_eq!(reply.json_body()["amount"], due);
     assert_eq!(read(&data)["total"], documented["total"]);
 }
 

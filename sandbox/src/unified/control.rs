@@ -6,9 +6,7 @@
 //! [`UnifiedSandboxControl::update_invoice_at`] sets an explicit stamp instead, for the late
 //! commit that lands before the reader's cursor.
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -19,8 +17,7 @@ use super::seed::{self, remote_id};
 use super::state::{lock, Shared};
 use super::write;
 use super::SandboxApi;
-use crate::faults::{ErrorRates, FaultRule};
-use crate::stats::{RequestRecord, SandboxStats};
+use crate::harness::{Control, ControlError};
 use crate::wire::json_amount;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,61 +53,21 @@ pub struct InvoiceAmounts {
     pub status: Option<String>,
 }
 
-/// A cloneable handle on a running unified sandbox.
-#[derive(Clone, Debug)]
-pub struct UnifiedSandboxControl {
-    pub(crate) shared: Arc<Shared>,
+/// A cloneable handle on a running unified sandbox: the controls of every fake ([`Control`]:
+/// latency, faults, rate limit per credential, stats, whose `store_hash` holds the credential
+/// id; `reset_stats` also resets Alloy's [`AlloyCounters`]) and the unified sandbox's own below.
+pub type UnifiedSandboxControl = Control<Shared>;
+
+impl ControlError for UnifiedSandboxError {
+    fn status(&self) -> StatusCode {
+        match self {
+            UnifiedSandboxError::Invalid(_) => StatusCode::BAD_REQUEST,
+            UnifiedSandboxError::UnknownInvoice(_) => StatusCode::NOT_FOUND,
+        }
+    }
 }
 
-impl UnifiedSandboxControl {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-
-    /// Every API request takes `fixed` plus a uniform random share of `jitter`.
-    pub fn set_latency(&self, fixed: Duration, jitter: Duration) {
-        lock(&self.shared.faults).set_latency(fixed, jitter);
-    }
-
-    pub fn set_error_rates(&self, rates: ErrorRates) -> Result<(), UnifiedSandboxError> {
-        lock(&self.shared.faults)
-            .set_error_rates(rates)
-            .map_err(UnifiedSandboxError::Invalid)
-    }
-
-    /// Queues a fault rule behind those already queued.
-    pub fn push_fault(&self, rule: FaultRule) {
-        lock(&self.shared.faults).push(rule);
-    }
-
-    pub fn clear_faults(&self) {
-        lock(&self.shared.faults).clear();
-    }
-
-    pub fn pending_faults(&self) -> Vec<FaultRule> {
-        lock(&self.shared.faults).pending()
-    }
-
-    /// `limit` requests per `window` per credential (0: unlimited).
-    pub fn set_rate_limit(&self, limit: u32, window: Duration) {
-        lock(&self.shared.limiter).configure(limit, window);
-    }
-
-    /// Counters; `store_hash` in the records holds the credential id.
-    pub fn stats(&self) -> SandboxStats {
-        lock(&self.shared.stats).snapshot()
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.stats).requests()
-    }
-
-    /// Resets the request counters (and Alloy's [`AlloyCounters`]).
-    pub fn reset_stats(&self) {
-        lock(&self.shared.stats).reset();
-        *lock(&self.shared.alloy) = AlloyCounters::default();
-    }
-
+impl Control<Shared> {
     /// The Alloy version served; `None` for the generic API.
     pub fn alloy_version(&self) -> Option<alloy::AlloyVersion> {
         match &self.shared.api {
@@ -126,7 +83,7 @@ impl UnifiedSandboxControl {
 
     /// The sandbox clock (follows a paused tokio clock).
     pub fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.shared.clock.now_ms()).unwrap_or_default()
+        DateTime::from_timestamp_millis(self.shared.harness.clock.now_ms()).unwrap_or_default()
     }
 
     /// How many invoices the list holds.
@@ -214,7 +171,7 @@ impl UnifiedSandboxControl {
     /// Applies the queued `PUT`s in arrival order, each stamped now; returns how many.
     pub fn acknowledge_writes(&self) -> usize {
         let queued = std::mem::take(&mut lock(&self.shared.writes).queue);
-        let now = self.shared.clock.now_ms();
+        let now = self.shared.harness.clock.now_ms();
         let mut invoices = lock(&self.shared.invoices);
         queued
             .iter()
@@ -315,7 +272,7 @@ impl UnifiedSandboxControl {
 
     /// Alloy: a new customer with this `remoteId` and name; returns its Alloy id.
     pub fn create_customer(&self, remote_id: &str, name: &str) -> String {
-        let now = self.shared.clock.now_ms();
+        let now = self.shared.harness.clock.now_ms();
         lock(&self.shared.customers).add(remote_id, name, now)
     }
 
@@ -338,7 +295,7 @@ impl UnifiedSandboxControl {
     /// else a new one (not written into the record). Returns the id. (Alloy: the record gets an
     /// index and Alloy id of its own and is listed last.)
     pub fn insert_raw(&self, record: Value) -> Result<String, UnifiedSandboxError> {
-        let now = self.shared.clock.now_ms();
+        let now = self.shared.harness.clock.now_ms();
         if let SandboxApi::Alloy(_) = &self.shared.api {
             let given = record
                 .get("remoteId")
@@ -379,7 +336,7 @@ impl UnifiedSandboxControl {
     }
 
     fn add(&self, before: Option<u64>, shape: impl FnOnce(&mut Value)) -> String {
-        let now = self.shared.clock.now_ms();
+        let now = self.shared.harness.clock.now_ms();
         let mut invoices = lock(&self.shared.invoices);
         let index = invoices.allocate_index();
         let stamp = invoices.next_stamp(now);
@@ -398,7 +355,7 @@ impl UnifiedSandboxControl {
         at: Option<DateTime<Utc>>,
         edit: impl FnOnce(&mut Value) -> Result<(), UnifiedSandboxError>,
     ) -> Result<DateTime<Utc>, UnifiedSandboxError> {
-        let now = self.shared.clock.now_ms();
+        let now = self.shared.harness.clock.now_ms();
         let key = self
             .key(id)
             .ok_or_else(|| UnifiedSandboxError::UnknownInvoice(id.to_owned()))?;

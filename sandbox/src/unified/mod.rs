@@ -55,7 +55,7 @@ mod write;
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,12 +72,10 @@ pub use seed::remote_id;
 pub use webhooks::{Subscription, INVOICES_TOPIC};
 
 use self::seed::Seed;
-use self::state::{Clock, Invoices, Routes, Shared};
+use self::state::Invoices;
+pub use self::state::Shared;
 use self::write::Writes;
-use crate::faults::FaultState;
-use crate::ratelimit::RateLimiter;
-use crate::serve::Server;
-use crate::stats::Stats;
+use crate::harness::{Harness, HarnessConfig, Running};
 
 /// The API key the default config accepts (a fake credential).
 pub const DEFAULT_API_KEY: &str = "sandbox-unified-key";
@@ -240,9 +238,15 @@ pub async fn start(
         Some(_) => "accounting/invoices".to_owned(),
         None => config.names.invoices_path.trim_matches('/').to_owned(),
     };
-    let clock = Clock::new();
+    let harness = Harness::new(HarnessConfig {
+        rate_limit: config.rate_limit,
+        rate_window: config.rate_window,
+        latency: config.latency,
+        latency_jitter: config.latency_jitter,
+        rng_seed: config.rng_seed,
+    })?;
     let customers = match &alloy {
-        Some(_) => alloy::Customers::seeded(seed.customers, clock.now_ms()),
+        Some(_) => alloy::Customers::seeded(seed.customers, harness.clock.now_ms()),
         None => alloy::Customers::default(),
     };
     let invoices = match &alloy {
@@ -253,18 +257,17 @@ pub async fn start(
         Some(options) => (options.default_page_size, options.max_page_size),
         None => (config.default_limit, config.max_limit),
     };
+    // The request log labels routes below the API's base: `GET /{path}`, and for Alloy
+    // `GET /accounting/invoices/count`, `GET /accounting/customers/{id}`, ...
+    let route_prefix = alloy
+        .as_ref()
+        .map(|o| format!("/{}/one", o.version.as_str()))
+        .unwrap_or_default();
     let shared = Arc::new(Shared {
-        clock,
+        harness,
+        route_prefix,
         api_key: Redacted(config.api_key),
         credentials: config.credential_ids,
-        routes: Routes {
-            list: format!("GET /{path}"),
-            get: format!("GET /{path}/{{id}}"),
-            put: format!("PUT /{path}/{{id}}"),
-            count: format!("GET /{path}/count"),
-            customers: "GET /accounting/customers".to_owned(),
-            customer: "GET /accounting/customers/{id}".to_owned(),
-        },
         names: config.names,
         default_limit,
         max_limit,
@@ -273,13 +276,6 @@ pub async fn start(
         customers: Mutex::new(customers),
         alloy: Mutex::new(alloy::AlloyCounters::default()),
         writes: Mutex::new(Writes::default()),
-        limiter: Mutex::new(RateLimiter::new(config.rate_limit, config.rate_window)),
-        faults: Mutex::new(FaultState::new(
-            config.latency,
-            config.latency_jitter,
-            config.rng_seed,
-        )),
-        stats: Mutex::new(Stats::default()),
         webhooks: Mutex::new(webhooks::Webhooks::default()),
     });
     let control = UnifiedSandboxControl::new(shared);
@@ -287,15 +283,12 @@ pub async fn start(
         Some(options) => routes::alloy_router(control.clone(), options.version),
         None => routes::router(control.clone(), &path),
     };
-    let server = Server::bind(addr, router).await?;
-    let prefix = alloy
-        .map(|o| format!("{}/one/", o.version.as_str()))
-        .unwrap_or_default();
-    Ok(RunningUnifiedSandbox {
-        server,
-        control,
-        prefix,
-    })
+    // `http://127.0.0.1:PORT/` (Alloy: `http://127.0.0.1:PORT/2024-03/one/`): the adapter's
+    // `base_url` (the invoices path goes below it). The test controls are at the root.
+    let base_path = alloy
+        .map(|o| format!("/{}/one/", o.version.as_str()))
+        .unwrap_or_else(|| "/".to_owned());
+    Running::bind(addr, router, control, base_path).await
 }
 
 fn validate(config: &UnifiedSandboxConfig) -> io::Result<()> {
@@ -351,56 +344,9 @@ fn validate(config: &UnifiedSandboxConfig) -> io::Result<()> {
     if config.seed_spacing < Duration::from_millis(1) {
         return invalid("seed_spacing must be at least 1 ms".to_owned());
     }
-    if config.rate_window.is_zero() {
-        return invalid("the sandbox rate window must be positive".to_owned());
-    }
     Ok(())
 }
 
-/// An address clients can connect to: a wildcard bind is reached over loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
-    }
-}
-
-/// A sandbox serving on its port.
-#[derive(Debug)]
-pub struct RunningUnifiedSandbox {
-    server: Server,
-    control: UnifiedSandboxControl,
-    /// Alloy: `{version}/one/`, the path below which the API lives.
-    prefix: String,
-}
-
-impl RunningUnifiedSandbox {
-    pub fn addr(&self) -> SocketAddr {
-        self.server.local_addr()
-    }
-
-    /// `http://127.0.0.1:PORT/` (Alloy: `http://127.0.0.1:PORT/2024-03/one/`): the adapter's
-    /// `base_url` (the invoices path goes below it). The test controls are at the root.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/{}", reachable(self.addr()), self.prefix)
-    }
-
-    pub fn control(&self) -> UnifiedSandboxControl {
-        self.control.clone()
-    }
-
-    /// Graceful shutdown: stops accepting and waits for open connections.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-
-    /// Serves until ctrl-c, then shuts down gracefully (for the CLI).
-    pub async fn wait(self) {
-        self.server.wait().await;
-    }
-}
+/// A unified sandbox serving on its port; `base_url()` is `http://127.0.0.1:PORT/` (Alloy:
+/// `http://127.0.0.1:PORT/2024-03/one/`).
+pub type RunningUnifiedSandbox = Running<Shared>;

@@ -1,52 +1,18 @@
 //! What the sandbox holds: the seed parameters, the invoices that differ from their seeded form
-//! (or were added), and the shared runtime state (faults, limiter, stats) behind small mutexes.
+//! (or were added), and the harness (faults, limiter, stats); small mutexes.
 //!
 //! No mutex guard here ever lives across an `.await`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::seed::{self, Seed};
 use super::write::Writes;
 use super::{Redacted, SandboxNames};
-use crate::faults::FaultState;
-use crate::ratelimit::RateLimiter;
-use crate::stats::Stats;
-
-/// Locks a sandbox mutex; a panic while holding one leaves usable plain data, so poisoning is
-/// ignored.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Wall-clock milliseconds that advance with the tokio clock (paused-clock tests move it).
-#[derive(Debug)]
-pub(crate) struct Clock {
-    start: Instant,
-    start_unix_ms: i64,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            start_unix_ms: chrono::Utc::now().timestamp_millis(),
-        }
-    }
-
-    pub(crate) fn since_start(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.start)
-    }
-
-    pub(crate) fn now_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.since_start().as_millis()).unwrap_or(i64::MAX);
-        self.start_unix_ms.saturating_add(elapsed)
-    }
-}
+pub(crate) use crate::harness::lock;
+use crate::harness::Harness;
 
 /// An invoice that is no longer (or never was) its seeded self.
 #[derive(Clone, Debug)]
@@ -184,41 +150,29 @@ impl Invoices {
     }
 }
 
-/// Route labels for the request log, from the configured path.
-#[derive(Debug)]
-pub(crate) struct Routes {
-    pub list: String,
-    pub get: String,
-    pub put: String,
-    pub count: String,
-    pub customers: String,
-    pub customer: String,
-}
-
 /// Everything a running sandbox shares between connections and the control handle.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub clock: Clock,
-    pub api_key: Redacted,
-    pub credentials: Vec<String>,
-    pub names: SandboxNames,
-    pub default_limit: u32,
-    pub max_limit: u32,
-    pub routes: Routes,
+pub struct Shared {
+    pub(crate) harness: Harness,
+    /// What the request log's route labels leave out: Alloy's `/{version}/one`; none for the
+    /// generic API.
+    pub(crate) route_prefix: String,
+    pub(crate) api_key: Redacted,
+    pub(crate) credentials: Vec<String>,
+    pub(crate) names: SandboxNames,
+    pub(crate) default_limit: u32,
+    pub(crate) max_limit: u32,
     /// The generic unified API, or Alloy's.
-    pub api: super::SandboxApi,
-    pub invoices: Mutex<Invoices>,
+    pub(crate) api: super::SandboxApi,
+    pub(crate) invoices: Mutex<Invoices>,
     /// Alloy's customers; locked after `invoices`, never before.
-    pub customers: Mutex<super::alloy::Customers>,
+    pub(crate) customers: Mutex<super::alloy::Customers>,
     /// What Alloy clients did that they should not.
-    pub alloy: Mutex<super::alloy::AlloyCounters>,
+    pub(crate) alloy: Mutex<super::alloy::AlloyCounters>,
     /// The payments write-back's `PUT`s (see `write`); locked after `invoices`, never before.
-    pub writes: Mutex<Writes>,
-    pub limiter: Mutex<RateLimiter>,
-    pub faults: Mutex<FaultState>,
-    pub stats: Mutex<Stats>,
+    pub(crate) writes: Mutex<Writes>,
     /// Alloy's webhook subscriptions and deliveries.
-    pub webhooks: Mutex<super::webhooks::Webhooks>,
+    pub(crate) webhooks: Mutex<super::webhooks::Webhooks>,
 }
 
 #[cfg(test)]

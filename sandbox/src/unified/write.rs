@@ -102,7 +102,7 @@ pub(crate) fn put_with(shared: &Shared, id: &str, body: &[u8], rules: &PutRules<
     if let Err(message) = validate_with(&body, rules.require_lines) {
         return reply::error(StatusCode::BAD_REQUEST, &message);
     }
-    let now = shared.clock.now_ms();
+    let now = shared.harness.clock.now_ms();
     // Lock order: invoices, then writes (the controls never hold both the other way).
     let mut invoices = lock(&shared.invoices);
     let Some(current) = invoices.get(id) else {
