@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -45,13 +45,13 @@ pub(crate) fn json_amount(value: &Value) -> Option<Decimal> {
 
 /// `YYYY-MM-DD` or an RFC 3339 timestamp's date, in the years a billing system can hold.
 pub(crate) fn date(text: &str) -> Option<NaiveDate> {
-    let t = text.trim();
-    let date = NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        .ok()
-        .or_else(|| DateTime::parse_from_rfc3339(t).ok().map(|d| d.date_naive()))?;
-    (1900..=2200)
-        .contains(&chrono::Datelike::year(&date))
-        .then_some(date)
+    let text = text.trim();
+    let day = match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(day) => day,
+        Err(_) => DateTime::parse_from_rfc3339(text).ok()?.date_naive(),
+    };
+    let plausible = (1900..=2200).contains(&day.year());
+    plausible.then_some(day)
 }
 
 #[cfg(test)]

@@ -56,13 +56,13 @@ impl Fake for Shared {
     }
 
     /// The store the credentials open.
-    fn admit(&self, request: &request::Parts) -> Result<String, Refusal> {
+    fn admit(&self, request: &request::Parts) -> Result<String, Box<Refusal>> {
         match auth::authenticate(&self.credentials, &request.headers) {
             Ok(hash) => Ok(hash.to_owned()),
-            Err(refused) => Err(Refusal {
+            Err(refused) => Err(Box::new(Refusal {
                 answer: refused.into_response(),
                 tenant: None,
-            }),
+            })),
         }
     }
 

@@ -146,7 +146,7 @@ pub trait Fake: fmt::Debug + Send + Sync + Sized + 'static {
     fn route_prefix(&self) -> &str;
 
     /// Who the request is for (the tenant the rate limit counts and the log names), or why not.
-    fn admit(&self, request: &request::Parts) -> Result<String, Refusal>;
+    fn admit(&self, request: &request::Parts) -> Result<String, Box<Refusal>>;
 
     /// Whether a request's work runs in its own task, so that it completes when its client has
     /// hung up (a timeout), as on a real server; otherwise it ends with the connection.

@@ -141,8 +141,9 @@ pub(crate) async fn api<F: Fake>(
     };
     let tenant = match fake.admit(&parts) {
         Ok(tenant) => tenant,
-        Err(Refusal { answer, tenant }) => {
-            return entry.finish(harness, tenant, answer, Cause::Other)
+        Err(refused) => {
+            let Refusal { answer, tenant } = *refused;
+            return entry.finish(harness, tenant, answer, Cause::Other);
         }
     };
     let admitted = lock(&harness.limiter).admit(&tenant, Instant::now());

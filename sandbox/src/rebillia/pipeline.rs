@@ -33,15 +33,15 @@ impl Fake for Shared {
         "/v1"
     }
 
-    fn admit(&self, request: &request::Parts) -> Result<String, Refusal> {
+    fn admit(&self, request: &request::Parts) -> Result<String, Box<Refusal>> {
         if authenticated(&self.token, &request.headers) {
             // The request log's tenant column: the company the token opens.
             Ok(self.company.clone())
         } else {
-            Err(Refusal {
+            Err(Box::new(Refusal {
                 answer: reply::unauthorized().into_response(),
                 tenant: None,
-            })
+            }))
         }
     }
 

@@ -49,10 +49,12 @@ impl Fake for Shared {
     }
 
     /// The credential the request names, once the API key opens the API.
-    fn admit(&self, request: &request::Parts) -> Result<String, Refusal> {
-        let refuse = |status, message: &str| Refusal {
-            answer: reply::error(status, message).into_response(),
-            tenant: None,
+    fn admit(&self, request: &request::Parts) -> Result<String, Box<Refusal>> {
+        let refuse = |status, message: &str| {
+            Box::new(Refusal {
+                answer: reply::error(status, message).into_response(),
+                tenant: None,
+            })
         };
         if !authorized(self, &request.headers) {
             return Err(refuse(
