@@ -17,11 +17,14 @@ pub mod outbound;
 pub mod payments;
 pub mod process;
 pub mod reconcile;
-#[cfg(feature = "rigs")]
-pub mod sandbox;
 pub mod schedule;
 pub mod source;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod telemetry_metrics;
+
+// The sandboxes (fakes of B2B Edition and the ERP APIs) are their own crate in the workspace
+// (sandbox/), re-exported here so the rigs and the tests name them `crate::sandbox`.
+#[cfg(feature = "rigs")]
+pub use b2b_sync_sandbox as sandbox;

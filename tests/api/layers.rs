@@ -29,11 +29,17 @@ const LAYERS: &[&str] = &[
     // The process: the daemon and its logging.
     "daemon",
     "telemetry",
-    // The test rigs (feature `rigs`): they drive everything above.
+    // The test rigs (feature `rigs`): they drive everything above. `sandbox` is its own crate in
+    // the workspace (see CRATES), re-exported by lib.rs.
     "sandbox",
     "bench",
     "demo",
 ];
+
+/// Layers that are crates of their own in the workspace, re-exported by lib.rs
+/// (`pub use <crate> as <module>`), with their source folder. Their `crate::` names their own
+/// modules, so the layer scan leaves them out; instead they must never name the product crate.
+const CRATES: &[(&str, &str)] = &[("sandbox", "sandbox")];
 
 /// Imports that still run up a layer, each with why: the test fails when one of them is gone
 /// (then delete it here) as well as when a new one appears.
@@ -80,6 +86,10 @@ fn imports(text: &str) -> BTreeSet<String> {
 fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for module in LAYERS {
+        if CRATES.iter().any(|(m, _)| m == module) {
+            out.entry((*module).to_owned()).or_default();
+            continue;
+        }
         let mut files = Vec::new();
         let dir = src.join(module);
         if dir.is_dir() {
@@ -99,15 +109,22 @@ fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
+/// The module a line of lib.rs declares: `pub mod <name>;`, or a workspace crate re-exported as
+/// `pub use <crate> as <name>;`.
+fn top_level_module(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let name = match line.strip_prefix("pub mod ") {
+        Some(name) => name,
+        None => line.strip_prefix("pub use ")?.split_once(" as ")?.1,
+    };
+    Some(name.trim_end_matches(';'))
+}
+
 #[test]
 fn every_top_level_module_has_a_layer() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs reads");
-    let declared: BTreeSet<&str> = lib
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod "))
-        .map(|l| l.trim_end_matches(';'))
-        .collect();
+    let declared: BTreeSet<&str> = lib.lines().filter_map(top_level_module).collect();
     let layered: BTreeSet<&str> = LAYERS.iter().copied().collect();
     assert_eq!(
         declared, layered,
@@ -162,9 +179,9 @@ fn the_test_rigs_and_only_they_sit_behind_the_rigs_feature() {
     let mut gated = BTreeSet::new();
     let mut previous = "";
     for line in lib.lines() {
-        if let Some(module) = line.trim().strip_prefix("pub mod ") {
+        if let Some(module) = top_level_module(line) {
             if previous.trim() == "#[cfg(feature = \"rigs\")]" {
-                gated.insert(module.trim_end_matches(';').to_owned());
+                gated.insert(module.to_owned());
             }
         }
         previous = line;
@@ -174,4 +191,35 @@ fn the_test_rigs_and_only_they_sit_behind_the_rigs_feature() {
         .map(str::to_owned)
         .collect();
     assert_eq!(gated, rigs, "lib.rs: the modules behind the rigs feature");
+}
+
+#[test]
+fn the_sandbox_crates_never_name_the_product_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (module, dir) in CRATES {
+        let dir = root.join(dir);
+        // The manifest: no dependency on the product package (the product's `rigs` feature
+        // depends on this crate; the other way round would be a cycle).
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("Cargo.toml reads");
+        let depends = manifest
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .any(|l| l.starts_with("b2b-invoice-sync") || l.starts_with("b2b_invoice_sync"));
+        assert!(
+            !depends,
+            "{module}: Cargo.toml depends on the product crate"
+        );
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        assert!(!files.is_empty(), "no source for crate `{module}`");
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("a source file reads");
+            let names = text
+                .lines()
+                .map(|l| l.split("//").next().unwrap_or_default())
+                .any(|code| code.contains("b2b_invoice_sync"));
+            assert!(!names, "{}: names the product crate", f.display());
+        }
+    }
 }
