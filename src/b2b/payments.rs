@@ -31,7 +31,7 @@ pub struct Payment {
     #[serde(deserialize_with = "status_code")]
     pub processing_status: u8,
     pub total: Amount,
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "wire::null_as_empty")]
     pub line_items: Vec<PaymentLine>,
     #[serde(default, deserialize_with = "wire::opt_string")]
     pub store_hash: Option<String>,
@@ -112,14 +112,6 @@ fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
         wire::opt_i64(d)?.ok_or_else(|| serde::de::Error::custom("processingStatus is missing"))?;
     u8::try_from(code)
         .map_err(|_| serde::de::Error::custom(format!("processingStatus {code} is out of range")))
-}
-
-fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

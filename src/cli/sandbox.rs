@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use b2b_invoice_sync::sandbox::b2b::{self, B2bSandboxConfig, SandboxStore};
+use b2b_invoice_sync::sandbox::harness::{Fake, Running};
 use b2b_invoice_sync::sandbox::unified::{self, AlloyVersion, SandboxApi, UnifiedSandboxConfig};
 
 #[derive(Debug, clap::Subcommand)]
@@ -104,14 +105,7 @@ async fn run_b2b(args: B2bArgs) -> anyhow::Result<()> {
         ..B2bSandboxConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.port);
-    let sandbox = b2b::start(config, addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(base_url = %sandbox.base_url(), "B2B Edition sandbox listening");
-    // Scripts wait for this line on stdout to know the sandbox is up.
-    println!("B2B Edition sandbox listening on {}", sandbox.base_url());
-    sandbox.wait().await;
-    Ok(())
+    serve("B2B Edition", addr, b2b::start(config, addr)).await
 }
 
 /// Which unified API the sandbox serves.
@@ -220,17 +214,7 @@ async fn run_unified(args: UnifiedArgs) -> anyhow::Result<()> {
         ..base
     };
     let addr = SocketAddr::new(args.bind, args.port);
-    let sandbox = unified::start(config, addr)
-        .await
-        .with_context(|| format!("cannot start the unified sandbox on {addr}"))?;
-    tracing::info!(base_url = %sandbox.base_url(), "unified accounting API sandbox listening");
-    // Scripts and tests wait for this line on stdout to know the sandbox is up.
-    println!(
-        "Unified accounting API sandbox listening on {}",
-        sandbox.base_url()
-    );
-    sandbox.wait().await;
-    Ok(())
+    serve("Unified accounting API", addr, unified::start(config, addr)).await
 }
 
 #[derive(Debug, clap::Args)]
@@ -298,12 +282,21 @@ async fn run_rebillia(args: RebilliaArgs) -> anyhow::Result<()> {
         ..RebilliaSandboxConfig::default()
     };
     let addr = SocketAddr::new(args.bind, args.port);
-    let sandbox = rebillia::start(config, addr)
+    serve("Rebillia", addr, rebillia::start(config, addr)).await
+}
+
+/// Waits for a sandbox `starting` on `addr`, says where it listens and serves until stopped.
+async fn serve<F: Fake>(
+    name: &str,
+    addr: SocketAddr,
+    starting: impl std::future::Future<Output = std::io::Result<Running<F>>>,
+) -> anyhow::Result<()> {
+    let sandbox = starting
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(base_url = %sandbox.base_url(), "Rebillia sandbox listening");
-    // Scripts wait for this line on stdout to know the sandbox is up.
-    println!("Rebillia sandbox listening on {}", sandbox.base_url());
+        .with_context(|| format!("cannot start the {name} sandbox on {addr}"))?;
+    tracing::info!(base_url = %sandbox.base_url(), "{name} sandbox listening");
+    // Scripts and tests wait for this line on stdout to know the sandbox is up.
+    println!("{name} sandbox listening on {}", sandbox.base_url());
     sandbox.wait().await;
     Ok(())
 }
